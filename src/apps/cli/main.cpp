@@ -1,0 +1,55 @@
+// tinyemo: command-line entry point. Subcommands live in cmd_*.cpp.
+#include <cstdio>
+#include <map>
+
+#include "apps/cli/command.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+
+namespace tinyemo::cli {
+
+namespace {
+std::map<std::string, CommandSetup>& registry() {
+  static std::map<std::string, CommandSetup> commands;
+  return commands;
+}
+}  // namespace
+
+CommandRegistration::CommandRegistration(std::string name, CommandSetup setup) {
+  registry().emplace(std::move(name), std::move(setup));
+}
+
+void print_json(const nlohmann::json& j) {
+  std::fputs(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+int& exit_code() {
+  static int code = 0;
+  return code;
+}
+
+}  // namespace tinyemo::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"tinyemo: visual emotion classification and emotional reasoning (TinyEmo), natively on CPU"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global options such as --threads may follow the subcommand
+  app.add_option_function<int>("--threads", [](int n) { tinyemo::set_num_threads(n); },
+                               "worker threads (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
+  for (auto& [name, setup] : tinyemo::cli::registry()) setup(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const tinyemo::Error& e) {
+    std::fprintf(stderr, "tinyemo: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tinyemo: error: %s\n", e.what());
+    return 1;
+  }
+  return tinyemo::cli::exit_code();
+}

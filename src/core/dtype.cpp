@@ -1,0 +1,205 @@
+#include "core/dtype.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/quant.h"
+
+namespace tinyemo {
+
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::F32: return 4;
+    case DType::F16: return 2;
+    case DType::BF16: return 2;
+    case DType::F64: return 8;
+    case DType::I64: return 8;
+    case DType::I32: return 4;
+    case DType::I16: return 2;
+    case DType::I8: return 1;
+    case DType::U8: return 1;
+    case DType::Bool: return 1;
+    case DType::Q8_0: return sizeof(BlockQ8_0);
+    case DType::Q4_0: return sizeof(BlockQ4_0);
+  }
+  return 0;
+}
+
+bool dtype_is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+
+size_t dtype_bytes(DType t, int64_t n) {
+  if (dtype_is_quantized(t)) {
+    TE_CHECK(n % kQuantBlock == 0, "{} tensors need a multiple of {} elements, got {}", dtype_name(t),
+             kQuantBlock, n);
+    return static_cast<size_t>(n / kQuantBlock) * dtype_size(t);
+  }
+  return static_cast<size_t>(n) * dtype_size(t);
+}
+
+std::string_view dtype_name(DType t) {
+  switch (t) {
+    case DType::F32: return "f32";
+    case DType::F16: return "f16";
+    case DType::BF16: return "bf16";
+    case DType::F64: return "f64";
+    case DType::I64: return "i64";
+    case DType::I32: return "i32";
+    case DType::I16: return "i16";
+    case DType::I8: return "i8";
+    case DType::U8: return "u8";
+    case DType::Bool: return "bool";
+    case DType::Q8_0: return "q8_0";
+    case DType::Q4_0: return "q4_0";
+  }
+  return "?";
+}
+
+bool parse_dtype(std::string_view name, DType* out) {
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::F64, DType::I64, DType::I32, DType::I16,
+                  DType::I8, DType::U8, DType::Bool, DType::Q8_0, DType::Q4_0}) {
+    if (dtype_name(t) == name) {
+      *out = t;
+      return true;
+    }
+  }
+  return false;
+}
+
+float f16_to_f32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t mant = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112) << 23) | (mant << 13);
+  } else if (mant == 0) {
+    bits = sign;
+  } else {  // subnormal: normalise
+    exp = 113;
+    while ((mant & 0x400u) == 0) {
+      mant <<= 1;
+      --exp;
+    }
+    bits = sign | (exp << 23) | ((mant & 0x3ffu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+uint16_t f32_to_f16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
+  const uint32_t abs = bits & 0x7fffffffu;
+  if (abs >= 0x7f800000u) return sign | (abs > 0x7f800000u ? 0x7e00u : 0x7c00u);
+  if (abs >= 0x477ff000u) return sign | 0x7c00u;  // rounds to >= 65520: infinity
+  if (abs < 0x38800000u) {                          // below the smallest normal f16: subnormal
+    if (abs < 0x33000000u) return sign;             // below half of the smallest subnormal
+    const uint32_t exp = abs >> 23;
+    const uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
+    const uint32_t shift = 126 - exp;  // 14..24
+    uint32_t half = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1);
+    const uint32_t halfway = 1u << (shift - 1);
+    if (rem > halfway || (rem == halfway && (half & 1u))) ++half;
+    return sign | static_cast<uint16_t>(half);
+  }
+  uint32_t v = abs - 0x38000000u;  // rebias exponent 127 -> 15
+  v += 0xfffu + ((v >> 13) & 1u);
+  return sign | static_cast<uint16_t>(v >> 13);
+}
+
+namespace {
+
+template <class T>
+double load_as_double(const void* src, int64_t i) {
+  T v;
+  std::memcpy(&v, static_cast<const char*>(src) + i * sizeof(T), sizeof(T));
+  return static_cast<double>(v);
+}
+
+double load_element(DType t, const void* src, int64_t i) {
+  switch (t) {
+    case DType::F32: return load_as_double<float>(src, i);
+    case DType::F64: return load_as_double<double>(src, i);
+    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(src)[i]);
+    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(src)[i]);
+    case DType::I64: return load_as_double<int64_t>(src, i);
+    case DType::I32: return load_as_double<int32_t>(src, i);
+    case DType::I16: return load_as_double<int16_t>(src, i);
+    case DType::I8: return load_as_double<int8_t>(src, i);
+    case DType::U8: return load_as_double<uint8_t>(src, i);
+    case DType::Bool: return static_cast<const uint8_t*>(src)[i] != 0 ? 1.0 : 0.0;
+    default: fail("cannot convert from {} element-wise", dtype_name(t));
+  }
+}
+
+template <class T>
+void store_as(void* dst, int64_t i, double v) {
+  const T x = static_cast<T>(v);
+  std::memcpy(static_cast<char*>(dst) + i * sizeof(T), &x, sizeof(T));
+}
+
+void store_element(DType t, void* dst, int64_t i, double v) {
+  switch (t) {
+    case DType::F32: store_as<float>(dst, i, v); break;
+    case DType::F64: store_as<double>(dst, i, v); break;
+    case DType::F16: static_cast<uint16_t*>(dst)[i] = f32_to_f16(static_cast<float>(v)); break;
+    case DType::BF16: static_cast<uint16_t*>(dst)[i] = f32_to_bf16(static_cast<float>(v)); break;
+    case DType::I64: store_as<int64_t>(dst, i, v); break;
+    case DType::I32: store_as<int32_t>(dst, i, v); break;
+    case DType::I16: store_as<int16_t>(dst, i, v); break;
+    case DType::I8: store_as<int8_t>(dst, i, v); break;
+    case DType::U8: store_as<uint8_t>(dst, i, v); break;
+    case DType::Bool: static_cast<uint8_t*>(dst)[i] = v != 0.0; break;
+    default: fail("cannot convert to {} element-wise", dtype_name(t));
+  }
+}
+
+}  // namespace
+
+void convert(DType from, const void* src, DType to, void* dst, int64_t n) {
+  if (from == to) {
+    std::memcpy(dst, src, dtype_bytes(from, n));
+    return;
+  }
+  // Fast paths for the conversions on hot paths (weight loading, feature files).
+  if (to == DType::F32) {
+    float* out = static_cast<float*>(dst);
+    if (from == DType::F16) {
+      const uint16_t* in = static_cast<const uint16_t*>(src);
+      for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(in[i]);
+      return;
+    }
+    if (from == DType::BF16) {
+      const uint16_t* in = static_cast<const uint16_t*>(src);
+      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(in[i]);
+      return;
+    }
+    if (from == DType::Q8_0) return dequantize_q8_0(static_cast<const BlockQ8_0*>(src), out, n);
+    if (from == DType::Q4_0) return dequantize_q4_0(static_cast<const BlockQ4_0*>(src), out, n);
+  }
+  if (from == DType::F32) {
+    const float* in = static_cast<const float*>(src);
+    if (to == DType::F16) {
+      uint16_t* out = static_cast<uint16_t*>(dst);
+      for (int64_t i = 0; i < n; ++i) out[i] = f32_to_f16(in[i]);
+      return;
+    }
+    if (to == DType::BF16) {
+      uint16_t* out = static_cast<uint16_t*>(dst);
+      for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(in[i]);
+      return;
+    }
+    if (to == DType::Q8_0) return quantize_q8_0(in, static_cast<BlockQ8_0*>(dst), n);
+    if (to == DType::Q4_0) return quantize_q4_0(in, static_cast<BlockQ4_0*>(dst), n);
+  }
+  TE_CHECK(!dtype_is_quantized(from) && !dtype_is_quantized(to), "cannot convert {} to {}",
+           dtype_name(from), dtype_name(to));
+  for (int64_t i = 0; i < n; ++i) store_element(to, dst, i, load_element(from, src, i));
+}
+
+}  // namespace tinyemo

@@ -1,0 +1,60 @@
+// Element types of tensors, with the conversions between them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+namespace tinyemo {
+
+enum class DType : uint8_t {
+  F32,
+  F16,
+  BF16,
+  F64,
+  I64,
+  I32,
+  I16,
+  I8,
+  U8,
+  Bool,
+  // Block-quantised types (GGUF layouts): 32 weights per block, one scale.
+  Q8_0,  // block: f16 scale + 32 x int8               (34 bytes)
+  Q4_0,  // block: f16 scale + 16 bytes of 4-bit codes (18 bytes)
+};
+
+inline constexpr int64_t kQuantBlock = 32;
+
+// Bytes of one element; for block types, bytes of one 32-element block.
+size_t dtype_size(DType t);
+bool dtype_is_quantized(DType t);
+// Bytes needed for n elements (n must be a multiple of 32 for block types).
+size_t dtype_bytes(DType t, int64_t n);
+std::string_view dtype_name(DType t);
+// Parses names as tinyemo prints them ("f32", "bf16", "q8_0", ...);
+// returns false when unknown.
+bool parse_dtype(std::string_view name, DType* out);
+
+// Scalar conversions (round to nearest even, as PyTorch does).
+inline float bf16_to_f32(uint16_t h) {
+  uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);  // quiet NaN
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+
+// Bulk conversion between any two of F32, F16, BF16, F64, I64, I32, I16, I8, U8, Bool
+// (block types: dequantisation to F32 and quantisation from F32).
+void convert(DType from, const void* src, DType to, void* dst, int64_t n);
+
+}  // namespace tinyemo

@@ -1,0 +1,31 @@
+// Error reporting: every failure the user can cause (bad file, bad flag, bad
+// shape) is a tinyemo::Error whose message names the file/field involved.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace tinyemo {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+template <class... Args>
+[[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) {
+  throw Error(fmt::format(format, std::forward<Args>(args)...));
+}
+
+}  // namespace tinyemo
+
+// TE_CHECK(cond, "format {}", args...): throws tinyemo::Error when cond is false.
+#define TE_CHECK(cond, ...)            \
+  do {                                 \
+    if (!(cond)) {                     \
+      ::tinyemo::fail(__VA_ARGS__);    \
+    }                                  \
+  } while (0)

@@ -1,0 +1,29 @@
+// Matrix products used by every model. Model code calls these; the kernels
+// behind them (OpenBLAS sgemm, tinyemo's own for 16-bit and quantised weights)
+// are chosen here by measurement (see docs/kernels.md).
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace tinyemo {
+
+// C[M,N] = alpha * op(A) * op(B) + beta * C, row-major f32; op(X) = X or X^T.
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// PyTorch Linear: y[M,N] = x[M,K] * W^T + bias, with W a [N,K] tensor of
+// dtype F32, F16, BF16, Q8_0 or Q4_0 (accumulation in f32). bias: N floats or null.
+// x rows are `ldx` floats apart, y rows `ldy` apart (0 = packed).
+void linear(const float* x, int64_t M, const Tensor& W, const float* bias, float* y, int64_t ldx = 0,
+            int64_t ldy = 0);
+
+// Scalar references kept beside the optimised kernels; tests compare the two.
+namespace reference {
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void linear(const float* x, int64_t M, const Tensor& W, const float* bias, float* y);
+}  // namespace reference
+
+}  // namespace tinyemo

@@ -1,0 +1,27 @@
+// Row-wise and element-wise float kernels shared by the models.
+#pragma once
+
+#include <cstdint>
+
+namespace tinyemo {
+
+// out[r,:] = (x[r,:] - mean) / sqrt(var + eps) * gamma + beta  (gamma/beta may be null)
+void layer_norm(const float* x, int64_t rows, int64_t cols, const float* gamma, const float* beta, float eps,
+                float* out);
+// out[r,:] = x[r,:] / sqrt(mean(x^2) + eps) * gamma  (gamma may be null)
+void rms_norm(const float* x, int64_t rows, int64_t cols, const float* gamma, float eps, float* out);
+// In-place softmax over each row.
+void softmax_rows(float* x, int64_t rows, int64_t cols);
+
+// In-place activations.
+void gelu_erf(float* x, int64_t n);    // x * Phi(x) (PyTorch nn.GELU())
+void gelu_tanh(float* x, int64_t n);   // GPT-2 / Phi "gelu_new"
+void quick_gelu(float* x, int64_t n);  // x * sigmoid(1.702 x) (OpenAI CLIP)
+void silu(float* x, int64_t n);        // x * sigmoid(x)
+
+// y += x
+void add_inplace(float* y, const float* x, int64_t n);
+// dot product and squared L2 norm in f32 with wide accumulation
+float dot(const float* a, const float* b, int64_t n);
+
+}  // namespace tinyemo

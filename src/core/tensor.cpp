@@ -1,0 +1,126 @@
+#include "core/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+namespace tinyemo {
+
+std::string shape_str(const Shape& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+int64_t shape_numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    TE_CHECK(d >= 0, "negative dimension in shape {}", shape_str(shape));
+    TE_CHECK(d == 0 || n <= std::numeric_limits<int64_t>::max() / d, "shape {} is too large",
+             shape_str(shape));
+    n *= d;
+  }
+  return n;
+}
+
+Tensor Tensor::empty(DType dtype, Shape shape) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  const size_t bytes = t.nbytes();
+  const size_t alloc = ((bytes + 63) / 64) * 64 + 64;
+  void* p = std::aligned_alloc(64, alloc);
+  if (p == nullptr) fail("out of memory allocating a {} {} tensor ({} bytes)", dtype_name(dtype), shape_str(t.shape_), bytes);
+  t.owner_ = std::shared_ptr<const void>(p, [](const void* q) { std::free(const_cast<void*>(q)); });
+  t.data_ = p;
+  t.writable_ = true;
+  return t;
+}
+
+Tensor Tensor::zeros(DType dtype, Shape shape) {
+  Tensor t = empty(dtype, std::move(shape));
+  std::memset(t.data_, 0, t.nbytes());
+  return t;
+}
+
+Tensor Tensor::view(DType dtype, Shape shape, std::shared_ptr<const void> owner, const void* data, bool writable) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.owner_ = std::move(owner);
+  t.data_ = const_cast<void*>(data);
+  t.writable_ = writable;
+  return t;
+}
+
+int64_t Tensor::dim(int i) const {
+  const int n = ndim();
+  const int j = i < 0 ? i + n : i;
+  TE_CHECK(j >= 0 && j < n, "dimension {} out of range for shape {}", i, shape_str(shape_));
+  return shape_[j];
+}
+
+void* Tensor::raw_mut() {
+  TE_CHECK(writable_, "tensor is read-only (a view of a mapped file); clone it to modify");
+  return data_;
+}
+
+void Tensor::check_type(DType want) const {
+  TE_CHECK(dtype_ == want, "tensor has dtype {}, accessed as {}", dtype_name(dtype_), dtype_name(want));
+}
+
+Tensor Tensor::reshape(Shape shape) const {
+  int64_t known = 1;
+  int infer = -1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1) {
+      TE_CHECK(infer < 0, "reshape to {}: more than one -1", shape_str(shape));
+      infer = static_cast<int>(i);
+    } else {
+      known *= shape[i];
+    }
+  }
+  if (infer >= 0) {
+    TE_CHECK(known > 0 && numel() % known == 0, "cannot reshape {} to {}", shape_str(shape_), shape_str(shape));
+    shape[infer] = numel() / known;
+  }
+  TE_CHECK(shape_numel(shape) == numel(), "cannot reshape {} to {}", shape_str(shape_), shape_str(shape));
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::rows(int64_t begin, int64_t end) const {
+  TE_CHECK(ndim() >= 1, "cannot slice a scalar");
+  TE_CHECK(0 <= begin && begin <= end && end <= shape_[0], "rows [{}, {}) out of range for shape {}", begin, end,
+           shape_str(shape_));
+  Tensor t = *this;
+  t.shape_[0] = end - begin;
+  Shape row_shape(shape_.begin() + 1, shape_.end());
+  const size_t row_bytes = dtype_bytes(dtype_, shape_numel(row_shape));
+  t.data_ = static_cast<char*>(data_) + begin * row_bytes;
+  return t;
+}
+
+Tensor Tensor::row(int64_t i) const {
+  Tensor t = rows(i, i + 1);
+  t.shape_.erase(t.shape_.begin());
+  return t;
+}
+
+Tensor Tensor::to(DType dtype) const {
+  Tensor t = empty(dtype, shape_);
+  convert(dtype_, data_, dtype, t.data_, numel());
+  return t;
+}
+
+std::vector<float> Tensor::to_f32_vector() const {
+  std::vector<float> v(static_cast<size_t>(numel()));
+  convert(dtype_, data_, DType::F32, v.data(), numel());
+  return v;
+}
+
+}  // namespace tinyemo

@@ -1,0 +1,55 @@
+// A fixed pool of worker threads for data-parallel loops. The calling thread
+// takes part in every loop; nested loops run serially on the calling worker.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace tinyemo {
+
+class ThreadPool {
+ public:
+  // `num_threads` counts the caller: 1 means no worker threads.
+  explicit ThreadPool(int num_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Calls fn(task, thread) for every task in [0, num_tasks), tasks handed out
+  // dynamically; returns when all are done. The first exception is rethrown.
+  void run(int64_t num_tasks, const std::function<void(int64_t task, int thread)>& fn);
+
+ private:
+  void worker_loop(int thread);
+  void drain(int thread);
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  const std::function<void(int64_t, int)>* job_ = nullptr;
+  int64_t num_tasks_ = 0;
+  std::atomic<int64_t> next_task_{0};
+  std::atomic<int> active_{0};
+  std::atomic<uint64_t> generation_{0};
+  std::exception_ptr error_;
+  bool stop_ = false;
+};
+
+// The process-wide pool (sized by set_num_threads; default: hardware threads).
+ThreadPool& thread_pool();
+void set_num_threads(int n);
+int num_threads();
+
+// Splits [0, n) into contiguous chunks of at least `grain` items, one or more
+// per thread, and calls fn(begin, end) for each on the global pool.
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
+
+}  // namespace tinyemo
