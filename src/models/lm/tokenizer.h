@@ -1,0 +1,32 @@
+// Tokenizers of the LMs tinyemo runs: SentencePiece (`tokenizer.model`, the
+// LLaMA-2 tokenizer of TinyLlama and OpenELM) and byte-level BPE
+// (`tokenizer.json` or `vocab.json` + `merges.txt`, GPT-2 / Phi-2).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tinyemo {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  // `path`: a tokenizer.json, a tokenizer.model, a folder with vocab.json +
+  // merges.txt, or a model folder holding one of these. Errors name the file.
+  static std::unique_ptr<Tokenizer> load(const std::filesystem::path& path);
+
+  // add_special: prepend BOS where the tokenizer's convention does (SentencePiece/LLaMA).
+  virtual std::vector<int32_t> encode(std::string_view text, bool add_special) const = 0;
+  // Text of the ids; special tokens (BOS/EOS/added special) are skipped when skip_special.
+  virtual std::string decode(const std::vector<int32_t>& ids, bool skip_special = true) const = 0;
+  virtual int32_t vocab_size() const = 0;
+  virtual int32_t bos_id() const = 0;  // -1 when none
+  virtual int32_t eos_id() const = 0;  // -1 when none
+};
+
+}  // namespace tinyemo
