@@ -1,0 +1,440 @@
+#include "models/clip/vision_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "core/attention.h"
+#include "core/error.h"
+#include "core/matmul.h"
+#include "core/ops.h"
+#include "core/thread_pool.h"
+#include "io/json.h"
+
+namespace tinyemo::clip {
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The checkpoint names of one tower, in either layout.
+struct TowerNames {
+  CheckpointLayout layout;
+  std::string prefix;
+
+  std::string base() const { return layout == CheckpointLayout::HuggingFace ? prefix + "vision_model." : prefix; }
+  std::string patch() const {
+    return base() + (layout == CheckpointLayout::HuggingFace ? "embeddings.patch_embedding.weight" : "conv1.weight");
+  }
+  std::string class_embedding() const {
+    return base() + (layout == CheckpointLayout::HuggingFace ? "embeddings.class_embedding" : "class_embedding");
+  }
+  std::string positions() const {
+    return base() +
+           (layout == CheckpointLayout::HuggingFace ? "embeddings.position_embedding.weight" : "positional_embedding");
+  }
+  std::string pre_ln() const { return base() + (layout == CheckpointLayout::HuggingFace ? "pre_layrnorm." : "ln_pre."); }
+  std::string post_ln() const {
+    return base() + (layout == CheckpointLayout::HuggingFace ? "post_layernorm." : "ln_post.");
+  }
+  std::string layers() const {
+    return base() + (layout == CheckpointLayout::HuggingFace ? "encoder.layers." : "transformer.resblocks.");
+  }
+  std::string layer(int64_t i) const { return layers() + std::to_string(i) + "."; }
+  std::string projection() const {
+    return layout == CheckpointLayout::HuggingFace ? prefix + "visual_projection.weight" : prefix + "proj";
+  }
+  // OpenAI: fused q/k/v; HF: three matrices.
+  std::string fc1(int64_t i) const {
+    return layer(i) + (layout == CheckpointLayout::HuggingFace ? "mlp.fc1." : "mlp.c_fc.");
+  }
+  std::string fc2(int64_t i) const {
+    return layer(i) + (layout == CheckpointLayout::HuggingFace ? "mlp.fc2." : "mlp.c_proj.");
+  }
+  std::string attn_out(int64_t i) const {
+    return layer(i) + (layout == CheckpointLayout::HuggingFace ? "self_attn.out_proj." : "attn.out_proj.");
+  }
+  std::string ln1(int64_t i) const { return layer(i) + (layout == CheckpointLayout::HuggingFace ? "layer_norm1." : "ln_1."); }
+  std::string ln2(int64_t i) const { return layer(i) + (layout == CheckpointLayout::HuggingFace ? "layer_norm2." : "ln_2."); }
+};
+
+TowerNames names_of(const TowerLocation& where) { return TowerNames{where.layout, where.prefix}; }
+
+// Number of blocks the checkpoint holds (largest index + 1 under the layers prefix).
+int64_t count_layers(const CheckpointTensors& tensors, const TowerNames& names) {
+  const std::string layers = names.layers();
+  int64_t count = 0;
+  for (const auto& [name, tensor] : tensors.tensors()) {
+    if (name.compare(0, layers.size(), layers) != 0) continue;
+    const size_t end = name.find('.', layers.size());
+    const std::string index = name.substr(layers.size(), end == std::string::npos ? std::string::npos : end - layers.size());
+    if (index.empty() || !std::all_of(index.begin(), index.end(), ::isdigit) || index.size() > 6) continue;
+    count = std::max<int64_t>(count, std::stoll(index) + 1);
+  }
+  return count;
+}
+
+// Reads tensors of one tower, checking presence, shape and dtype against the
+// configuration; every error names the tensor, its file and the config source.
+class TowerReader {
+ public:
+  TowerReader(const CheckpointTensors& tensors, std::string config_source)
+      : tensors_(tensors), config_source_(std::move(config_source)) {}
+
+  const Tensor& require(const std::string& name, const Shape& shape) const {
+    const Tensor* t = tensors_.find(name);
+    TE_CHECK(t != nullptr, "{}: missing tensor {} (CLIP vision tower described by {})", tensors_.file_of(name), name,
+             config_source_);
+    TE_CHECK(t->shape() == shape, "{}: tensor {} has shape {}, but {} implies {}", tensors_.file_of(name), name,
+             shape_str(t->shape()), config_source_, shape_str(shape));
+    const DType d = t->dtype();
+    TE_CHECK(d == DType::F32 || d == DType::F16 || d == DType::BF16,
+             "{}: tensor {} has dtype {}; CLIP weights must be F32, F16 or BF16", tensors_.file_of(name), name,
+             dtype_name(d));
+    return *t;
+  }
+  // A matrix kept as stored (a view of the mapped file).
+  Tensor matrix(const std::string& name, const Shape& shape) const { return require(name, shape); }
+  // A small vector converted to f32.
+  std::vector<float> floats(const std::string& name, const Shape& shape) const {
+    return require(name, shape).to_f32_vector();
+  }
+  std::vector<float> floats_slice(const std::string& name, const Shape& shape, int64_t begin, int64_t end) const {
+    const std::vector<float> all = floats(name, shape);
+    return std::vector<float>(all.begin() + begin, all.begin() + end);
+  }
+
+ private:
+  const CheckpointTensors& tensors_;
+  std::string config_source_;
+};
+
+// A shape of a tensor the caller knows exists, for inferring the config.
+const Shape& shape_of(const CheckpointTensors& tensors, const std::string& name, const std::string& what) {
+  const Tensor* t = tensors.find(name);
+  TE_CHECK(t != nullptr, "{}: missing tensor {} (needed to infer the {})", tensors.file_of(name), name, what);
+  return t->shape();
+}
+
+// In-place rows of a row-major [rows, cols] buffer, split over the pool.
+template <class Fn>
+void for_row_chunks(int64_t rows, int64_t cols, Fn&& fn) {
+  parallel_for(rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, cols)), fn);
+}
+
+void apply_activation(Activation act, float* x, int64_t rows, int64_t cols) {
+  for_row_chunks(rows, cols, [&](int64_t r0, int64_t r1) {
+    float* p = x + r0 * cols;
+    const int64_t n = (r1 - r0) * cols;
+    switch (act) {
+      case Activation::QuickGelu: quick_gelu(p, n); break;
+      case Activation::Gelu: gelu_erf(p, n); break;
+      case Activation::GeluTanh: gelu_tanh(p, n); break;
+    }
+  });
+}
+
+void layer_norm_rows(const float* x, int64_t rows, int64_t cols, const std::vector<float>& weight,
+                     const std::vector<float>& bias, float eps, float* out) {
+  for_row_chunks(rows, cols, [&](int64_t r0, int64_t r1) {
+    layer_norm(x + r0 * cols, r1 - r0, cols, weight.data(), bias.data(), eps, out + r0 * cols);
+  });
+}
+
+void add_rows(float* y, const float* x, int64_t rows, int64_t cols) {
+  for_row_chunks(rows, cols, [&](int64_t r0, int64_t r1) { add_inplace(y + r0 * cols, x + r0 * cols, (r1 - r0) * cols); });
+}
+
+}  // namespace
+
+TowerLocation locate_vision_tower(const CheckpointTensors& tensors) {
+  const std::string hf_patch = "vision_model.embeddings.patch_embedding.weight";
+  for (const auto& [name, tensor] : tensors.tensors()) {
+    if (ends_with(name, hf_patch)) return {CheckpointLayout::HuggingFace, name.substr(0, name.size() - hf_patch.size())};
+  }
+  for (const auto& [name, tensor] : tensors.tensors()) {
+    if (!ends_with(name, "conv1.weight")) continue;
+    const std::string prefix = name.substr(0, name.size() - std::string("conv1.weight").size());
+    if (tensors.contains(prefix + "class_embedding") && tensors.contains(prefix + "positional_embedding")) {
+      return {CheckpointLayout::OpenAI, prefix};
+    }
+  }
+  fail("{}: no CLIP vision tower found (expected HF names like vision_model.embeddings.patch_embedding.weight "
+       "or OpenAI names like conv1.weight, class_embedding, with or without a visual. prefix)",
+       tensors.main_file());
+}
+
+VisionConfig infer_vision_config(const CheckpointTensors& tensors, const TowerLocation& where) {
+  const TowerNames names = names_of(where);
+  VisionConfig c;
+  const Shape& patch = shape_of(tensors, names.patch(), "hidden size and patch size");
+  TE_CHECK(patch.size() == 4 && patch[2] == patch[3], "{}: tensor {} has shape {}, expected [hidden, channels, p, p]",
+           tensors.file_of(names.patch()), names.patch(), shape_str(patch));
+  c.hidden_size = patch[0];
+  c.num_channels = patch[1];
+  c.patch_size = patch[2];
+  const Shape& pos = shape_of(tensors, names.positions(), "image size");
+  TE_CHECK(pos.size() == 2 && pos[0] >= 2, "{}: tensor {} has shape {}, expected [1 + grid^2, hidden]",
+           tensors.file_of(names.positions()), names.positions(), shape_str(pos));
+  const auto grid = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(pos[0] - 1))));
+  TE_CHECK(grid * grid == pos[0] - 1, "{}: tensor {} holds {} positions, not 1 + a square number of patches",
+           tensors.file_of(names.positions()), names.positions(), pos[0]);
+  c.image_size = grid * c.patch_size;
+  c.num_layers = count_layers(tensors, names);
+  TE_CHECK(c.num_layers > 0, "{}: no transformer blocks under {}", tensors.main_file(), names.layers());
+  const Shape& fc1 = shape_of(tensors, names.fc1(0) + "weight", "MLP size");
+  TE_CHECK(fc1.size() == 2, "{}: tensor {}weight is not a matrix", tensors.file_of(names.fc1(0) + "weight"), names.fc1(0));
+  c.intermediate_size = fc1[0];
+  // OpenAI's VisionTransformer: heads = width // 64 (the head count is not in the shapes).
+  c.num_heads = c.hidden_size % 64 == 0 ? c.hidden_size / 64 : 1;
+  c.projection_dim = 0;
+  if (const Tensor* proj = tensors.find(names.projection()); proj != nullptr && proj->ndim() == 2) {
+    c.projection_dim = where.layout == CheckpointLayout::HuggingFace ? proj->dim(0) : proj->dim(1);
+  }
+  c.validate("the tensor shapes in " + tensors.main_file());
+  return c;
+}
+
+VisionModel VisionModel::from_checkpoint(const VisionConfig& config, const std::string& config_source,
+                                         const CheckpointTensors& tensors, const TowerLocation& where) {
+  config.validate(config_source);
+  const TowerNames names = names_of(where);
+  const TowerReader r(tensors, config_source);
+  const int64_t w = config.hidden_size, inter = config.intermediate_size, p = config.patch_size;
+  const bool hf = where.layout == CheckpointLayout::HuggingFace;
+
+  const int64_t layers_present = count_layers(tensors, names);
+  TE_CHECK(layers_present == config.num_layers, "{}: holds {} vision transformer blocks, but {} says {}",
+           tensors.main_file(), layers_present, config_source, config.num_layers);
+
+  VisionModel m;
+  m.config_ = config;
+  VisionWeights& wt = m.weights_;
+  wt.patch = r.matrix(names.patch(), {w, config.num_channels, p, p}).reshape({w, config.patch_dim()});
+  wt.class_embedding = r.floats(names.class_embedding(), {w});
+  wt.position_embedding = r.floats(names.positions(), {config.num_positions(), w});
+  wt.pre_ln_weight = r.floats(names.pre_ln() + "weight", {w});
+  wt.pre_ln_bias = r.floats(names.pre_ln() + "bias", {w});
+  wt.post_ln_weight = r.floats(names.post_ln() + "weight", {w});
+  wt.post_ln_bias = r.floats(names.post_ln() + "bias", {w});
+  for (int64_t i = 0; i < config.num_layers; ++i) {
+    LayerWeights l;
+    const std::string layer = names.layer(i);
+    if (hf) {
+      l.q = r.matrix(layer + "self_attn.q_proj.weight", {w, w});
+      l.k = r.matrix(layer + "self_attn.k_proj.weight", {w, w});
+      l.v = r.matrix(layer + "self_attn.v_proj.weight", {w, w});
+      l.q_bias = r.floats(layer + "self_attn.q_proj.bias", {w});
+      l.k_bias = r.floats(layer + "self_attn.k_proj.bias", {w});
+      l.v_bias = r.floats(layer + "self_attn.v_proj.bias", {w});
+    } else {
+      // nn.MultiheadAttention's fused in-projection: rows [q; k; v], viewed in place.
+      const Tensor in_proj = r.matrix(layer + "attn.in_proj_weight", {3 * w, w});
+      l.q = in_proj.rows(0, w);
+      l.k = in_proj.rows(w, 2 * w);
+      l.v = in_proj.rows(2 * w, 3 * w);
+      l.q_bias = r.floats_slice(layer + "attn.in_proj_bias", {3 * w}, 0, w);
+      l.k_bias = r.floats_slice(layer + "attn.in_proj_bias", {3 * w}, w, 2 * w);
+      l.v_bias = r.floats_slice(layer + "attn.in_proj_bias", {3 * w}, 2 * w, 3 * w);
+    }
+    l.out = r.matrix(names.attn_out(i) + "weight", {w, w});
+    l.out_bias = r.floats(names.attn_out(i) + "bias", {w});
+    l.fc1 = r.matrix(names.fc1(i) + "weight", {inter, w});
+    l.fc1_bias = r.floats(names.fc1(i) + "bias", {inter});
+    l.fc2 = r.matrix(names.fc2(i) + "weight", {w, inter});
+    l.fc2_bias = r.floats(names.fc2(i) + "bias", {w});
+    l.ln1_weight = r.floats(names.ln1(i) + "weight", {w});
+    l.ln1_bias = r.floats(names.ln1(i) + "bias", {w});
+    l.ln2_weight = r.floats(names.ln2(i) + "weight", {w});
+    l.ln2_bias = r.floats(names.ln2(i) + "bias", {w});
+    wt.layers.push_back(std::move(l));
+  }
+  if (config.projection_dim > 0) {
+    if (hf) {
+      wt.projection = r.matrix(names.projection(), {config.projection_dim, w});
+    } else {
+      // OpenAI multiplies x @ proj ([hidden, dim]); core::linear wants [dim, hidden].
+      const std::vector<float> proj = r.floats(names.projection(), {w, config.projection_dim});
+      wt.projection = Tensor::empty(DType::F32, {config.projection_dim, w});
+      float* t = wt.projection.mutable_data<float>();
+      for (int64_t i = 0; i < w; ++i) {
+        for (int64_t j = 0; j < config.projection_dim; ++j) t[j * w + i] = proj[i * config.projection_dim + j];
+      }
+    }
+  }
+  m.description_ = fmt::format("{} checkpoint ({}) {}, config from {}", hf ? "Hugging Face" : "OpenAI",
+                               dtype_name(wt.patch.dtype()), tensors.main_file(), config_source);
+  return m;
+}
+
+VisionModel VisionModel::load(const std::filesystem::path& model) {
+  const ModelFiles files = resolve_model_files(model);
+  const CheckpointTensors tensors = CheckpointTensors::read(files.weights);
+  const TowerLocation where = locate_vision_tower(tensors);
+  if (!files.config) {
+    return from_checkpoint(infer_vision_config(tensors, where), "the tensor shapes in " + files.weights.string(),
+                           tensors, where);
+  }
+  const JsonObject json = JsonObject::load(*files.config);
+  const std::string model_type = json.get_or<std::string>("model_type", "clip");
+  TE_CHECK(model_type == "clip" || model_type == "clip_vision_model" || json.has("vision_config"),
+           "{}: model_type \"{}\" is not a CLIP model (clip, clip_vision_model)", files.config->string(), model_type);
+  VisionConfig config = vision_config_from_hf(json);
+  // A CLIPVisionModel checkpoint has no projection whatever projection_dim says.
+  if (!tensors.contains(names_of(where).projection())) config.projection_dim = 0;
+  return from_checkpoint(config, files.config->string(), tensors, where);
+}
+
+VisionModel VisionModel::random(const VisionConfig& config, DType dtype, uint64_t seed) {
+  config.validate("random CLIP config");
+  TE_CHECK(dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16,
+           "random CLIP weights: dtype {} not supported (f32, f16, bf16)", dtype_name(dtype));
+  // Uniform with std 0.02 (CLIP's init scale), so activations stay in range.
+  const float amplitude = 0.02f * std::sqrt(3.0f);
+  uint64_t stream = seed;
+  auto fill = [&](Shape shape) {
+    Tensor t = Tensor::empty(DType::F32, std::move(shape));
+    float* d = t.mutable_data<float>();
+    const uint64_t base = (stream++) * 0x9E3779B97F4A7C15ull;
+    parallel_for(t.numel(), 1 << 16, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        uint64_t z = base + static_cast<uint64_t>(i) * 0xBF58476D1CE4E5B9ull;  // splitmix64 finaliser
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        d[i] = amplitude * (static_cast<float>(z >> 40) * (2.0f / 16777216.0f) - 1.0f);
+      }
+    });
+    return dtype == DType::F32 ? t : t.to(dtype);
+  };
+  auto vec = [&](int64_t n, float value) { return std::vector<float>(static_cast<size_t>(n), value); };
+  const int64_t w = config.hidden_size, inter = config.intermediate_size;
+  VisionModel m;
+  m.config_ = config;
+  VisionWeights& wt = m.weights_;
+  wt.patch = fill({w, config.patch_dim()});
+  wt.class_embedding = fill({w}).to_f32_vector();
+  wt.position_embedding = fill({config.num_positions(), w}).to_f32_vector();
+  wt.pre_ln_weight = wt.post_ln_weight = vec(w, 1.0f);
+  wt.pre_ln_bias = wt.post_ln_bias = vec(w, 0.0f);
+  for (int64_t i = 0; i < config.num_layers; ++i) {
+    LayerWeights l;
+    l.q = fill({w, w});
+    l.k = fill({w, w});
+    l.v = fill({w, w});
+    l.out = fill({w, w});
+    l.fc1 = fill({inter, w});
+    l.fc2 = fill({w, inter});
+    l.q_bias = l.k_bias = l.v_bias = l.out_bias = l.fc2_bias = vec(w, 0.0f);
+    l.fc1_bias = vec(inter, 0.0f);
+    l.ln1_weight = l.ln2_weight = vec(w, 1.0f);
+    l.ln1_bias = l.ln2_bias = vec(w, 0.0f);
+    wt.layers.push_back(std::move(l));
+  }
+  if (config.projection_dim > 0) wt.projection = fill({config.projection_dim, w});
+  m.description_ = fmt::format("random weights ({})", dtype_name(dtype));
+  return m;
+}
+
+VisionOutputs VisionModel::forward(const Tensor& pixel_values, const ForwardOptions& options) const {
+  const int64_t c = config_.num_channels, n = config_.image_size;
+  const bool single = pixel_values.ndim() == 3;
+  TE_CHECK((single || pixel_values.ndim() == 4) &&
+               pixel_values.dim(-3) == c && pixel_values.dim(-2) == n && pixel_values.dim(-1) == n,
+           "pixel_values has shape {}, but this model takes [B, {}, {}, {}] or [{}, {}, {}]",
+           shape_str(pixel_values.shape()), c, n, n, c, n, n);
+  const int64_t batch = single ? 1 : pixel_values.dim(0);
+  if (pixel_values.dtype() == DType::F32) return forward(pixel_values.data<float>(), batch, options);
+  const Tensor f32 = pixel_values.to(DType::F32);
+  return forward(f32.data<float>(), batch, options);
+}
+
+VisionOutputs VisionModel::forward(const float* pixels, int64_t batch, const ForwardOptions& options) const {
+  const VisionConfig& cfg = config_;
+  const VisionWeights& wt = weights_;
+  TE_CHECK(batch > 0, "CLIP forward: empty batch");
+  const int64_t w = cfg.hidden_size, t = cfg.num_positions(), np = cfg.num_patches(), g = cfg.grid();
+  const int64_t p = cfg.patch_size, n = cfg.image_size, c = cfg.num_channels, pd = cfg.patch_dim();
+  const int64_t rows = batch * t, inter = cfg.intermediate_size;
+
+  // Patch embedding: unfold each p x p patch in (channel, row, column) order,
+  // the conv weight's layout, then one matrix product per image straight into
+  // the token rows after the class token.
+  std::vector<float> patches(static_cast<size_t>(batch * np * pd));
+  parallel_for(batch * np, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t idx = begin; idx < end; ++idx) {
+      const int64_t b = idx / np, gy = (idx % np) / g, gx = idx % g;
+      float* out = patches.data() + idx * pd;
+      for (int64_t ch = 0; ch < c; ++ch) {
+        for (int64_t ky = 0; ky < p; ++ky) {
+          const float* src = pixels + ((b * c + ch) * n + gy * p + ky) * n + gx * p;
+          std::memcpy(out + (ch * p + ky) * p, src, static_cast<size_t>(p) * sizeof(float));
+        }
+      }
+    }
+  });
+  Tensor hidden = Tensor::empty(DType::F32, {batch, t, w});
+  float* x = hidden.mutable_data<float>();
+  for (int64_t b = 0; b < batch; ++b) {
+    float* tokens = x + b * t * w;
+    std::copy(wt.class_embedding.begin(), wt.class_embedding.end(), tokens);
+    linear(patches.data() + b * np * pd, np, wt.patch, nullptr, tokens + w);
+    add_rows(tokens, wt.position_embedding.data(), t, w);
+  }
+  patches = {};
+
+  std::vector<float> h(static_cast<size_t>(rows * w)), q(h.size()), k(h.size()), v(h.size()), attn(h.size());
+  std::vector<float> mlp(static_cast<size_t>(rows * inter));
+  layer_norm_rows(x, rows, w, wt.pre_ln_weight, wt.pre_ln_bias, cfg.layer_norm_eps, h.data());
+  std::copy(h.begin(), h.end(), x);
+
+  AttentionShape shape;
+  shape.q_len = shape.kv_len = t;
+  shape.n_heads = shape.n_kv_heads = cfg.num_heads;
+  shape.head_dim = cfg.head_dim();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(cfg.head_dim()));
+  Tensor penultimate;
+  for (int64_t i = 0; i < cfg.num_layers; ++i) {
+    const LayerWeights& l = wt.layers[i];
+    // The second-to-last hidden state is the last block's input (with one
+    // block: the embeddings after pre-LN, as HF's hidden_states[-2]).
+    if (options.hidden_states && i == cfg.num_layers - 1) penultimate = hidden.clone();
+    layer_norm_rows(x, rows, w, l.ln1_weight, l.ln1_bias, cfg.layer_norm_eps, h.data());
+    linear(h.data(), rows, l.q, l.q_bias.data(), q.data());
+    linear(h.data(), rows, l.k, l.k_bias.data(), k.data());
+    linear(h.data(), rows, l.v, l.v_bias.data(), v.data());
+    for (int64_t b = 0; b < batch; ++b) {
+      const int64_t off = b * t * w;
+      attention(shape, scale, q.data() + off, w, k.data() + off, w, v.data() + off, w, attn.data() + off, w);
+    }
+    linear(attn.data(), rows, l.out, l.out_bias.data(), h.data());
+    add_rows(x, h.data(), rows, w);
+    layer_norm_rows(x, rows, w, l.ln2_weight, l.ln2_bias, cfg.layer_norm_eps, h.data());
+    linear(h.data(), rows, l.fc1, l.fc1_bias.data(), mlp.data());
+    apply_activation(cfg.activation, mlp.data(), rows, inter);
+    linear(mlp.data(), rows, l.fc2, l.fc2_bias.data(), h.data());
+    add_rows(x, h.data(), rows, w);
+  }
+
+  VisionOutputs out;
+  out.pooled_output = Tensor::empty(DType::F32, {batch, w});
+  float* pooled = out.pooled_output.mutable_data<float>();
+  for (int64_t b = 0; b < batch; ++b) {
+    layer_norm(x + b * t * w, 1, w, wt.post_ln_weight.data(), wt.post_ln_bias.data(), cfg.layer_norm_eps,
+               pooled + b * w);
+  }
+  if (wt.projection.defined() && cfg.projection_dim > 0) {
+    out.image_embeds = Tensor::empty(DType::F32, {batch, cfg.projection_dim});
+    linear(pooled, batch, wt.projection, nullptr, out.image_embeds.mutable_data<float>());
+  }
+  if (options.hidden_states) {
+    out.penultimate_hidden_state = std::move(penultimate);
+    out.last_hidden_state = std::move(hidden);
+  }
+  return out;
+}
+
+}  // namespace tinyemo::clip
