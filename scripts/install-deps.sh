@@ -6,7 +6,7 @@ packages=(
   cmake ninja-build g++ pkg-config clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev libhwy-dev nlohmann-json3-dev libcli11-dev libfmt-dev
-  libjpeg62-turbo-dev libpng-dev libwebp-dev libsentencepiece-dev sentencepiece
+  libjpeg62-turbo-dev libpng-dev zlib1g-dev libwebp-dev libsentencepiece-dev sentencepiece
 )
 missing=()
 for p in "${packages[@]}"; do
