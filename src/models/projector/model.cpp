@@ -1,0 +1,300 @@
+#include "models/projector/model.h"
+
+#include <cmath>
+#include <map>
+
+#include "io/json.h"
+#include "io/pytorch.h"
+#include "io/safetensors.h"
+
+namespace tinyemo::projector {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kFormat = "tinyemo-projector";
+
+Tensor f32_tensor(Shape shape, const float* data) {
+  Tensor t = Tensor::empty(DType::F32, std::move(shape));
+  std::copy(data, data + t.numel(), t.mutable_data<float>());
+  return t;
+}
+
+std::vector<std::string> parse_labels(const std::string& text, const std::string& where) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: metadata \"labels\" is not valid JSON: {}", where, e.what());
+  }
+  TE_CHECK(j.is_array(), "{}: metadata \"labels\" must be a JSON array of strings", where);
+  std::vector<std::string> labels;
+  for (const auto& v : j) {
+    TE_CHECK(v.is_string(), "{}: metadata \"labels\" must be a JSON array of strings", where);
+    labels.push_back(v.get<std::string>());
+  }
+  return labels;
+}
+
+// Looks up state-dict tensors by name and copies them out as f32 with the
+// expected shape; errors name the file and the tensor.
+class TensorSource {
+ public:
+  TensorSource(std::string where, std::map<std::string, Tensor> tensors)
+      : where_(std::move(where)), tensors_(std::move(tensors)) {}
+
+  const Tensor& get(const std::string& name) const {
+    const auto it = tensors_.find(name);
+    TE_CHECK(it != tensors_.end(), "{}: missing tensor \"{}\"", where_, name);
+    return it->second;
+  }
+  bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+  void copy(const std::string& name, const Shape& shape, float* dst) const {
+    const Tensor& t = get(name);
+    TE_CHECK(t.shape() == shape, "{}: tensor \"{}\" has shape {}, expected {}", where_, name, shape_str(t.shape()),
+             shape_str(shape));
+    TE_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::F16 || t.dtype() == DType::BF16 ||
+                 t.dtype() == DType::F64,
+             "{}: tensor \"{}\" has dtype {}, expected a float type", where_, name, dtype_name(t.dtype()));
+    const std::vector<float> v = t.to_f32_vector();
+    std::copy(v.begin(), v.end(), dst);
+  }
+
+ private:
+  std::string where_;
+  std::map<std::string, Tensor> tensors_;
+};
+
+// Fills the MLP and BN statistics from TinyEmo state-dict names.
+void read_state_dict(const TensorSource& src, ProjectorModel& m) {
+  const int64_t D = m.input_dim(), H = m.hidden_dim();
+  const auto p = MlpParamsView<float>::at(m.params().data(), m.layout());
+  src.copy("model.0.weight", {H, D}, p.w1);
+  src.copy("model.0.bias", {H}, p.b1);
+  src.copy("model.1.weight", {H}, p.gamma);
+  src.copy("model.1.bias", {H}, p.beta);
+  src.copy("model.1.running_mean", {H}, m.running_mean().data());
+  src.copy("model.1.running_var", {H}, m.running_var().data());
+  src.copy("model.4.weight", {H, H}, p.w2);
+  src.copy("model.4.bias", {H}, p.b2);
+  if (src.has("model.1.num_batches_tracked")) {
+    const Tensor& t = src.get("model.1.num_batches_tracked");
+    if (t.dtype() == DType::I64 && t.numel() == 1) m.num_batches_tracked = t.data<int64_t>()[0];
+  }
+}
+
+MlpDims dims_from_first_linear(const TensorSource& src, const std::string& where) {
+  const Tensor& w1 = src.get("model.0.weight");
+  TE_CHECK(w1.ndim() == 2, "{}: tensor \"model.0.weight\" must be 2-D, got {}", where, shape_str(w1.shape()));
+  return MlpDims{w1.dim(1), w1.dim(0)};
+}
+
+nlohmann::json config_json(const ProjectorConfig& c) {
+  return {{"input_dim", c.dims.input},
+          {"hidden_dim", c.dims.hidden},
+          {"bn_eps", c.bn_eps},
+          {"bn_momentum", c.bn_momentum},
+          {"dropout", c.dropout},
+          {"input_norm", input_norm_name(c.input_norm)},
+          {"temperature", c.temperature},
+          {"training", c.training}};
+}
+
+}  // namespace
+
+std::string_view input_norm_name(InputNorm n) { return n == InputNorm::L2 ? "l2" : "none"; }
+
+InputNorm parse_input_norm(std::string_view name) {
+  if (name == "none") return InputNorm::None;
+  if (name == "l2") return InputNorm::L2;
+  fail("unknown input normalisation \"{}\" (expected none or l2)", name);
+}
+
+ProjectorModel::ProjectorModel(const ProjectorConfig& config, std::vector<std::string> labels)
+    : config_(config),
+      layout_(config.dims),
+      params_(static_cast<size_t>(layout_.size), 0.0f),
+      running_mean_(static_cast<size_t>(config.dims.hidden), 0.0f),
+      running_var_(static_cast<size_t>(config.dims.hidden), 1.0f),
+      labels_(std::move(labels)),
+      anchors_(labels_.size() * static_cast<size_t>(config.dims.hidden), 0.0f) {}
+
+void ProjectorModel::set_anchors(std::vector<std::string> labels, std::vector<float> anchors) {
+  TE_CHECK(!labels.empty(), "a projector needs at least one label");
+  TE_CHECK(anchors.size() == labels.size() * static_cast<size_t>(hidden_dim()),
+           "anchors: {} values for {} labels of dimension {}", anchors.size(), labels.size(), hidden_dim());
+  labels_ = std::move(labels);
+  anchors_ = std::move(anchors);
+}
+
+void ProjectorModel::project(const float* x, int64_t n, float* out) const {
+  const int64_t D = input_dim();
+  if (config_.input_norm == InputNorm::None) {
+    mlp_forward_eval<float>(layout_, params_.data(), running_mean_.data(), running_var_.data(),
+                            static_cast<float>(config_.bn_eps), x, n, out);
+    return;
+  }
+  std::vector<float> normed(static_cast<size_t>(n * D));
+  normalize_rows<float>(x, n, D, normed.data());
+  const float scale = std::sqrt(static_cast<float>(D));
+  for (float& v : normed) v *= scale;
+  mlp_forward_eval<float>(layout_, params_.data(), running_mean_.data(), running_var_.data(),
+                          static_cast<float>(config_.bn_eps), normed.data(), n, out);
+}
+
+void ProjectorModel::save(const fs::path& path) const {
+  const int64_t D = input_dim(), H = hidden_dim(), L = static_cast<int64_t>(labels_.size());
+  const auto p = MlpParamsView<const float>::at(params_.data(), layout_);
+  NamedTensors tensors = {
+      {"model.0.weight", f32_tensor({H, D}, p.w1)},
+      {"model.0.bias", f32_tensor({H}, p.b1)},
+      {"model.1.weight", f32_tensor({H}, p.gamma)},
+      {"model.1.bias", f32_tensor({H}, p.beta)},
+      {"model.1.running_mean", f32_tensor({H}, running_mean_.data())},
+      {"model.1.running_var", f32_tensor({H}, running_var_.data())},
+      {"model.1.num_batches_tracked", Tensor::from_vector<int64_t>({}, {num_batches_tracked})},
+      {"model.4.weight", f32_tensor({H, H}, p.w2)},
+      {"model.4.bias", f32_tensor({H}, p.b2)},
+      {"anchors", f32_tensor({L, H}, anchors_.data())},
+  };
+  const nlohmann::json split_json = {
+      {"features", split.features}, {"fraction", split.fraction}, {"seed", split.seed}, {"val_files", split.files}};
+  write_safetensors(path, tensors,
+                    {{"format", kFormat},
+                     {"labels", nlohmann::json(labels_).dump()},
+                     {"config", config_json(config_).dump()},
+                     {"split", split_json.dump()}});
+}
+
+ProjectorModel ProjectorModel::load(const fs::path& path) {
+  const SafetensorsFile st = SafetensorsFile::open(path);
+  const std::string where = path.string();
+  const auto& meta = st.metadata();
+  TE_CHECK(meta.count("labels"), "{}: metadata has no \"labels\" (not a tinyemo projector model?)", where);
+  std::map<std::string, Tensor> tensors;
+  for (const auto& e : st.entries()) tensors[e.name] = st.get(e.name);
+  const TensorSource src(where, std::move(tensors));
+
+  ProjectorConfig config;
+  config.dims = dims_from_first_linear(src, where);
+  if (meta.count("config")) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(meta.at("config"));
+    } catch (const nlohmann::json::exception& e) {
+      fail("{}: metadata \"config\" is not valid JSON: {}", where, e.what());
+    }
+    const JsonObject c(j, where + ": metadata config");
+    config.bn_eps = c.get_or<double>("bn_eps", config.bn_eps);
+    config.bn_momentum = c.get_or<double>("bn_momentum", config.bn_momentum);
+    config.dropout = c.get_or<double>("dropout", config.dropout);
+    config.input_norm = parse_input_norm(c.get_or<std::string>("input_norm", "none"));
+    config.temperature = c.get_or<double>("temperature", config.temperature);
+    if (c.has("training")) config.training = j.at("training");
+    TE_CHECK(c.get_or<int64_t>("input_dim", config.dims.input) == config.dims.input &&
+                 c.get_or<int64_t>("hidden_dim", config.dims.hidden) == config.dims.hidden,
+             "{}: metadata config dimensions do not match tensor \"model.0.weight\" {}", where,
+             shape_str(src.get("model.0.weight").shape()));
+    TE_CHECK(config.bn_eps > 0.0 && config.temperature > 0.0, "{}: metadata config: bn_eps and temperature must be positive", where);
+  }
+  std::vector<std::string> labels = parse_labels(meta.at("labels"), where);
+  ProjectorModel m(config, labels);
+  read_state_dict(src, m);
+
+  const Tensor& anchors = src.get("anchors");
+  const int64_t L = static_cast<int64_t>(labels.size()), H = m.hidden_dim();
+  TE_CHECK(L > 0, "{}: metadata \"labels\" is empty", where);
+  std::vector<float> rows(static_cast<size_t>(L * H));
+  TE_CHECK(anchors.shape() == Shape({L, H}), "{}: tensor \"anchors\" has shape {}, expected [{}, {}] ({} labels)",
+           where, shape_str(anchors.shape()), L, H, L);
+  src.copy("anchors", {L, H}, rows.data());
+  m.set_anchors(std::move(labels), std::move(rows));
+
+  if (meta.count("split")) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(meta.at("split"));
+    } catch (const nlohmann::json::exception& e) {
+      fail("{}: metadata \"split\" is not valid JSON: {}", where, e.what());
+    }
+    const JsonObject s(j, where + ": metadata split");
+    m.split.features = s.get_or<std::string>("features", "");
+    m.split.fraction = s.get_or<double>("fraction", 0.0);
+    m.split.seed = s.get_or<uint64_t>("seed", 0);
+    m.split.files = s.get_or<std::vector<std::string>>("val_files", {});
+  }
+  return m;
+}
+
+ProjectorModel ProjectorModel::import_tinyemo(const fs::path& bin, const fs::path& anchors_path) {
+  std::map<std::string, Tensor> tensors;
+  for (auto& [name, t] : load_pytorch_tensors(bin)) tensors[name] = std::move(t);
+  const TensorSource src(bin.string(), std::move(tensors));
+  ProjectorConfig config;
+  config.dims = dims_from_first_linear(src, bin.string());
+  config.training = {{"imported_from", bin.string()}};
+  const AnchorSet anchors = load_anchors(anchors_path, config.dims.hidden);
+  ProjectorModel m(config, anchors.labels);
+  read_state_dict(src, m);
+  m.set_anchors(anchors.labels, anchors.rows);
+  return m;
+}
+
+AnchorSet load_anchors(const fs::path& path, int64_t expected_hidden) {
+  const SafetensorsFile st = SafetensorsFile::open(path);
+  const std::string where = path.string();
+  std::string name = "anchors";
+  if (!st.contains(name)) {
+    TE_CHECK(st.entries().size() == 1, "{}: no tensor \"anchors\" (and not a single-tensor file)", where);
+    name = st.entries()[0].name;
+  }
+  const Tensor t = st.get(name);
+  TE_CHECK(t.ndim() == 2 && t.dim(0) > 0 && t.dim(1) > 0, "{}: tensor \"{}\" must be [labels, hidden], got {}", where,
+           name, shape_str(t.shape()));
+  TE_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::F16 || t.dtype() == DType::BF16 || t.dtype() == DType::F64,
+           "{}: tensor \"{}\" has dtype {}, expected a float type", where, name, dtype_name(t.dtype()));
+  TE_CHECK(expected_hidden <= 0 || t.dim(1) == expected_hidden,
+           "{}: anchors have dimension {}, the projector's output has {}", where, t.dim(1), expected_hidden);
+  AnchorSet a;
+  TE_CHECK(st.metadata().count("labels"), "{}: metadata has no \"labels\" (one name per anchor row)", where);
+  a.labels = parse_labels(st.metadata().at("labels"), where);
+  TE_CHECK(static_cast<int64_t>(a.labels.size()) == t.dim(0), "{}: {} label names for {} anchor rows", where,
+           a.labels.size(), t.dim(0));
+  a.hidden = t.dim(1);
+  a.rows = t.to_f32_vector();
+  return a;
+}
+
+void save_anchors(const fs::path& path, const AnchorSet& anchors) {
+  const int64_t L = static_cast<int64_t>(anchors.labels.size());
+  write_safetensors(path, {{"anchors", f32_tensor({L, anchors.hidden}, anchors.rows.data())}},
+                    {{"labels", nlohmann::json(anchors.labels).dump()}});
+}
+
+AnchorSet anchors_from_embeddings(const Tensor& embeddings, const std::vector<std::string>& labels,
+                                  const std::vector<std::vector<int32_t>>& token_ids) {
+  TE_CHECK(embeddings.ndim() == 2, "embedding table must be 2-D, got {}", shape_str(embeddings.shape()));
+  TE_CHECK(labels.size() == token_ids.size(), "{} labels but {} token lists", labels.size(), token_ids.size());
+  const int64_t V = embeddings.dim(0), H = embeddings.dim(1);
+  AnchorSet a;
+  a.labels = labels;
+  a.hidden = H;
+  a.rows.assign(labels.size() * static_cast<size_t>(H), 0.0f);
+  std::vector<float> row(static_cast<size_t>(H));
+  const size_t row_bytes = dtype_bytes(embeddings.dtype(), H);
+  for (size_t l = 0; l < labels.size(); ++l) {
+    TE_CHECK(!token_ids[l].empty(), "label \"{}\": its grounding text has no tokens", labels[l]);
+    std::vector<double> sum(static_cast<size_t>(H), 0.0);
+    for (int32_t id : token_ids[l]) {
+      TE_CHECK(id >= 0 && id < V, "label \"{}\": token id {} outside the embedding table ({} rows)", labels[l], id, V);
+      convert(embeddings.dtype(), static_cast<const char*>(embeddings.raw()) + id * row_bytes, DType::F32, row.data(),
+              H);
+      for (int64_t h = 0; h < H; ++h) sum[h] += row[h];
+    }
+    for (int64_t h = 0; h < H; ++h) a.rows[l * H + h] = static_cast<float>(sum[h] / token_ids[l].size());
+  }
+  return a;
+}
+
+}  // namespace tinyemo::projector

@@ -1,0 +1,116 @@
+// A trained Metric Projector: one self-contained safetensors file holding
+//   model.0.weight [H, D], model.0.bias [H]            first Linear
+//   model.1.weight, model.1.bias, model.1.running_mean,
+//   model.1.running_var [H], model.1.num_batches_tracked (I64 [])  BatchNorm1d
+//   model.4.weight [H, H], model.4.bias [H]            second Linear
+//   anchors [L, H]                                     one row per label
+// (TinyEmo's state-dict names, so the MLP tensors load into its AlignmentMLP),
+// and metadata: `format` = "tinyemo-projector", `labels` (JSON array, one per
+// anchor row), `config` (JSON: dimensions, BN eps, input normalisation,
+// softmax temperature, how it was trained) and `split` (JSON: the feature
+// files held out for validation, so `eval --split val` scores exactly them).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "models/projector/mlp.h"
+
+namespace tinyemo::projector {
+
+// What is applied to features before the MLP.
+enum class InputNorm {
+  None,  // TinyEmo: raw CLIP features
+  L2,    // x / |x| * sqrt(D) (unit direction, rescaled to unit-variance entries)
+};
+std::string_view input_norm_name(InputNorm n);
+InputNorm parse_input_norm(std::string_view name);
+
+struct ProjectorConfig {
+  MlpDims dims;
+  double bn_eps = 1e-5;
+  double bn_momentum = 0.1;
+  double dropout = 0.2;
+  InputNorm input_norm = InputNorm::None;
+  // Softmax temperature turning cosines into label probabilities.
+  double temperature = 0.1;
+  // How the model was made (recipe, loss, epochs, seed, ...): recorded, not used.
+  nlohmann::json training = nlohmann::json::object();
+};
+
+struct HeldOutSplit {
+  std::string features;            // the feature source the model was trained from
+  double fraction = 0.0;
+  uint64_t seed = 0;
+  std::vector<std::string> files;  // held-out `<label>/<stem>` entries
+};
+
+class ProjectorModel {
+ public:
+  ProjectorModel() = default;
+  ProjectorModel(const ProjectorConfig& config, std::vector<std::string> labels);
+
+  const ProjectorConfig& config() const { return config_; }
+  ProjectorConfig& config() { return config_; }
+  const MlpLayout& layout() const { return layout_; }
+  int64_t input_dim() const { return config_.dims.input; }
+  int64_t hidden_dim() const { return config_.dims.hidden; }
+
+  // Flat MLP parameters (MlpLayout order) and BatchNorm running statistics.
+  std::vector<float>& params() { return params_; }
+  const std::vector<float>& params() const { return params_; }
+  std::vector<float>& running_mean() { return running_mean_; }
+  std::vector<float>& running_var() { return running_var_; }
+  const std::vector<float>& running_mean() const { return running_mean_; }
+  const std::vector<float>& running_var() const { return running_var_; }
+  int64_t num_batches_tracked = 0;
+
+  const std::vector<std::string>& labels() const { return labels_; }
+  // Anchors, one row of H floats per label (as given; normalised when used).
+  const std::vector<float>& anchors() const { return anchors_; }
+  // Replaces labels and anchors (open taxonomy): anchors [labels.size(), H].
+  void set_anchors(std::vector<std::string> labels, std::vector<float> anchors);
+
+  HeldOutSplit split;
+
+  // Eval-mode projection of raw features x [n, D] -> out [n, H] (input
+  // normalisation, then the MLP with BN running statistics), before the L2
+  // normalisation classification applies.
+  void project(const float* x, int64_t n, float* out) const;
+
+  void save(const std::filesystem::path& path) const;
+  // Errors name the file and the missing/mis-shaped tensor or metadata field.
+  static ProjectorModel load(const std::filesystem::path& path);
+  // TinyEmo's checkpoint: pytorch_model.bin (AlignmentMLP state dict) + a
+  // safetensors anchors file (`anchors` [L, H], metadata `labels`).
+  static ProjectorModel import_tinyemo(const std::filesystem::path& bin, const std::filesystem::path& anchors);
+
+ private:
+  ProjectorConfig config_;
+  MlpLayout layout_{MlpDims{1, 1}};
+  std::vector<float> params_, running_mean_, running_var_;
+  std::vector<std::string> labels_;
+  std::vector<float> anchors_;
+};
+
+// Label anchors from a safetensors file: tensor `anchors` [L, H] (or the only
+// tensor in the file) and metadata `labels`. `expected_hidden` > 0 checks H.
+struct AnchorSet {
+  std::vector<std::string> labels;
+  std::vector<float> rows;  // [L, H]
+  int64_t hidden = 0;
+};
+AnchorSet load_anchors(const std::filesystem::path& path, int64_t expected_hidden = 0);
+void save_anchors(const std::filesystem::path& path, const AnchorSet& anchors);
+
+// The hook for LM-derived anchors (TinyEmo's LLM.get_embds): the anchor of a
+// label is the mean of the LM's input-embedding rows of its grounding text's
+// tokens (BOS included). `embeddings` [V, H] any float dtype; token ids per label.
+AnchorSet anchors_from_embeddings(const Tensor& embeddings, const std::vector<std::string>& labels,
+                                  const std::vector<std::vector<int32_t>>& token_ids);
+
+}  // namespace tinyemo::projector
