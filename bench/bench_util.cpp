@@ -24,4 +24,13 @@ nlohmann::json machine_info() {
           {"compiler", __VERSION__}};
 }
 
+nlohmann::json machine_limits(int threads) {
+  return {{"threads", threads},
+          {"peak_f32_gflops", peak_gflops(PeakKind::F32Fma, threads)},
+          {"peak_bf16_dot_gflops", peak_gflops(PeakKind::Bf16Dot, threads)},
+          {"peak_int8_dot_gops", peak_gflops(PeakKind::Int8Dot, threads)},
+          {"read_bandwidth_gb_s", measure_read_bandwidth(threads)},
+          {"copy_bandwidth_gb_s", measure_copy_bandwidth(threads)}};
+}
+
 }  // namespace tinyemo::bench

@@ -1,14 +1,24 @@
-// Helpers for the JSON-printing benchmarks: what machine ran them, and a
-// monotonic clock.
+// Helpers for the JSON-printing benchmarks: what machine ran them, its
+// measured limits (peak FLOP/s, memory bandwidth) and a monotonic clock.
 #pragma once
 
 #include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "core/machine_limits.h"
+
 namespace tinyemo::bench {
 
 // {"cpu": ..., "cores": ..., "avx512": ..., "compiler": ...}
 nlohmann::json machine_info();
+
+// The limits a benchmark reports its speed against, measured now on `threads`
+// threads (see core/machine_limits.h): peak f32 FMA and bf16-dot GFLOP/s, int8
+// dot GOP/s, read and copy bandwidth in GB/s. Takes about a second.
+using tinyemo::measure_copy_bandwidth;
+using tinyemo::measure_read_bandwidth;
+using tinyemo::peak_gflops;
+nlohmann::json machine_limits(int threads);
 
 inline double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();

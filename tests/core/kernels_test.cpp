@@ -1,9 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <random>
 
 #include "core/attention.h"
 #include "core/matmul.h"
+#include "core/matmul_internal.h"
 #include "core/thread_pool.h"
 #include "testing/testing.h"
 
@@ -33,31 +36,97 @@ TEST(ThreadPool, RunsEveryTaskOnceAndPropagatesErrors) {
   EXPECT_EQ(n.load(), 7);
 }
 
-TEST(Gemm, MatchesReferenceForAllTransposes) {
-  const int64_t M = 17, N = 23, K = 31;
-  for (bool ta : {false, true}) {
-    for (bool tb : {false, true}) {
-      const auto A = randn(M * K, 1), B = randn(K * N, 2);
-      auto C = randn(M * N, 3), Cref = C;
-      const int64_t lda = ta ? M : K, ldb = tb ? K : N;
-      gemm(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 2.0f, C.data(), N);
-      reference::gemm(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 2.0f, Cref.data(), N);
-      EXPECT_LT(testing::rel_error(C, Cref), 1e-6);
+TEST(Gemm, MatchesReferenceForAllTransposesAndBlockEdges) {
+  // Shapes around the kernel's tile edges: 1..4 rows (dot path), 33 rows (tiles of
+  // 11), N not a multiple of 16 or 32, K past one 512-deep block and not a multiple of 16.
+  struct Shape3 {
+    int64_t M, N, K;
+  };
+  for (const Shape3 sh : {Shape3{17, 23, 31}, Shape3{1, 37, 77}, Shape3{3, 300, 64}, Shape3{33, 70, 601},
+                          Shape3{64, 33, 16}}) {
+    const int64_t M = sh.M, N = sh.N, K = sh.K;
+    for (bool ta : {false, true}) {
+      for (bool tb : {false, true}) {
+        for (float beta : {0.0f, 2.0f}) {
+          const auto A = randn(M * K, 1), B = randn(K * N, 2);
+          auto C = randn(M * N, 3), Cref = C;
+          const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+          const float alpha = beta == 0.0f ? 1.0f : 0.5f;
+          gemm(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), N);
+          reference::gemm(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, Cref.data(), N);
+          EXPECT_LT(testing::rel_error(C, Cref), 1e-6) << M << "x" << N << "x" << K << " ta=" << ta << " tb=" << tb
+                                                       << " beta=" << beta;
+        }
+      }
     }
   }
 }
 
-TEST(Linear, AllWeightTypesMatchTheReference) {
-  const int64_t M = 5, N = 40, K = 64;
-  const auto x = randn(M * K, 4), b = randn(N, 6);
-  Tensor w32 = Tensor::from_vector<float>({N, K}, randn(N * K, 5));
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) {
-    Tensor w = w32.to(t);
-    std::vector<float> y(M * N), yref(M * N);
-    linear(x.data(), M, w, b.data(), y.data());
-    reference::linear(x.data(), M, w, b.data(), yref.data());
-    EXPECT_LT(testing::rel_error(y, yref), 1e-5) << dtype_name(t);
+// x rounded the way linear() quantises activations for quantised weights on the
+// dot-product path (8 bits per block of 32, scale max|x| / 127).
+std::vector<float> round_activations_q8(const std::vector<float>& x) {
+  std::vector<float> r(x.size());
+  for (size_t b = 0; b < x.size(); b += 32) {
+    float amax = 0.0f;
+    for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b + j]));
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (size_t j = 0; j < 32; ++j) r[b + j] = std::nearbyint(x[b + j] * id) * d;
   }
+  return r;
+}
+
+TEST(Linear, EveryWeightTypeMatchesTheReferenceOnOddShapes) {
+  // K = 96 is an odd number of 32-blocks (the pair-wise kernels' tail); 1056 spans
+  // three 512-deep blocks; N = 37 and 291 are not multiples of 16.
+  for (const int64_t K : {int64_t{96}, int64_t{1056}}) {
+    for (const int64_t N : {int64_t{37}, int64_t{291}}) {
+      Tensor w32 = Tensor::from_vector<float>({N, K}, randn(N * K, 5));
+      const auto b = randn(N, 6);
+      for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) {
+        Tensor w = w32.to(t);
+        for (const int64_t M : {int64_t{1}, int64_t{3}, int64_t{4}, int64_t{33}}) {
+          const auto x = randn(M * K, 4);
+          std::vector<float> y(M * N), yref(M * N), yexact(M * N);
+          linear(x.data(), M, w, b.data(), y.data());
+          reference::linear(x.data(), M, w, b.data(), yexact.data());
+          const bool quantised_activations = dtype_is_quantized(t) && M < detail::dot_path_max_rows(t);
+          if (quantised_activations) {
+            // Exact against the reference fed the same 8-bit activations, and
+            // close to the f32-activation result.
+            const auto xq = round_activations_q8(x);
+            reference::linear(xq.data(), M, w, b.data(), yref.data());
+            EXPECT_LT(testing::rel_error(y, yref), 1e-5) << dtype_name(t) << " M=" << M << " N=" << N << " K=" << K;
+            EXPECT_LT(testing::rel_error(y, yexact), 2e-2) << dtype_name(t) << " M=" << M;
+          } else {
+            EXPECT_LT(testing::rel_error(y, yexact), 1e-5) << dtype_name(t) << " M=" << M << " N=" << N << " K=" << K;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Linear, StridedRowsAndNoBias) {
+  const int64_t M = 5, N = 19, K = 64, ldx = 80, ldy = 24;
+  Tensor w = Tensor::from_vector<float>({N, K}, randn(N * K, 11)).to(DType::BF16);
+  const auto xs = randn(M * ldx, 12);
+  std::vector<float> x(M * K);
+  for (int64_t m = 0; m < M; ++m) std::copy(xs.begin() + m * ldx, xs.begin() + m * ldx + K, x.begin() + m * K);
+  for (int64_t rows : {int64_t{1}, M}) {
+    std::vector<float> y(rows * ldy, 7.0f), yref(rows * N);
+    linear(xs.data(), rows, w, nullptr, y.data(), ldx, ldy);
+    reference::linear(x.data(), rows, w, nullptr, yref.data());
+    for (int64_t m = 0; m < rows; ++m) {
+      for (int64_t n = 0; n < N; ++n) EXPECT_NEAR(y[m * ldy + n], yref[m * N + n], 1e-4f);
+      for (int64_t n = N; n < ldy; ++n) EXPECT_EQ(y[m * ldy + n], 7.0f);  // padding untouched
+    }
+  }
+}
+
+TEST(Linear, RejectsBadWeights) {
+  std::vector<float> x(64), y(64);
+  EXPECT_THROW(linear(x.data(), 1, Tensor::zeros(DType::F32, {64}), nullptr, y.data()), Error);
+  EXPECT_THROW(linear(x.data(), 1, Tensor::zeros(DType::I64, {2, 32}), nullptr, y.data()), Error);
 }
 
 TEST(Attention, MatchesReferenceCausalAndGrouped) {

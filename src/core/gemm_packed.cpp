@@ -1,0 +1,317 @@
+// Blocked, packed f32 GEMM (GotoBLAS/BLIS structure) whose B operand may be a
+// weight matrix of any tinyemo dtype: B is converted to f32 while it is packed,
+// so 16-bit and quantised weights cost one conversion per element per call and
+// then run at the f32 kernel's speed. See docs/kernels.md for the measurements.
+//
+// Loops (per task = a chunk of N columns x a range of M rows):
+//   for each k block (kc):  pack op(B)[kc, chunk] into 32-column panels [k][32]
+//     for each m tile (<= kMaxMR rows): pack A[tile, kc] as [k][MR]
+//       for each panel: micro-kernel MR x 32 over kc, accumulate into C.
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+#include <memory>
+#include <utility>
+
+#include "core/error.h"
+#include "core/matmul_internal.h"
+#include "core/quant.h"
+#include "core/simd.h"
+#include "core/thread_pool.h"
+
+namespace tinyemo::detail {
+
+namespace {
+
+constexpr int64_t kNR = 32;     // panel width: two 16-float vectors
+constexpr int kMaxMR = 14;      // 28 accumulators + 2 B vectors + 1 broadcast < 32 zmm registers
+constexpr int64_t kMaxKC = 512; // packed panel [kc][32] = 64 KiB
+constexpr int64_t kNC = 256;    // columns per chunk: packed B block kc x nc <= 512 KiB (in L2)
+
+// A per-thread scratch buffer, 64-byte aligned, grown on demand.
+class Scratch {
+ public:
+  float* get(size_t floats) {
+    if (floats > size_) {
+      data_.reset(static_cast<float*>(std::aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64)));
+      TE_CHECK(data_ != nullptr, "out of memory for a {}-float GEMM buffer", floats);
+      size_ = floats;
+    }
+    return data_.get();
+  }
+
+ private:
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float, Free> data_;
+  size_t size_ = 0;
+};
+
+// ---- Packing op(B) rows into f32 panels -------------------------------------------
+//
+// pack_rows_panel: `nr` (<= 32) weight rows starting at row n0, elements [k0, k0+kc),
+// converted to f32 and transposed into panel[k * 32 + j]; missing rows are zero.
+
+// Row element access for each dtype, scalar (the fallback and the ragged edges).
+float row_element(const BOperand& b, int64_t n, int64_t k) {
+  const char* row = static_cast<const char*>(b.data) + n * b.ld;
+  switch (b.dtype) {
+    case DType::F32: return reinterpret_cast<const float*>(row)[k];
+    case DType::BF16: return bf16_to_f32(reinterpret_cast<const uint16_t*>(row)[k]);
+    case DType::F16: return f16_to_f32(reinterpret_cast<const uint16_t*>(row)[k]);
+    case DType::Q8_0: {
+      const BlockQ8_0& blk = reinterpret_cast<const BlockQ8_0*>(row)[k / 32];
+      return f16_to_f32(blk.scale) * blk.q[k % 32];
+    }
+    case DType::Q4_0: {
+      const BlockQ4_0& blk = reinterpret_cast<const BlockQ4_0*>(row)[k / 32];
+      const int j = static_cast<int>(k % 32);
+      const int code = j < 16 ? (blk.q[j] & 0x0f) : (blk.q[j - 16] >> 4);
+      return f16_to_f32(blk.scale) * static_cast<float>(code - 8);
+    }
+    default: fail("linear: unsupported weight dtype {}", dtype_name(b.dtype));
+  }
+}
+
+#if TINYEMO_AVX512
+
+// 16 consecutive elements [k, k+16) of row n as f32 (k + 16 <= K; for quantised
+// rows k is a multiple of 16, so the 16 lie in one block).
+inline __m512 load_row16(const BOperand& b, int64_t n, int64_t k) {
+  const char* row = static_cast<const char*>(b.data) + n * b.ld;
+  switch (b.dtype) {
+    case DType::F32: return _mm512_loadu_ps(reinterpret_cast<const float*>(row) + k);
+    case DType::BF16: return simd::load_bf16(reinterpret_cast<const uint16_t*>(row) + k);
+    case DType::F16: return simd::load_f16(reinterpret_cast<const uint16_t*>(row) + k);
+    case DType::Q8_0: {
+      const BlockQ8_0& blk = reinterpret_cast<const BlockQ8_0*>(row)[k / 32];
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.q + k % 32));
+      return _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(blk.scale)), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
+    }
+    case DType::Q4_0: {
+      const BlockQ4_0& blk = reinterpret_cast<const BlockQ4_0*>(row)[k / 32];
+      __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.q));
+      if (k % 32 != 0) q = _mm_srli_epi16(q, 4);
+      q = _mm_and_si128(q, _mm_set1_epi8(0x0f));
+      const __m512 codes = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(q), _mm512_set1_epi32(8)));
+      return _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(blk.scale)), codes);
+    }
+    default: fail("linear: unsupported weight dtype {}", dtype_name(b.dtype));
+  }
+}
+
+// In-register transpose of 16 rows of 16 floats: out[j] holds column j.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xee);
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+    r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
+  }
+}
+
+void pack_rows_panel(const BOperand& b, int64_t n0, int64_t nr, int64_t k0, int64_t kc, float* panel) {
+  const int64_t kv = kc / 16 * 16;  // vectorised part; quantised kc is a multiple of 32
+  for (int64_t half = 0; half < 2; ++half) {
+    const int64_t j0 = half * 16;
+    for (int64_t k = 0; k < kv; k += 16) {
+      __m512 r[16];
+      for (int64_t j = 0; j < 16; ++j)
+        r[j] = j0 + j < nr ? load_row16(b, n0 + j0 + j, k0 + k) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int64_t i = 0; i < 16; ++i) _mm512_store_ps(panel + (k + i) * kNR + j0, r[i]);
+    }
+  }
+  for (int64_t k = kv; k < kc; ++k) {
+    for (int64_t j = 0; j < kNR; ++j) panel[k * kNR + j] = j < nr ? row_element(b, n0 + j, k0 + k) : 0.0f;
+  }
+}
+
+void pack_rowmajor_panel(const BOperand& b, int64_t n0, int64_t nr, int64_t k0, int64_t kc, float* panel) {
+  const float* src = static_cast<const float*>(b.data);
+  const __mmask16 m0 = simd::first_lanes(nr), m1 = simd::first_lanes(nr - 16);
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* s = src + (k0 + k) * b.ld + n0;
+    _mm512_store_ps(panel + k * kNR, _mm512_maskz_loadu_ps(m0, s));
+    _mm512_store_ps(panel + k * kNR + 16, nr > 16 ? _mm512_maskz_loadu_ps(m1, s + 16) : _mm512_setzero_ps());
+  }
+}
+
+// C[MR, 32] (+)= Apacked[kc][MR] * panel[kc][32]; n_valid of the 32 columns are stored.
+template <int MR>
+void micro_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int64_t n_valid,
+                  float alpha, float beta, const float* bias) {
+  __m512 acc0[MR], acc1[MR];
+#pragma GCC unroll 14
+  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_load_ps(bp + k * kNR), b1 = _mm512_load_ps(bp + k * kNR + 16);
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; ++i) {
+      const __m512 a = _mm512_set1_ps(ap[k * MR + i]);
+      acc0[i] = _mm512_fmadd_ps(a, b0, acc0[i]);
+      acc1[i] = _mm512_fmadd_ps(a, b1, acc1[i]);
+    }
+  }
+  const __mmask16 m0 = simd::first_lanes(n_valid), m1 = simd::first_lanes(n_valid - 16);
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+  const __m512 bias1 = bias && n_valid > 16 ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+#pragma GCC unroll 14
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
+    __m512 r0 = _mm512_fmadd_ps(va, acc0[i], bias0), r1 = _mm512_fmadd_ps(va, acc1[i], bias1);
+    if (beta != 0.0f) {
+      r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);
+      if (n_valid > 16) r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);
+    }
+    _mm512_mask_storeu_ps(ci, m0, r0);
+    if (n_valid > 16) _mm512_mask_storeu_ps(ci + 16, m1, r1);
+  }
+}
+
+#else  // portable fallback: the same blocking with plain loops (auto-vectorised)
+
+void pack_rows_panel(const BOperand& b, int64_t n0, int64_t nr, int64_t k0, int64_t kc, float* panel) {
+  for (int64_t j = 0; j < kNR; ++j) {
+    for (int64_t k = 0; k < kc; ++k) panel[k * kNR + j] = j < nr ? row_element(b, n0 + j, k0 + k) : 0.0f;
+  }
+}
+
+void pack_rowmajor_panel(const BOperand& b, int64_t n0, int64_t nr, int64_t k0, int64_t kc, float* panel) {
+  const float* src = static_cast<const float*>(b.data);
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int64_t j = 0; j < kNR; ++j) panel[k * kNR + j] = j < nr ? src[(k0 + k) * b.ld + n0 + j] : 0.0f;
+  }
+}
+
+template <int MR>
+void micro_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int64_t n_valid,
+                  float alpha, float beta, const float* bias) {
+  float acc[MR][kNR] = {};
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int i = 0; i < MR; ++i) {
+      for (int64_t j = 0; j < kNR; ++j) acc[i][j] += ap[k * MR + i] * bp[k * kNR + j];
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    for (int64_t j = 0; j < n_valid; ++j) {
+      float r = alpha * acc[i][j] + (bias ? bias[j] : 0.0f);
+      if (beta != 0.0f) r += beta * c[i * ldc + j];
+      c[i * ldc + j] = r;
+    }
+  }
+}
+
+#endif
+
+using MicroKernel = void (*)(int64_t, const float*, const float*, float*, int64_t, int64_t, float, float,
+                             const float*);
+
+template <int... MRs>
+constexpr auto make_kernel_table(std::integer_sequence<int, MRs...>) {
+  return std::array<MicroKernel, sizeof...(MRs)>{micro_kernel<MRs + 1>...};
+}
+constexpr auto kKernels = make_kernel_table(std::make_integer_sequence<int, kMaxMR>{});
+
+// A tile of `mr` rows x kc columns as ap[k * mr + i].
+void pack_a(const float* a, int64_t a_row, int64_t a_col, int64_t mr, int64_t kc, float* ap) {
+  if (a_col == 1) {
+    for (int64_t i = 0; i < mr; ++i) {
+      const float* src = a + i * a_row;
+      for (int64_t k = 0; k < kc; ++k) ap[k * mr + i] = src[k];
+    }
+  } else {
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = a + k * a_col;
+      for (int64_t i = 0; i < mr; ++i) ap[k * mr + i] = src[i * a_row];
+    }
+  }
+}
+
+struct Plan {
+  int64_t kc = 0, k_blocks = 0;
+  int64_t n_chunks = 0, m_splits = 0;
+};
+
+Plan make_plan(int64_t M, int64_t N, int64_t K, bool quantized) {
+  Plan p;
+  p.k_blocks = std::max<int64_t>(1, (K + kMaxKC - 1) / kMaxKC);
+  p.kc = (K + p.k_blocks - 1) / p.k_blocks;
+  p.kc = (p.kc + 31) / 32 * 32;  // block-aligned for quantised rows, vector-aligned otherwise
+  if (!quantized && p.k_blocks == 1) p.kc = K;
+  p.n_chunks = (N + kNC - 1) / kNC;
+  // Enough tasks for every thread (twice over, for balance); splitting M repacks B.
+  const int64_t want = 2 * num_threads();
+  const int64_t m_tiles = (M + kMaxMR - 1) / kMaxMR;
+  p.m_splits = p.n_chunks >= want ? 1 : std::min(m_tiles, (want + p.n_chunks - 1) / p.n_chunks);
+  p.m_splits = std::max<int64_t>(1, p.m_splits);
+  return p;
+}
+
+}  // namespace
+
+void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t a_row, int64_t a_col,
+                 const BOperand& b, float beta, const float* bias, float* c, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  const bool quantized = dtype_is_quantized(b.dtype);
+  TE_CHECK(!quantized || K % 32 == 0, "gemm: quantised weights need K % 32 == 0, got K={}", K);
+  const Plan plan = make_plan(M, N, K, quantized);
+  thread_pool().run(plan.n_chunks * plan.m_splits, [&](int64_t task, int) {
+    thread_local Scratch b_scratch, a_scratch;
+    const int64_t chunk = task / plan.m_splits, split = task % plan.m_splits;
+    const int64_t n0 = chunk * kNC, nc = std::min(kNC, N - n0);
+    const int64_t panels = (nc + kNR - 1) / kNR;
+    const int64_t m_begin = M * split / plan.m_splits, m_end = M * (split + 1) / plan.m_splits;
+    float* bpack = b_scratch.get(static_cast<size_t>(panels * plan.kc * kNR));
+    float* apack = a_scratch.get(static_cast<size_t>(plan.kc * kMaxMR));
+    for (int64_t k0 = 0; k0 < K; k0 += plan.kc) {
+      const int64_t kc = std::min(plan.kc, K - k0);
+      for (int64_t p = 0; p < panels; ++p) {
+        const int64_t pn0 = n0 + p * kNR, nr = std::min(kNR, N - pn0);
+        float* panel = bpack + p * kc * kNR;
+        if (b.layout == BOperand::Layout::Rows) {
+          pack_rows_panel(b, pn0, nr, k0, kc, panel);
+        } else {
+          pack_rowmajor_panel(b, pn0, nr, k0, kc, panel);
+        }
+      }
+      const bool first = k0 == 0;
+      const float beta_k = first ? beta : 1.0f;
+      // Split the rows into tiles of near-equal height <= kMaxMR (32 rows: 11+11+10).
+      const int64_t rows = m_end - m_begin;
+      const int64_t tiles = (rows + kMaxMR - 1) / kMaxMR;
+      for (int64_t t = 0; t < tiles; ++t) {
+        const int64_t m0 = m_begin + rows * t / tiles, mr = m_begin + rows * (t + 1) / tiles - m0;
+        if (mr == 0) continue;
+        pack_a(a + m0 * a_row + k0 * a_col, a_row, a_col, mr, kc, apack);
+        const MicroKernel kernel = kKernels[mr - 1];
+        for (int64_t p = 0; p < panels; ++p) {
+          const int64_t pn0 = n0 + p * kNR;
+          kernel(kc, apack, bpack + p * kc * kNR, c + m0 * ldc + pn0, ldc, std::min(kNR, N - pn0), alpha, beta_k,
+                 first && bias ? bias + pn0 : nullptr);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace tinyemo::detail

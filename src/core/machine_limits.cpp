@@ -1,0 +1,209 @@
+#include "core/machine_limits.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "core/error.h"
+#include "core/simd.h"
+#include "core/thread_pool.h"
+
+namespace tinyemo {
+
+namespace {
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+int resolve_threads(int threads) { return threads > 0 ? threads : num_threads(); }
+
+// Runs body(thread) on `threads` fresh threads at once and returns the wall time
+// of the slowest. Fresh threads (not the pool) so that each gets exactly one share.
+template <class Body>
+double time_on_threads(int threads, Body&& body) {
+  std::vector<std::thread> pool;
+  const double t0 = now_seconds();
+  for (int t = 1; t < threads; ++t) pool.emplace_back([&body, t] { body(t); });
+  body(0);
+  for (auto& th : pool) th.join();
+  return now_seconds() - t0;
+}
+
+// Twelve independent accumulator chains hide the FMA latency (4-6 cycles) at two
+// issues per cycle. Each function returns a value so the loop is not removed, and
+// the chains start from different values so the compiler cannot merge them.
+constexpr int kChains = 12;
+
+#if defined(__AVX512F__)
+__attribute__((noinline)) float fma_chains(int64_t iters, int64_t* ops_per_iter) {
+  __m512 acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = _mm512_set1_ps(1.0f + 0.01f * j);
+  const __m512 m = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
+  for (int64_t i = 0; i < iters; ++i) {
+    for (auto& a : acc) a = _mm512_fmadd_ps(a, m, c);
+  }
+  __m512 s = acc[0];
+  for (int j = 1; j < kChains; ++j) s = _mm512_add_ps(s, acc[j]);
+  *ops_per_iter = kChains * 16 * 2;
+  return simd::hsum(s);
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+__attribute__((noinline)) float fma_chains(int64_t iters, int64_t* ops_per_iter) {
+  __m256 acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = _mm256_set1_ps(1.0f + 0.01f * j);
+  const __m256 m = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
+  for (int64_t i = 0; i < iters; ++i) {
+    for (auto& a : acc) a = _mm256_fmadd_ps(a, m, c);
+  }
+  __m256 s = acc[0];
+  for (int j = 1; j < kChains; ++j) s = _mm256_add_ps(s, acc[j]);
+  float lanes[8];
+  _mm256_storeu_ps(lanes, s);
+  *ops_per_iter = kChains * 8 * 2;
+  return lanes[0] + lanes[7];
+}
+#else
+__attribute__((noinline)) float fma_chains(int64_t iters, int64_t* ops_per_iter) {
+  float acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = 1.0f + 0.01f * j;
+  for (int64_t i = 0; i < iters; ++i) {
+    for (auto& a : acc) a = a * 0.9999999f + 1e-7f;
+  }
+  *ops_per_iter = kChains * 2;
+  float s = 0.0f;
+  for (float a : acc) s += a;
+  return s;
+}
+#endif
+
+#if defined(__AVX512BF16__)
+__attribute__((noinline)) float bf16_chains(int64_t iters, int64_t* ops_per_iter) {
+  __m512 acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = _mm512_set1_ps(0.01f * j);
+  __m512bh x = (__m512bh)_mm512_set1_epi16(0x3c00);
+  const __m512bh y = (__m512bh)_mm512_set1_epi16(0x3c00);
+  for (int64_t i = 0; i < iters; ++i) {
+    for (auto& a : acc) a = _mm512_dpbf16_ps(a, x, y);
+    __asm__ volatile("" : "+v"(x));  // keeps the inputs opaque to the optimiser
+  }
+  __m512 s = acc[0];
+  for (int j = 1; j < kChains; ++j) s = _mm512_add_ps(s, acc[j]);
+  *ops_per_iter = kChains * 16 * 4;
+  return simd::hsum(s);
+}
+#endif
+
+#if defined(__AVX512VNNI__)
+__attribute__((noinline)) float int8_chains(int64_t iters, int64_t* ops_per_iter) {
+  __m512i acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = _mm512_set1_epi32(j);
+  __m512i x = _mm512_set1_epi8(1);
+  const __m512i y = _mm512_set1_epi8(2);
+  for (int64_t i = 0; i < iters; ++i) {
+    for (auto& a : acc) a = _mm512_dpbusd_epi32(a, x, y);
+    __asm__ volatile("" : "+v"(x));
+  }
+  __m512i s = acc[0];
+  for (int j = 1; j < kChains; ++j) s = _mm512_add_epi32(s, acc[j]);
+  *ops_per_iter = kChains * 16 * 8;
+  return simd::hsum(_mm512_cvtepi32_ps(s));
+}
+#endif
+
+using ChainFn = float (*)(int64_t, int64_t*);
+
+ChainFn chain_function(PeakKind kind) {
+#if defined(__AVX512BF16__)
+  if (kind == PeakKind::Bf16Dot) return bf16_chains;
+#endif
+#if defined(__AVX512VNNI__)
+  if (kind == PeakKind::Int8Dot) return int8_chains;
+#endif
+  return fma_chains;
+}
+
+// Sums a float buffer with four independent accumulators (vectorised by the compiler).
+__attribute__((noinline)) float sum_floats(const float* p, int64_t n) {
+  float a[16] = {};
+  for (int64_t i = 0; i + 16 <= n; i += 16) {
+    for (int j = 0; j < 16; ++j) a[j] += p[i + j];
+  }
+  float s = 0.0f;
+  for (float v : a) s += v;
+  return s;
+}
+
+// Large enough to defeat any last-level cache this code will meet (hundreds of MB
+// of L3 are not a thing on the machines tinyemo targets).
+constexpr size_t kBandwidthBytes = size_t{256} << 20;
+
+struct AlignedFree {
+  void operator()(float* p) const { std::free(p); }
+};
+using Buffer = std::unique_ptr<float, AlignedFree>;
+
+Buffer filled_buffer(size_t bytes) {
+  Buffer b(static_cast<float*>(std::aligned_alloc(64, bytes)));
+  TE_CHECK(b != nullptr, "cannot allocate {} bytes for the bandwidth measurement", bytes);
+  std::memset(b.get(), 0, bytes);  // faults the pages in before timing
+  return b;
+}
+
+}  // namespace
+
+double peak_gflops(PeakKind kind, int threads) {
+  threads = resolve_threads(threads);
+  const ChainFn fn = chain_function(kind);
+  int64_t ops_per_iter = 0;
+  fn(1, &ops_per_iter);
+  const int64_t iters = 4'000'000;
+  double best = 0.0;
+  for (int rep = 0; rep < 5; ++rep) {
+    std::vector<float> sink(static_cast<size_t>(threads));
+    const double t = time_on_threads(threads, [&](int th) {
+      int64_t unused;
+      sink[th] = fn(iters, &unused);
+    });
+    best = std::max(best, static_cast<double>(ops_per_iter) * iters * threads / t / 1e9);
+  }
+  return best;
+}
+
+double measure_read_bandwidth(int threads) {
+  threads = resolve_threads(threads);
+  const Buffer buf = filled_buffer(kBandwidthBytes);
+  const int64_t n = static_cast<int64_t>(kBandwidthBytes / sizeof(float));
+  double best = 0.0;
+  for (int rep = 0; rep < 6; ++rep) {
+    std::vector<float> sink(static_cast<size_t>(threads));
+    const double t = time_on_threads(threads, [&](int th) {
+      const int64_t begin = n * th / threads / 16 * 16, end = n * (th + 1) / threads / 16 * 16;
+      sink[th] = sum_floats(buf.get() + begin, end - begin);
+    });
+    best = std::max(best, kBandwidthBytes / t / 1e9);
+  }
+  return best;
+}
+
+double measure_copy_bandwidth(int threads) {
+  threads = resolve_threads(threads);
+  const Buffer src = filled_buffer(kBandwidthBytes), dst = filled_buffer(kBandwidthBytes);
+  double best = 0.0;
+  for (int rep = 0; rep < 6; ++rep) {
+    const double t = time_on_threads(threads, [&](int th) {
+      const size_t begin = kBandwidthBytes * th / threads / 64 * 64;
+      const size_t end = kBandwidthBytes * (th + 1) / threads / 64 * 64;
+      std::memcpy(reinterpret_cast<char*>(dst.get()) + begin, reinterpret_cast<const char*>(src.get()) + begin,
+                  end - begin);
+    });
+    best = std::max(best, 2.0 * kBandwidthBytes / t / 1e9);
+  }
+  return best;
+}
+
+}  // namespace tinyemo

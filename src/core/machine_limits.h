@@ -1,0 +1,25 @@
+// Physical limits of the machine, measured (not looked up): peak arithmetic
+// throughput and memory bandwidth. Benchmarks and `tinyemo ... bench` report
+// their speed as a fraction of these, measured in the same run.
+#pragma once
+
+namespace tinyemo {
+
+// What one "operation" is for peak_gflops: an f32 FMA lane (2 flops), a
+// bf16 pair-dot lane (vdpbf16ps: 4 flops) or an int8 quad-dot lane
+// (vpdpbusd: 8 ops). Without the instruction the kind falls back to f32.
+enum class PeakKind { F32Fma, Bf16Dot, Int8Dot };
+
+// Best-of-several throughput of independent dependency chains of the widest
+// FMA-class instruction the build targets, on `threads` threads (<= 0: the
+// global pool's size). GFLOP/s (GOP/s for Int8Dot). Takes about 0.1 s.
+double peak_gflops(PeakKind kind = PeakKind::F32Fma, int threads = 0);
+
+// Streaming bandwidth in GB/s (1e9 bytes/s) over a buffer much larger than
+// the last-level cache, best of a few passes, split over `threads` threads.
+// read: bytes loaded per second (the bound for weight-streaming mat-vec);
+// copy: bytes loaded + stored per second (memcpy, STREAM "copy" convention).
+double measure_read_bandwidth(int threads = 0);
+double measure_copy_bandwidth(int threads = 0);
+
+}  // namespace tinyemo

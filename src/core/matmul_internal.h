@@ -1,0 +1,41 @@
+// Internal to src/core: the kernels behind core/matmul.h and the choice
+// between them (docs/kernels.md has the measurements behind each choice).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace tinyemo::detail {
+
+// The right-hand operand op(B) of C[M,N] = A[M,K] op(B)[K,N], as stored:
+//  - RowMajorF32: f32, element (k, n) at data[k * ld + n] (gemm without trans_b);
+//  - Rows: N rows of K elements of `dtype` (a PyTorch Linear weight, or gemm's B
+//    with trans_b), row n starting `ld` BYTES after row n-1; element (k, n) is
+//    row n's element k. Quantised rows hold K/32 blocks.
+struct BOperand {
+  enum class Layout { RowMajorF32, Rows };
+  Layout layout = Layout::Rows;
+  DType dtype = DType::F32;
+  const void* data = nullptr;
+  int64_t ld = 0;
+};
+
+// A: element (m, k) at a[m * a_row + k * a_col] (f32; either stride may be 1).
+// C: c[m * ldc + n] = alpha * sum_k A B + beta * c (+ bias[n] when bias is set).
+// beta == 0 never reads C. Blocked, packed and multi-threaded on the global pool.
+void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t a_row, int64_t a_col,
+                 const BOperand& b, float beta, const float* bias, float* c, int64_t ldc);
+
+// y[m, n] = x[m, :] . W[n, :] + bias[n] for few rows m: dot products along K
+// that read each weight row once (the decode mat-vec). W rows as in BOperand::Rows.
+// Quantised W quantises x to 8 bits per 32-block (ggml's scheme) and uses
+// integer dot products.
+void linear_rows_dot(const float* x, int64_t M, int64_t ldx, const BOperand& w, int64_t N, int64_t K,
+                     const float* bias, float* y, int64_t ldy);
+
+// Below this many rows linear() uses linear_rows_dot, from it gemm_packed.
+int64_t dot_path_max_rows(DType weight_dtype);
+
+}  // namespace tinyemo::detail
