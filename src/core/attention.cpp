@@ -1,55 +1,72 @@
+// Attention as two GEMMs per head on the packed f32 kernel (scores = scale Q K^T,
+// row softmax, out = P V), heads in parallel on the pool. A query block's scores
+// (rows x visible keys) stay in a per-thread buffer in L2. Decode (one query row)
+// treats the query heads that share a key/value head as the rows of one GEMM, so
+// each K and V row is read once per token.
 #include "core/attention.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <memory>
 #include <vector>
 
 #include "core/error.h"
+#include "core/matmul_internal.h"
+#include "core/ops.h"
 #include "core/thread_pool.h"
 
 namespace tinyemo {
 
 namespace {
 
-// One (head, query row) at a time: scores over the visible keys, softmax, weighted sum.
-void attend_rows(const AttentionShape& s, float scale, int64_t h, int64_t q_begin, int64_t q_end, const float* q,
-                 int64_t q_stride, const float* k, int64_t k_stride, const float* v, int64_t v_stride, float* out,
-                 int64_t out_stride, std::vector<float>& scores) {
-  const int64_t group = s.n_heads / s.n_kv_heads;
-  const int64_t kvh = h / group;
-  const int64_t d = s.head_dim;
-  scores.resize(static_cast<size_t>(s.kv_len));
-  for (int64_t i = q_begin; i < q_end; ++i) {
-    const float* qi = q + i * q_stride + h * d;
-    const int64_t visible = s.causal ? std::min(s.kv_len, s.q_pos0 + i + 1) : s.kv_len;
-    float mx = -INFINITY;
-    for (int64_t j = 0; j < visible; ++j) {
-      const float* kj = k + j * k_stride + kvh * d;
-      float acc = 0.0f;
-      for (int64_t c = 0; c < d; ++c) acc += qi[c] * kj[c];
-      scores[j] = acc * scale;
-      mx = std::max(mx, scores[j]);
-    }
-    float sum = 0.0f;
-    for (int64_t j = 0; j < visible; ++j) {
-      scores[j] = std::exp(scores[j] - mx);
-      sum += scores[j];
-    }
-    const float inv = visible > 0 ? 1.0f / sum : 0.0f;
-    float* oi = out + i * out_stride + h * d;
-    std::fill(oi, oi + d, 0.0f);
-    for (int64_t j = 0; j < visible; ++j) {
-      const float w = scores[j] * inv;
-      const float* vj = v + j * v_stride + kvh * d;
-      for (int64_t c = 0; c < d; ++c) oi[c] += w * vj[c];
-    }
-  }
-}
+// Query rows per task: bounds the score buffer (rows x kv_len floats).
+constexpr int64_t kQueryBlock = 256;
 
 void check_shape(const AttentionShape& s) {
   TE_CHECK(s.n_heads > 0 && s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0,
            "attention: {} query heads are not a multiple of {} key/value heads", s.n_heads, s.n_kv_heads);
   TE_CHECK(s.head_dim > 0, "attention: head_dim must be positive");
+  TE_CHECK(s.q_len >= 0 && s.kv_len >= 0 && s.q_pos0 >= 0, "attention: negative length");
+}
+
+// Keys visible to query row i.
+int64_t visible_keys(const AttentionShape& s, int64_t i) {
+  return s.causal ? std::min(s.kv_len, s.q_pos0 + i + 1) : s.kv_len;
+}
+
+// `rows` query rows (row r at q + r * q_row) against one key/value head, all
+// seeing keys [0, visible_keys(first_query + r)). Writes out rows r at out + r * out_row.
+void attend_block(const AttentionShape& s, float scale, int64_t rows, int64_t first_query, const float* q,
+                  int64_t q_row, const float* k, int64_t k_stride, const float* v, int64_t v_stride, float* out,
+                  int64_t out_row, bool all_rows_same_query) {
+  const int64_t d = s.head_dim;
+  // Causal: the block's last query sees the most keys.
+  const int64_t last_query = all_rows_same_query ? first_query : first_query + rows - 1;
+  const int64_t kv = visible_keys(s, last_query);
+  if (kv == 0) {
+    for (int64_t r = 0; r < rows; ++r) std::fill(out + r * out_row, out + r * out_row + d, 0.0f);
+    return;
+  }
+  thread_local std::vector<float> scores;
+  scores.resize(static_cast<size_t>(rows * kv));
+  detail::BOperand keys;  // K^T: key rows of d floats
+  keys.layout = detail::BOperand::Layout::Rows;
+  keys.data = k;
+  keys.ld = k_stride * static_cast<int64_t>(sizeof(float));
+  detail::gemm_packed(rows, kv, d, scale, q, q_row, 1, keys, 0.0f, nullptr, scores.data(), kv);
+  if (s.causal && !all_rows_same_query) {
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row = scores.data() + r * kv;
+      std::fill(row + visible_keys(s, first_query + r), row + kv, -INFINITY);
+    }
+  }
+  softmax_rows(scores.data(), rows, kv);
+  detail::BOperand values;  // V: kv rows of d floats, row-major [kv, d]
+  values.layout = detail::BOperand::Layout::RowMajorF32;
+  values.data = v;
+  values.ld = v_stride;
+  detail::gemm_packed(rows, d, kv, 1.0f, scores.data(), kv, 1, values, 0.0f, nullptr, out, out_row);
 }
 
 }  // namespace
@@ -57,23 +74,63 @@ void check_shape(const AttentionShape& s) {
 void attention(const AttentionShape& s, float scale, const float* q, int64_t q_stride, const float* k,
                int64_t k_stride, const float* v, int64_t v_stride, float* out, int64_t out_stride) {
   check_shape(s);
-  const int64_t blocks_per_head = std::max<int64_t>(1, (s.q_len + 15) / 16);
-  thread_pool().run(s.n_heads * blocks_per_head, [&](int64_t task, int) {
-    thread_local std::vector<float> scores;
-    const int64_t h = task / blocks_per_head, b = task % blocks_per_head;
-    const int64_t q0 = s.q_len * b / blocks_per_head, q1 = s.q_len * (b + 1) / blocks_per_head;
-    attend_rows(s, scale, h, q0, q1, q, q_stride, k, k_stride, v, v_stride, out, out_stride, scores);
+  if (s.q_len == 0) return;
+  const int64_t d = s.head_dim, group = s.n_heads / s.n_kv_heads;
+  if (s.q_len == 1) {
+    // Decode: the `group` query heads of a key/value head are consecutive
+    // columns of the single query row: one GEMM of `group` rows per kv head.
+    thread_pool().run(s.n_kv_heads, [&](int64_t kvh, int) {
+      const int64_t h0 = kvh * group;
+      attend_block(s, scale, group, 0, q + h0 * d, d, k + kvh * d, k_stride, v + kvh * d, v_stride,
+                   out + h0 * d, d, /*all_rows_same_query=*/true);
+    });
+    return;
+  }
+  const int64_t blocks = (s.q_len + kQueryBlock - 1) / kQueryBlock;
+  thread_pool().run(s.n_heads * blocks, [&](int64_t task, int) {
+    const int64_t h = task / blocks, b = task % blocks;
+    const int64_t q0 = s.q_len * b / blocks, q1 = s.q_len * (b + 1) / blocks;
+    const int64_t kvh = h / group;
+    attend_block(s, scale, q1 - q0, q0, q + q0 * q_stride + h * d, q_stride, k + kvh * d, k_stride, v + kvh * d,
+                 v_stride, out + q0 * out_stride + h * d, out_stride, /*all_rows_same_query=*/false);
   });
 }
 
 namespace reference {
+
 void attention(const AttentionShape& s, float scale, const float* q, int64_t q_stride, const float* k,
                int64_t k_stride, const float* v, int64_t v_stride, float* out, int64_t out_stride) {
   check_shape(s);
-  std::vector<float> scores;
-  for (int64_t h = 0; h < s.n_heads; ++h)
-    attend_rows(s, scale, h, 0, s.q_len, q, q_stride, k, k_stride, v, v_stride, out, out_stride, scores);
+  const int64_t group = s.n_heads / s.n_kv_heads, d = s.head_dim;
+  std::vector<double> scores(static_cast<size_t>(s.kv_len));
+  for (int64_t h = 0; h < s.n_heads; ++h) {
+    const int64_t kvh = h / group;
+    for (int64_t i = 0; i < s.q_len; ++i) {
+      const float* qi = q + i * q_stride + h * d;
+      const int64_t visible = visible_keys(s, i);
+      double mx = -INFINITY;
+      for (int64_t j = 0; j < visible; ++j) {
+        const float* kj = k + j * k_stride + kvh * d;
+        double acc = 0.0;
+        for (int64_t c = 0; c < d; ++c) acc += static_cast<double>(qi[c]) * kj[c];
+        scores[j] = acc * scale;
+        mx = std::max(mx, scores[j]);
+      }
+      double sum = 0.0;
+      for (int64_t j = 0; j < visible; ++j) {
+        scores[j] = std::exp(scores[j] - mx);
+        sum += scores[j];
+      }
+      float* oi = out + i * out_stride + h * d;
+      for (int64_t c = 0; c < d; ++c) {
+        double acc = 0.0;
+        for (int64_t j = 0; j < visible; ++j) acc += scores[j] * v[j * v_stride + kvh * d + c];
+        oi[c] = visible > 0 ? static_cast<float>(acc / sum) : 0.0f;
+      }
+    }
+  }
 }
+
 }  // namespace reference
 
 }  // namespace tinyemo

@@ -260,7 +260,8 @@ Plan make_plan(int64_t M, int64_t N, int64_t K, bool quantized) {
   if (!quantized && p.k_blocks == 1) p.kc = K;
   p.n_chunks = (N + kNC - 1) / kNC;
   // Enough tasks for every thread (twice over, for balance); splitting M repacks B.
-  const int64_t want = 2 * num_threads();
+  // Inside a pool task the loop runs serially: one task, B packed once.
+  const int64_t want = in_parallel_region() ? 1 : 2 * num_threads();
   const int64_t m_tiles = (M + kMaxMR - 1) / kMaxMR;
   p.m_splits = p.n_chunks >= want ? 1 : std::min(m_tiles, (want + p.n_chunks - 1) / p.n_chunks);
   p.m_splits = std::max<int64_t>(1, p.m_splits);

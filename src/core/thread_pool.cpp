@@ -1,5 +1,7 @@
 #include "core/thread_pool.h"
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <memory>
 #include <utility>
@@ -111,21 +113,34 @@ std::unique_ptr<ThreadPool>& global_pool_slot() {
   return pool;
 }
 std::mutex g_pool_mutex;
+
+// Creates or resizes the global pool; the caller holds g_pool_mutex.
+void resize_pool_locked(int n) {
+  auto& pool = global_pool_slot();
+  const int want = n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (!pool || pool->size() != want) {
+    pool = std::make_unique<ThreadPool>(want);
+    // OpenBLAS keeps its own threads (busy-waiting after each call); when it is
+    // called at all, it gets the same budget as the pool.
+    openblas_set_num_threads(want);
+  }
+}
+
 }  // namespace
 
 ThreadPool& thread_pool() {
   std::lock_guard<std::mutex> lock(g_pool_mutex);
   auto& pool = global_pool_slot();
-  if (!pool) pool = std::make_unique<ThreadPool>(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  if (!pool) resize_pool_locked(0);
   return *pool;
 }
 
 void set_num_threads(int n) {
   std::lock_guard<std::mutex> lock(g_pool_mutex);
-  auto& pool = global_pool_slot();
-  const int want = n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (!pool || pool->size() != want) pool = std::make_unique<ThreadPool>(want);
+  resize_pool_locked(n);
 }
+
+bool in_parallel_region() { return t_in_pool_job; }
 
 int num_threads() { return thread_pool().size(); }
 

@@ -44,9 +44,13 @@ class ThreadPool {
 };
 
 // The process-wide pool (sized by set_num_threads; default: hardware threads).
+// set_num_threads also sets OpenBLAS's thread count, so that one number governs
+// every thread tinyemo starts (see docs/kernels.md).
 ThreadPool& thread_pool();
 void set_num_threads(int n);
 int num_threads();
+// True on a thread that is running a pool task (where nested loops run serially).
+bool in_parallel_region();
 
 // Splits [0, n) into contiguous chunks of at least `grain` items, one or more
 // per thread, and calls fn(begin, end) for each on the global pool.

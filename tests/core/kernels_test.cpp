@@ -129,20 +129,59 @@ TEST(Linear, RejectsBadWeights) {
   EXPECT_THROW(linear(x.data(), 1, Tensor::zeros(DType::I64, {2, 32}), nullptr, y.data()), Error);
 }
 
-TEST(Attention, MatchesReferenceCausalAndGrouped) {
+struct AttentionCase {
+  const char* what;
+  int64_t q_len, kv_len, n_heads, n_kv_heads, head_dim;
+  bool causal;
+  int64_t q_pos0;
+};
+
+TEST(Attention, MatchesReferenceOnCLIPPrefillAndDecodeShapes) {
+  const AttentionCase cases[] = {
+      {"clip-like, fused qkv strides", 40, 40, 4, 4, 64, false, 0},
+      {"causal prefill, GQA 3:1, head_dim 48", 37, 42, 6, 2, 48, true, 5},
+      {"causal prefill longer than a query block", 300, 300, 2, 1, 32, true, 0},
+      {"decode, GQA 4:1, long cache", 1, 300, 8, 2, 64, true, 299},
+      {"decode seeing part of the cache", 1, 50, 4, 4, 16, true, 20},
+      {"few query rows", 3, 20, 2, 1, 8, true, 17},
+      {"head_dim not a multiple of 16", 5, 9, 3, 3, 7, false, 0},
+  };
+  for (const auto& c : cases) {
+    AttentionShape s;
+    s.q_len = c.q_len;
+    s.kv_len = c.kv_len;
+    s.n_heads = c.n_heads;
+    s.n_kv_heads = c.n_kv_heads;
+    s.head_dim = c.head_dim;
+    s.causal = c.causal;
+    s.q_pos0 = c.q_pos0;
+    // q, k and v interleaved in one buffer per row, as a fused qkv projection writes them.
+    const int64_t qw = s.n_heads * s.head_dim, kw = s.n_kv_heads * s.head_dim;
+    const int64_t stride = qw + 2 * kw + 3;
+    const int64_t rows = std::max(s.q_len, s.kv_len);
+    const auto qkv = randn(rows * stride, 7);
+    const float* q = qkv.data();
+    const float* k = qkv.data() + qw;
+    const float* v = qkv.data() + qw + kw;
+    const int64_t out_stride = qw + 5;
+    std::vector<float> out(s.q_len * out_stride, 0.0f), ref(s.q_len * out_stride, 0.0f);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+    attention(s, scale, q, stride, k, stride, v, stride, out.data(), out_stride);
+    reference::attention(s, scale, q, stride, k, stride, v, stride, ref.data(), out_stride);
+    EXPECT_LT(testing::rel_error(out, ref), 1e-5) << c.what;
+    for (int64_t i = 0; i < s.q_len; ++i)
+      for (int64_t j = qw; j < out_stride; ++j) EXPECT_EQ(out[i * out_stride + j], 0.0f) << c.what;
+  }
+}
+
+TEST(Attention, RejectsInconsistentHeads) {
   AttentionShape s;
-  s.q_len = 7;
-  s.kv_len = 12;
-  s.n_heads = 4;
+  s.q_len = s.kv_len = 1;
+  s.n_heads = 3;
   s.n_kv_heads = 2;
-  s.head_dim = 8;
-  s.causal = true;
-  s.q_pos0 = 5;
-  const auto q = randn(s.q_len * 32, 7), k = randn(s.kv_len * 16, 8), v = randn(s.kv_len * 16, 9);
-  std::vector<float> out(s.q_len * 32), ref(s.q_len * 32);
-  attention(s, 0.3f, q.data(), 32, k.data(), 16, v.data(), 16, out.data(), 32);
-  reference::attention(s, 0.3f, q.data(), 32, k.data(), 16, v.data(), 16, ref.data(), 32);
-  EXPECT_LT(testing::rel_error(out, ref), 1e-6);
+  s.head_dim = 4;
+  std::vector<float> buf(64);
+  EXPECT_THROW(attention(s, 1.0f, buf.data(), 12, buf.data(), 8, buf.data(), 8, buf.data(), 12), Error);
 }
 
 }  // namespace
