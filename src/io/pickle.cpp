@@ -122,6 +122,7 @@ class Unpickler {
   PyValue run() {
     for (;;) {
       op_pos_ = pos_;
+      if (pos_ == in_.size()) error("the pickle ends without STOP (truncated)");
       op_ = read<uint8_t>();
       switch (op_) {
         case 0x80: {  // PROTO
@@ -533,7 +534,7 @@ class Unpickler {
       case Kind::Dict:
         v.kind = PyValue::Kind::Dict;
         for (size_t k = 0; k < o->items.size(); k += 2) {
-          v.dict.emplace_back(convert(o->items[k], depth + 1), convert(o->items[k + 1], depth + 1));
+          v.dict.push_back({convert(o->items[k], depth + 1), convert(o->items[k + 1], depth + 1)});
         }
         break;
       case Kind::Global:

@@ -16,6 +16,8 @@
 
 namespace tinyemo {
 
+struct PyItem;
+
 // A value rebuilt by the restricted unpickler.
 struct PyValue {
   enum class Kind { None, Bool, Int, Float, String, Bytes, List, Tuple, Dict, Tensor };
@@ -25,8 +27,12 @@ struct PyValue {
   double f = 0.0;
   std::string s;                                  // String, Bytes
   std::vector<PyValue> items;                     // List, Tuple
-  std::vector<std::pair<PyValue, PyValue>> dict;  // Dict / OrderedDict, in insertion order
+  std::vector<PyItem> dict;                       // Dict / OrderedDict, in insertion order
   tinyemo::Tensor tensor;                         // Tensor (zero-copy view into the archive when possible)
+};
+
+struct PyItem {
+  PyValue key, value;
 };
 
 // Resolves a storage reference of the pickle (persistent id ('storage',
