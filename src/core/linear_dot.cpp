@@ -23,7 +23,7 @@ namespace tinyemo::detail {
 namespace {
 
 constexpr int64_t kRowsPerTile = 4;  // weight rows per inner kernel call
-constexpr int64_t kMaxDotRows = 4;   // activation rows per inner kernel call
+constexpr int64_t kMaxDotRows = 4;   // activation rows per inner kernel call (more: another pass over L2)
 
 // Weight rows [n0, n1) for each thread task: enough tasks to balance a shared
 // machine, few enough that the per-task overhead stays small.
@@ -58,6 +58,12 @@ inline __m512 maskz_load_w(__mmask16 m, const char* row, int64_t k) {
 }
 
 // y[s][n0 + r] = W[n0 + r] . x[s] for R weight rows and S activation rows.
+// Rows are short (1-8 KiB) and read R at a time, too briefly for the hardware
+// prefetcher to lock on: each kernel prefetches the same bytes of the next R rows.
+inline void prefetch_next_tile(const char* p, int64_t tile_bytes) {
+  _mm_prefetch(p + tile_bytes, _MM_HINT_T0);
+}
+
 template <DType T, int R, int S>
 void dot_tile_float(const BOperand& w, int64_t n0, int64_t K, const float* x, int64_t ldx, float* out) {
   __m512 acc[R][S];
@@ -66,10 +72,13 @@ void dot_tile_float(const BOperand& w, int64_t n0, int64_t K, const float* x, in
   const char* rows[R];
   for (int r = 0; r < R; ++r) rows[r] = row_ptr(w, n0 + r);
   int64_t k = 0;
+  constexpr int64_t kElemBytes = T == DType::F32 ? 4 : 2;
+  const int64_t tile_bytes = R * w.ld;
   for (; k + 16 <= K; k += 16) {
     __m512 xv[S];
     for (int s = 0; s < S; ++s) xv[s] = _mm512_loadu_ps(x + s * ldx + k);
     for (int r = 0; r < R; ++r) {
+      if (kElemBytes == 4 || k % 32 == 0) prefetch_next_tile(rows[r] + k * kElemBytes, tile_bytes);
       const __m512 wv = load_w<T>(rows[r], k);
       for (int s = 0; s < S; ++s) acc[r][s] = _mm512_fmadd_ps(wv, xv[s], acc[r][s]);
     }
@@ -203,8 +212,12 @@ void dot_tile_quant(const BOperand& w, int64_t n0, int64_t nb, const QuantizedPa
   const char* rows[R];
   for (int r = 0; r < R; ++r) rows[r] = row_ptr(w, n0 + r);
   const int64_t pairs = (nb + 1) / 2;
+  constexpr int64_t kPairBytes = 2 * static_cast<int64_t>(T == DType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0));
+  const int64_t tile_bytes = R * w.ld;
   for (int64_t p = 0; p < pairs; ++p) {
     for (int r = 0; r < R; ++r) {
+      prefetch_next_tile(rows[r] + p * kPairBytes, tile_bytes);
+      if (kPairBytes > 64) prefetch_next_tile(rows[r] + p * kPairBytes + 64, tile_bytes);
       __m512i wc;
       __m512 ws;
       load_weight_pair<T>(rows[r], p, nb, &wc, &ws);
@@ -273,9 +286,13 @@ constexpr bool kHasQuantDot = false;
 
 }  // namespace
 
+// Crossovers measured with bench/linear_bench (few_rows_dot_vs_gemm, docs/kernels.md):
+// the dot path reads W once but does S FMAs per weight vector; the packed GEMM
+// pays a pass over W to pack it. Quantised weights switch later because their
+// GEMM also dequantises while packing.
 int64_t dot_path_max_rows(DType weight_dtype) {
-  if (dtype_is_quantized(weight_dtype)) return kHasQuantDot ? 4 : 0;
-  return TINYEMO_AVX512 ? 4 : 0;
+  if (dtype_is_quantized(weight_dtype)) return kHasQuantDot ? 8 : 0;
+  return TINYEMO_AVX512 ? 5 : 0;
 }
 
 void linear_rows_dot(const float* x, int64_t M, int64_t ldx, const BOperand& w, int64_t N, int64_t K,

@@ -127,16 +127,30 @@ ChainFn chain_function(PeakKind kind) {
   return fma_chains;
 }
 
-// Sums a float buffer with four independent accumulators (vectorised by the compiler).
+// Sums a float buffer with independent accumulators (one chain would be bound by
+// the add latency, not by memory).
+#if defined(__AVX512F__)
 __attribute__((noinline)) float sum_floats(const float* p, int64_t n) {
-  float a[16] = {};
-  for (int64_t i = 0; i + 16 <= n; i += 16) {
-    for (int j = 0; j < 16; ++j) a[j] += p[i + j];
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (int64_t i = 0; i + 64 <= n; i += 64) {
+    a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
+    a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
+    a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
+    a3 = _mm512_add_ps(a3, _mm512_load_ps(p + i + 48));
+  }
+  return simd::hsum(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+#else
+__attribute__((noinline)) float sum_floats(const float* p, int64_t n) {
+  float a[64] = {};
+  for (int64_t i = 0; i + 64 <= n; i += 64) {
+    for (int j = 0; j < 64; ++j) a[j] += p[i + j];
   }
   float s = 0.0f;
   for (float v : a) s += v;
   return s;
 }
+#endif
 
 // Large enough to defeat any last-level cache this code will meet (hundreds of MB
 // of L3 are not a thing on the machines tinyemo targets).
@@ -182,7 +196,7 @@ double measure_read_bandwidth(int threads) {
   for (int rep = 0; rep < 6; ++rep) {
     std::vector<float> sink(static_cast<size_t>(threads));
     const double t = time_on_threads(threads, [&](int th) {
-      const int64_t begin = n * th / threads / 16 * 16, end = n * (th + 1) / threads / 16 * 16;
+      const int64_t begin = n * th / threads / 64 * 64, end = n * (th + 1) / threads / 64 * 64;
       sink[th] = sum_floats(buf.get() + begin, end - begin);
     });
     best = std::max(best, kBandwidthBytes / t / 1e9);

@@ -35,7 +35,8 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
 void linear_rows_dot(const float* x, int64_t M, int64_t ldx, const BOperand& w, int64_t N, int64_t K,
                      const float* bias, float* y, int64_t ldy);
 
-// Below this many rows linear() uses linear_rows_dot, from it gemm_packed.
+// Below this many rows linear() uses linear_rows_dot, from it gemm_packed
+// (0 where this build has no dot kernel for the dtype).
 int64_t dot_path_max_rows(DType weight_dtype);
 
 }  // namespace tinyemo::detail

@@ -84,7 +84,7 @@ TEST(Linear, EveryWeightTypeMatchesTheReferenceOnOddShapes) {
       const auto b = randn(N, 6);
       for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) {
         Tensor w = w32.to(t);
-        for (const int64_t M : {int64_t{1}, int64_t{3}, int64_t{4}, int64_t{33}}) {
+        for (const int64_t M : {int64_t{1}, int64_t{3}, int64_t{5}, int64_t{7}, int64_t{8}, int64_t{33}}) {
           const auto x = randn(M * K, 4);
           std::vector<float> y(M * N), yref(M * N), yexact(M * N);
           linear(x.data(), M, w, b.data(), y.data());
