@@ -1,5 +1,5 @@
 // Zip archives, as far as PyTorch checkpoints need them: a reader over the
-// memory-mapped file (stored entries are zero-copy views, deflated ones are
+// memory-mapped (or, when small, read) file (stored entries are zero-copy views, deflated ones are
 // inflated with zlib; ZIP64 for archives over 4 GiB) that checks every offset
 // and size against the file and refuses overlapping entries, and a writer of
 // stored entries whose data starts on 64-byte boundaries (as torch.save writes).
@@ -41,7 +41,7 @@ class ZipArchive {
   // tinyemo::Error naming the file (and the entry) on anything malformed.
   static ZipArchive open(const std::filesystem::path& path);
 
-  const std::filesystem::path& path() const { return file_->path(); }
+  const std::filesystem::path& path() const { return path_; }
   const std::vector<ZipEntry>& entries() const { return entries_; }  // central-directory order
   const ZipEntry* find(std::string_view name) const;                 // nullptr when absent
   // Stored entries are views of the mapping. The CRC check reads every byte,
@@ -49,7 +49,10 @@ class ZipArchive {
   ZipBytes read(const ZipEntry& entry, bool verify_crc = true) const;
 
  private:
-  std::shared_ptr<const MappedFile> file_;
+  std::filesystem::path path_;
+  std::shared_ptr<const void> owner_;  // the mapping, or the whole file read into memory
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
   std::vector<ZipEntry> entries_;
   std::map<std::string, size_t, std::less<>> index_;
 };
