@@ -6,7 +6,8 @@
 // block of 32 (scale = max|x| / 127) and blocks are multiplied with AVX512-VNNI
 // integer dot products (vpdpbusd: unsigned x signed bytes). The weights are made
 // unsigned (q8: w + 128, q4: the 0..15 codes) and the offset is removed with the
-// activation block sums, precomputed once per row.
+// activation block sums, precomputed once per row. Needs VNNI and VBMI (Ice Lake,
+// Zen 4 and later); without them quantised weights take the packed GEMM.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -135,96 +136,172 @@ void dot_float(const float* x, int64_t M, int64_t ldx, const BOperand& w, int64_
 
 #endif  // TINYEMO_AVX512
 
-#if TINYEMO_AVX512 && defined(__AVX512VNNI__)
+#if TINYEMO_AVX512 && defined(__AVX512VNNI__) && defined(__AVX512VBMI__)
 
 // ---- quantised weights: 8-bit activations and VNNI -------------------------------
+//
+// Weights are read in groups of blocks (q8_0: 2 blocks = 64 codes per zmm;
+// q4_0: 4 blocks = 64 bytes of nibbles, gathered from the 72-byte group with
+// one vpermt2b and split into low and high nibbles). The activations are laid
+// out to match each group, with the f32 scales and the offset correction
+// (-offset x sum of the block's codes, in the first lane of the block) as
+// vectors, so that one group costs a few vector instructions per weight row.
 
-// One activation row quantised in pairs of blocks (64 values), each pair as
-// three 64-byte vectors: the int8 codes, the f32 scales (lanes 0-7: block 2p,
-// 8-15: block 2p+1) and the offset correction (-offset * sum of codes of each
-// block in lanes 0 and 8), so that one vpdpbusd per pair gives the exact
-// integer dot product against unsigned weights.
-struct QuantizedPair {
-  __m512i codes;
-  __m512 scales;
-  __m512i correction;
+// One activation block: codes, scale and the sum of its codes.
+struct ActivationBlock {
+  int8_t q[32];
+  float d;
+  int32_t sum;
 };
 
-// Quantises x[K] (K % 32 == 0) into pairs; weight_offset is what was added to
-// the signed weight codes to make them unsigned (128 for q8_0, 8 for q4_0).
-void quantize_activation_row(const float* x, int64_t K, int weight_offset, QuantizedPair* out) {
-  const int64_t nb = K / 32;
-  for (int64_t p = 0; p < (nb + 1) / 2; ++p) {
+ActivationBlock quantize_activation_block(const float* xb) {
+  ActivationBlock b;
+  const __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
+  const float amax = simd::hmax(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+  b.d = amax / 127.0f;
+  const __m512 id = _mm512_set1_ps(b.d != 0.0f ? 1.0f / b.d : 0.0f);
+  const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(b.q), _mm512_cvtsepi32_epi8(q0));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(b.q + 16), _mm512_cvtsepi32_epi8(q1));
+  b.sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+  return b;
+}
+
+// q8_0: two blocks per group; weights made unsigned by XOR 0x80 (w + 128).
+struct Q8Group {
+  static constexpr DType kType = DType::Q8_0;
+  static constexpr int64_t kBlocks = 2;
+  struct Activations {
+    __m512i codes;       // block 2g in bytes 0-31, 2g+1 in 32-63
+    __m512 scales;       // lanes 0-7 and 8-15
+    __m512i correction;  // -128 x sum in lanes 0 and 8
+  };
+  struct Weights {
+    __m512i codes;
+    __m512 scales;
+  };
+  static void pack(const ActivationBlock* b, int64_t n, Activations* out) {
     alignas(64) int8_t codes[64] = {};
     alignas(64) float scales[16] = {};
     alignas(64) int32_t correction[16] = {};
-    for (int h = 0; h < 2 && 2 * p + h < nb; ++h) {
-      const float* xb = x + (2 * p + h) * 32;
-      const __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
-      const float amax = simd::hmax(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-      const float d = amax / 127.0f;
-      const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
-      const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
-      _mm_store_si128(reinterpret_cast<__m128i*>(codes + h * 32), _mm512_cvtsepi32_epi8(q0));
-      _mm_store_si128(reinterpret_cast<__m128i*>(codes + h * 32 + 16), _mm512_cvtsepi32_epi8(q1));
-      for (int j = 0; j < 8; ++j) scales[h * 8 + j] = d;
-      correction[h * 8] = -weight_offset * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    for (int64_t i = 0; i < n; ++i) {
+      std::copy(b[i].q, b[i].q + 32, codes + 32 * i);
+      std::fill(scales + 8 * i, scales + 8 * i + 8, b[i].d);
+      correction[8 * i] = -128 * b[i].sum;
     }
-    out[p].codes = _mm512_load_si512(codes);
-    out[p].scales = _mm512_load_ps(scales);
-    out[p].correction = _mm512_load_si512(correction);
+    out->codes = _mm512_load_si512(codes);
+    out->scales = _mm512_load_ps(scales);
+    out->correction = _mm512_load_si512(correction);
   }
-}
-
-// The weights of blocks 2p and 2p+1 of a row (the second may be missing at the
-// end of an odd row) as 64 unsigned codes in the activation's order, and their scales.
-template <DType T>
-inline void load_weight_pair(const char* row, int64_t p, int64_t nb, __m512i* codes, __m512* scales) {
-  const bool has_second = 2 * p + 1 < nb;
-  if constexpr (T == DType::Q8_0) {
-    const BlockQ8_0* b = reinterpret_cast<const BlockQ8_0*>(row) + 2 * p;
+  static Weights load(const char* row, int64_t g, int64_t nb) {
+    const BlockQ8_0* b = reinterpret_cast<const BlockQ8_0*>(row) + 2 * g;
+    const bool has_second = 2 * g + 1 < nb;
     const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].q));
     const __m256i hi = has_second ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].q)) : _mm256_set1_epi8(0);
-    *codes = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), _mm512_set1_epi8(-128));
-    *scales = _mm512_insertf32x8(_mm512_set1_ps(_cvtsh_ss(b[0].scale)),
-                                 _mm256_set1_ps(has_second ? _cvtsh_ss(b[1].scale) : 0.0f), 1);
-  } else {
-    const BlockQ4_0* b = reinterpret_cast<const BlockQ4_0*>(row) + 2 * p;
-    const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].q));
-    const __m128i hi = has_second ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].q)) : _mm_setzero_si128();
-    const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
-    const __m256i nib = _mm256_set1_epi8(0x0f);
-    const __m256i low = _mm256_and_si256(both, nib), high = _mm256_and_si256(_mm256_srli_epi16(both, 4), nib);
-    // [b0 low | b1 low | b0 high | b1 high] -> [b0 low | b0 high | b1 low | b1 high]
-    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
-    *codes = _mm512_shuffle_i64x2(z, z, 0xd8);
-    *scales = _mm512_insertf32x8(_mm512_set1_ps(_cvtsh_ss(b[0].scale)),
-                                 _mm256_set1_ps(has_second ? _cvtsh_ss(b[1].scale) : 0.0f), 1);
+    Weights w;
+    w.codes = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), _mm512_set1_epi8(-128));
+    w.scales = _mm512_insertf32x8(_mm512_set1_ps(_cvtsh_ss(b[0].scale)),
+                                  _mm256_set1_ps(has_second ? _cvtsh_ss(b[1].scale) : 0.0f), 1);
+    return w;
+  }
+  static __m512i dot(const Weights& w, const Activations& a) {
+    return _mm512_dpbusd_epi32(a.correction, w.codes, a.codes);
+  }
+};
+
+// q4_0: four blocks (72 bytes) per group; the 0..15 codes are w + 8.
+struct Q4Group {
+  static constexpr DType kType = DType::Q4_0;
+  static constexpr int64_t kBlocks = 4;
+  struct Activations {
+    __m512i low;         // elements 0-15 of blocks 4g..4g+3, 16 bytes each
+    __m512i high;        // elements 16-31
+    __m512 scales;       // lanes 4i..4i+3: block 4g+i
+    __m512i correction;  // -8 x sum in lane 4i
+  };
+  struct Weights {
+    __m512i low, high;
+    __m512 scales;
+  };
+  static void pack(const ActivationBlock* b, int64_t n, Activations* out) {
+    alignas(64) int8_t low[64] = {}, high[64] = {};
+    alignas(64) float scales[16] = {};
+    alignas(64) int32_t correction[16] = {};
+    for (int64_t i = 0; i < n; ++i) {
+      std::copy(b[i].q, b[i].q + 16, low + 16 * i);
+      std::copy(b[i].q + 16, b[i].q + 32, high + 16 * i);
+      std::fill(scales + 4 * i, scales + 4 * i + 4, b[i].d);
+      correction[4 * i] = -8 * b[i].sum;
+    }
+    out->low = _mm512_load_si512(low);
+    out->high = _mm512_load_si512(high);
+    out->scales = _mm512_load_ps(scales);
+    out->correction = _mm512_load_si512(correction);
+  }
+  // Byte j of the gathered codes is byte 2 + 18 (j / 16) + j % 16 of the group;
+  // the scale of block i is 16-bit word 9 i.
+  struct Indices {
+    __m512i code_bytes, scale_words;
+    Indices() {
+      alignas(64) uint8_t cb[64];
+      alignas(64) uint16_t sw[32] = {};
+      for (int j = 0; j < 64; ++j) cb[j] = static_cast<uint8_t>(2 + 18 * (j / 16) + j % 16);
+      for (int j = 0; j < 16; ++j) sw[j] = static_cast<uint16_t>(9 * (j / 4));
+      code_bytes = _mm512_load_si512(cb);
+      scale_words = _mm512_load_si512(sw);
+    }
+  };
+  static Weights load(const char* row, int64_t g, int64_t nb) {
+    static const Indices idx;
+    const char* base = row + g * kBlocks * static_cast<int64_t>(sizeof(BlockQ4_0));
+    const int64_t bytes = std::min<int64_t>(kBlocks, nb - g * kBlocks) * static_cast<int64_t>(sizeof(BlockQ4_0));
+    // Masked loads: bytes past the row's last block read as zero (codes and scale 0).
+    const __m512i z0 = _mm512_maskz_loadu_epi8(bytes >= 64 ? ~__mmask64{0} : (__mmask64{1} << bytes) - 1, base);
+    const __m512i z1 = _mm512_maskz_loadu_epi8(bytes > 64 ? (__mmask64{1} << (bytes - 64)) - 1 : 0, base + 64);
+    const __m512i packed = _mm512_permutex2var_epi8(z0, idx.code_bytes, z1);
+    const __m512i nibble = _mm512_set1_epi8(0x0f);
+    Weights w;
+    w.low = _mm512_and_si512(packed, nibble);
+    w.high = _mm512_and_si512(_mm512_srli_epi16(packed, 4), nibble);
+    w.scales = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(idx.scale_words, z0)));
+    return w;
+  }
+  static __m512i dot(const Weights& w, const Activations& a) {
+    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a.correction, w.low, a.low), w.high, a.high);
+  }
+};
+
+// Quantises x[K] (K % 32 == 0) into groups of the layout G expects.
+template <class G>
+void quantize_activation_row(const float* x, int64_t K, typename G::Activations* out) {
+  const int64_t nb = K / 32;
+  for (int64_t g = 0; g * G::kBlocks < nb; ++g) {
+    ActivationBlock blocks[G::kBlocks];
+    const int64_t n = std::min(G::kBlocks, nb - g * G::kBlocks);
+    for (int64_t i = 0; i < n; ++i) blocks[i] = quantize_activation_block(x + (g * G::kBlocks + i) * 32);
+    G::pack(blocks, n, out + g);
   }
 }
 
-template <DType T, int R, int S>
-void dot_tile_quant(const BOperand& w, int64_t n0, int64_t nb, const QuantizedPair* xq, int64_t pairs_per_row,
-                    float* out) {
+template <class G, int R, int S>
+void dot_tile_quant(const BOperand& w, int64_t n0, int64_t nb, const typename G::Activations* xq,
+                    int64_t groups_per_row, float* out) {
   __m512 acc[R][S];
   for (int r = 0; r < R; ++r)
     for (int s = 0; s < S; ++s) acc[r][s] = _mm512_setzero_ps();
   const char* rows[R];
   for (int r = 0; r < R; ++r) rows[r] = row_ptr(w, n0 + r);
-  const int64_t pairs = (nb + 1) / 2;
-  constexpr int64_t kPairBytes = 2 * static_cast<int64_t>(T == DType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0));
+  constexpr int64_t kGroupBytes =
+      G::kBlocks * static_cast<int64_t>(G::kType == DType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0));
   const int64_t tile_bytes = R * w.ld;
-  for (int64_t p = 0; p < pairs; ++p) {
+  for (int64_t g = 0; g < groups_per_row; ++g) {
     for (int r = 0; r < R; ++r) {
-      prefetch_next_tile(rows[r] + p * kPairBytes, tile_bytes);
-      if (kPairBytes > 64) prefetch_next_tile(rows[r] + p * kPairBytes + 64, tile_bytes);
-      __m512i wc;
-      __m512 ws;
-      load_weight_pair<T>(rows[r], p, nb, &wc, &ws);
+      prefetch_next_tile(rows[r] + g * kGroupBytes, tile_bytes);
+      prefetch_next_tile(rows[r] + g * kGroupBytes + 64, tile_bytes);
+      const typename G::Weights wg = G::load(rows[r], g, nb);
       for (int s = 0; s < S; ++s) {
-        const QuantizedPair& q = xq[s * pairs_per_row + p];
-        const __m512i dot = _mm512_dpbusd_epi32(q.correction, wc, q.codes);
-        acc[r][s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(ws, q.scales), acc[r][s]);
+        const typename G::Activations& a = xq[s * groups_per_row + g];
+        acc[r][s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(G::dot(wg, a)), _mm512_mul_ps(wg.scales, a.scales), acc[r][s]);
       }
     }
   }
@@ -232,19 +309,19 @@ void dot_tile_quant(const BOperand& w, int64_t n0, int64_t nb, const QuantizedPa
     for (int r = 0; r < R; ++r) out[s * R + r] = simd::hsum(acc[r][s]);
 }
 
-template <DType T, int S>
-void dot_rows_quant(const BOperand& w, int64_t n0, int64_t n1, int64_t nb, const QuantizedPair* xq,
-                    int64_t pairs_per_row, float* y, int64_t ldy, const float* bias) {
+template <class G, int S>
+void dot_rows_quant(const BOperand& w, int64_t n0, int64_t n1, int64_t nb, const typename G::Activations* xq,
+                    int64_t groups_per_row, float* y, int64_t ldy, const float* bias) {
   float out[S * kRowsPerTile];
   for (int64_t n = n0; n < n1;) {
     const int64_t r = std::min<int64_t>(kRowsPerTile, n1 - n);
     if (r == kRowsPerTile) {
-      dot_tile_quant<T, kRowsPerTile, S>(w, n, nb, xq, pairs_per_row, out);
+      dot_tile_quant<G, kRowsPerTile, S>(w, n, nb, xq, groups_per_row, out);
       for (int s = 0; s < S; ++s)
         for (int64_t i = 0; i < r; ++i) y[s * ldy + n + i] = out[s * kRowsPerTile + i] + (bias ? bias[n + i] : 0.0f);
     } else {
       for (int64_t i = 0; i < r; ++i) {
-        dot_tile_quant<T, 1, S>(w, n + i, nb, xq, pairs_per_row, out);
+        dot_tile_quant<G, 1, S>(w, n + i, nb, xq, groups_per_row, out);
         for (int s = 0; s < S; ++s) y[s * ldy + n + i] = out[s] + (bias ? bias[n + i] : 0.0f);
       }
     }
@@ -252,28 +329,28 @@ void dot_rows_quant(const BOperand& w, int64_t n0, int64_t n1, int64_t nb, const
   }
 }
 
-template <DType T>
+template <class G>
 void dot_quant(const float* x, int64_t M, int64_t ldx, const BOperand& w, int64_t N, int64_t K, const float* bias,
                float* y, int64_t ldy) {
-  TE_CHECK(K % 32 == 0, "linear: {} weights need K % 32 == 0, got K={}", dtype_name(T), K);
-  const int64_t nb = K / 32, pairs = (nb + 1) / 2;
+  TE_CHECK(K % 32 == 0, "linear: {} weights need K % 32 == 0, got K={}", dtype_name(G::kType), K);
+  using Activations = typename G::Activations;
+  const int64_t nb = K / 32, groups = (nb + G::kBlocks - 1) / G::kBlocks;
   struct Free {
-    void operator()(QuantizedPair* p) const { std::free(p); }
+    void operator()(Activations* p) const { std::free(p); }
   };
-  std::unique_ptr<QuantizedPair, Free> xq(
-      static_cast<QuantizedPair*>(std::aligned_alloc(64, static_cast<size_t>(M * pairs) * sizeof(QuantizedPair))));
+  std::unique_ptr<Activations, Free> xq(
+      static_cast<Activations*>(std::aligned_alloc(64, static_cast<size_t>(M * groups) * sizeof(Activations))));
   TE_CHECK(xq != nullptr, "out of memory quantising {} x {} activations", M, K);
-  const int offset = T == DType::Q8_0 ? 128 : 8;
-  for (int64_t m = 0; m < M; ++m) quantize_activation_row(x + m * ldx, K, offset, xq.get() + m * pairs);
+  for (int64_t m = 0; m < M; ++m) quantize_activation_row<G>(x + m * ldx, K, xq.get() + m * groups);
   for_row_tasks(N, [&](int64_t n0, int64_t n1) {
     for (int64_t m = 0; m < M; m += kMaxDotRows) {
-      const QuantizedPair* xm = xq.get() + m * pairs;
+      const Activations* xm = xq.get() + m * groups;
       float* ym = y + m * ldy;
       switch (std::min(kMaxDotRows, M - m)) {
-        case 1: dot_rows_quant<T, 1>(w, n0, n1, nb, xm, pairs, ym, ldy, bias); break;
-        case 2: dot_rows_quant<T, 2>(w, n0, n1, nb, xm, pairs, ym, ldy, bias); break;
-        case 3: dot_rows_quant<T, 3>(w, n0, n1, nb, xm, pairs, ym, ldy, bias); break;
-        default: dot_rows_quant<T, 4>(w, n0, n1, nb, xm, pairs, ym, ldy, bias); break;
+        case 1: dot_rows_quant<G, 1>(w, n0, n1, nb, xm, groups, ym, ldy, bias); break;
+        case 2: dot_rows_quant<G, 2>(w, n0, n1, nb, xm, groups, ym, ldy, bias); break;
+        case 3: dot_rows_quant<G, 3>(w, n0, n1, nb, xm, groups, ym, ldy, bias); break;
+        default: dot_rows_quant<G, 4>(w, n0, n1, nb, xm, groups, ym, ldy, bias); break;
       }
     }
   });
@@ -302,9 +379,9 @@ void linear_rows_dot(const float* x, int64_t M, int64_t ldx, const BOperand& w, 
     case DType::F32: return dot_float<DType::F32>(x, M, ldx, w, N, K, bias, y, ldy);
     case DType::BF16: return dot_float<DType::BF16>(x, M, ldx, w, N, K, bias, y, ldy);
     case DType::F16: return dot_float<DType::F16>(x, M, ldx, w, N, K, bias, y, ldy);
-#if defined(__AVX512VNNI__)
-    case DType::Q8_0: return dot_quant<DType::Q8_0>(x, M, ldx, w, N, K, bias, y, ldy);
-    case DType::Q4_0: return dot_quant<DType::Q4_0>(x, M, ldx, w, N, K, bias, y, ldy);
+#if defined(__AVX512VNNI__) && defined(__AVX512VBMI__)
+    case DType::Q8_0: return dot_quant<Q8Group>(x, M, ldx, w, N, K, bias, y, ldy);
+    case DType::Q4_0: return dot_quant<Q4Group>(x, M, ldx, w, N, K, bias, y, ldy);
 #endif
     default: break;
   }

@@ -40,8 +40,9 @@ inline float hmax(__m512 v) {
   return _mm_cvtss_f32(b);
 }
 
-// Mask selecting the first n (0..16) lanes.
+// Mask selecting the first n lanes (none for n <= 0, all 16 for n >= 16).
 inline __mmask16 first_lanes(int64_t n) {
+  if (n <= 0) return 0;
   return n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1u);
 }
 
