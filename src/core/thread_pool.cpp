@@ -25,18 +25,44 @@ ThreadPool::~ThreadPool() {
   for (auto& w : workers_) w.join();
 }
 
-void ThreadPool::drain(int thread) {
+struct ThreadPool::Job {
+  const std::function<void(int64_t, int)>* fn = nullptr;
+  int64_t num_tasks = 0;
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> done{0};
+  std::atomic<bool> failed{false};
+  std::mutex error_mutex;
+  std::exception_ptr error;
+};
+
+namespace {
+inline void cpu_relax() {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#endif
+}
+// Spins before sleeping: decode runs hundreds of loops per token, microseconds apart.
+constexpr int kSpins = 20000;
+}  // namespace
+
+void ThreadPool::drain(Job& job, int thread) {
   const bool was_in_job = t_in_pool_job;
   t_in_pool_job = true;
   for (;;) {
-    const int64_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
-    if (task >= num_tasks_) break;
-    try {
-      (*job_)(task, thread);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (!error_) error_ = std::current_exception();
-      next_task_.store(num_tasks_, std::memory_order_relaxed);  // stop handing out tasks
+    const int64_t task = job.next.fetch_add(1, std::memory_order_relaxed);
+    if (task >= job.num_tasks) break;
+    if (!job.failed.load(std::memory_order_relaxed)) {  // after a failure the rest are skipped, still counted
+      try {
+        (*job.fn)(task, thread);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(job.error_mutex);
+        if (!job.error) job.error = std::current_exception();
+        job.failed.store(true, std::memory_order_relaxed);
+      }
+    }
+    if (job.done.fetch_add(1, std::memory_order_acq_rel) + 1 == job.num_tasks) {
+      std::lock_guard<std::mutex> lock(mutex_);  // pairs with the caller's predicate check
+      done_.notify_one();
     }
   }
   t_in_pool_job = was_in_job;
@@ -45,16 +71,13 @@ void ThreadPool::drain(int thread) {
 void ThreadPool::worker_loop(int thread) {
   uint64_t seen = 0;
   for (;;) {
-    // Spin briefly: loops on decode paths come back within microseconds.
     bool got = false;
-    for (int spin = 0; spin < 20000; ++spin) {
+    for (int spin = 0; spin < kSpins; ++spin) {
       if (generation_.load(std::memory_order_acquire) != seen) {
         got = true;
         break;
       }
-#if defined(__x86_64__)
-      __builtin_ia32_pause();
-#endif
+      cpu_relax();
     }
     if (!got) {
       std::unique_lock<std::mutex> lock(mutex_);
@@ -62,11 +85,10 @@ void ThreadPool::worker_loop(int thread) {
       if (stop_) return;
     }
     seen = generation_.load(std::memory_order_acquire);
-    drain(thread);
-    if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      done_.notify_one();
-    }
+    inside_.fetch_add(1, std::memory_order_seq_cst);
+    Job* job = job_.load(std::memory_order_seq_cst);  // null when the caller already finished it
+    if (job != nullptr) drain(*job, thread);
+    inside_.fetch_sub(1, std::memory_order_release);
   }
 }
 
@@ -84,27 +106,27 @@ void ThreadPool::run(int64_t num_tasks, const std::function<void(int64_t, int)>&
     t_in_pool_job = was_in_job;
     return;
   }
+  Job job;
+  job.fn = &fn;
+  job.num_tasks = num_tasks;
+  job_.store(&job, std::memory_order_seq_cst);
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    job_ = &fn;
-    num_tasks_ = num_tasks;
-    error_ = nullptr;
-    next_task_.store(0, std::memory_order_relaxed);
-    active_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
-  drain(0);
-  // Wait for the workers (spinning first, as they finish quickly).
-  for (int spin = 0; spin < 20000 && active_.load(std::memory_order_acquire) != 0; ++spin) {
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#endif
+  drain(job, 0);
+  // Wait for the tasks others claimed (spinning first, as they finish quickly).
+  for (int spin = 0; spin < kSpins && job.done.load(std::memory_order_acquire) != num_tasks; ++spin) cpu_relax();
+  if (job.done.load(std::memory_order_acquire) != num_tasks) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [&] { return job.done.load(std::memory_order_acquire) == num_tasks; });
   }
-  std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [&] { return active_.load(std::memory_order_acquire) == 0; });
-  job_ = nullptr;
-  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+  // Retire the job; then wait out workers that picked up the pointer before that
+  // (they find no task left and leave within a few instructions).
+  job_.store(nullptr, std::memory_order_seq_cst);
+  while (inside_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+  if (job.error) std::rethrow_exception(job.error);
 }
 
 namespace {

@@ -27,19 +27,21 @@ class ThreadPool {
   void run(int64_t num_tasks, const std::function<void(int64_t task, int thread)>& fn);
 
  private:
+  struct Job;  // one run(): lives on the caller's stack
   void worker_loop(int thread);
-  void drain(int thread);
+  void drain(Job& job, int thread);
 
   std::vector<std::thread> workers_;
   std::mutex mutex_;
-  std::condition_variable wake_;
-  std::condition_variable done_;
-  const std::function<void(int64_t, int)>* job_ = nullptr;
-  int64_t num_tasks_ = 0;
-  std::atomic<int64_t> next_task_{0};
-  std::atomic<int> active_{0};
+  std::condition_variable wake_;  // workers sleep here between jobs
+  std::condition_variable done_;  // the caller sleeps here for the last task
+  // The join waits for the job's tasks, not for every worker to check in: a
+  // worker the OS has descheduled must not hold up the caller. Workers announce
+  // themselves in `inside_` before reading `job_`, so the caller knows when
+  // nobody can still touch its Job.
+  std::atomic<Job*> job_{nullptr};
+  std::atomic<int> inside_{0};
   std::atomic<uint64_t> generation_{0};
-  std::exception_ptr error_;
   bool stop_ = false;
 };
 

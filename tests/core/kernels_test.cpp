@@ -36,6 +36,34 @@ TEST(ThreadPool, RunsEveryTaskOnceAndPropagatesErrors) {
   EXPECT_EQ(n.load(), 7);
 }
 
+TEST(ThreadPool, BackToBackJobsNestedLoopsAndFailuresKeepCountsExact) {
+  // Thousands of short jobs in a row: a worker that wakes late must never run a
+  // task of a job that has finished, nor one of the next job twice.
+  ThreadPool pool(3);
+  for (int round = 0; round < 3000; ++round) {
+    const int64_t n = 1 + round % 7;
+    std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+    pool.run(n, [&](int64_t t, int) {
+      hits[t]++;
+      if (round % 100 == 0) {  // nested loops run serially inside a task
+        std::atomic<int> inner{0};
+        pool.run(4, [&](int64_t, int) { inner++; });
+        EXPECT_EQ(inner.load(), 4);
+        EXPECT_TRUE(in_parallel_region());
+      }
+    });
+    for (auto& h : hits) ASSERT_EQ(h.load(), 1) << "round " << round;
+  }
+  EXPECT_FALSE(in_parallel_region());
+  std::atomic<int> ran{0};
+  EXPECT_THROW(pool.run(50, [&](int64_t t, int) {
+                 ran++;
+                 if (t == 0) fail("first task fails");
+               }),
+               Error);
+  EXPECT_GE(ran.load(), 1);
+}
+
 TEST(Gemm, MatchesReferenceForAllTransposesAndBlockEdges) {
   // Shapes around the kernel's tile edges: 1..4 rows (dot path), 33 rows (tiles of
   // 11), N not a multiple of 16 or 32, K past one 512-deep block and not a multiple of 16.
