@@ -36,7 +36,7 @@ TEST(ProjectorParity, ImportedTinyEmoCheckpointReproducesFixture) {
   EXPECT_EQ(f.model.input_dim(), 768);
   EXPECT_EQ(f.model.hidden_dim(), 256);
   EXPECT_EQ(f.model.labels(), (std::vector<std::string>{"anger", "disgust", "fear", "joy", "sadness", "surprise"}));
-  EXPECT_EQ(f.model.num_batches_tracked, 60);
+  EXPECT_EQ(f.model.member(0).num_batches_tracked, 60);
   expect_matches_fixture(f.model, f.io);
 }
 
@@ -45,7 +45,7 @@ TEST(ProjectorParity, SavedModelReloadsToTheSameOutputs) {
   testing::TempDir tmp;
   f.model.save(tmp / "model.safetensors");
   const ProjectorModel back = ProjectorModel::load(tmp / "model.safetensors");
-  EXPECT_EQ(back.num_batches_tracked, 60);
+  EXPECT_EQ(back.member(0).num_batches_tracked, 60);
   expect_matches_fixture(back, f.io);
 }
 

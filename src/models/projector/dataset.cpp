@@ -7,6 +7,7 @@
 
 #include "io/pytorch.h"
 #include "io/safetensors.h"
+#include "models/projector/metadata.h"
 
 namespace tinyemo::projector {
 
@@ -21,22 +22,6 @@ bool is_float_dtype(DType t) { return t == DType::F32 || t == DType::F16 || t ==
   const std::string what = e.what();
   if (what.find(file.string()) != std::string::npos) throw Error(what);
   fail("{}: {}", file.string(), what);
-}
-
-std::vector<std::string> json_string_array(const std::string& text, const std::string& where) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: not valid JSON: {}", where, e.what());
-  }
-  TE_CHECK(j.is_array(), "{}: expected a JSON array of strings", where);
-  std::vector<std::string> out;
-  for (const auto& v : j) {
-    TE_CHECK(v.is_string(), "{}: expected a JSON array of strings", where);
-    out.push_back(v.get<std::string>());
-  }
-  return out;
 }
 
 }  // namespace
@@ -138,7 +123,7 @@ FeatureSet load_feature_shard(const fs::path& file, int64_t expected_dim) {
   TE_CHECK(meta.count("labels"), "{}: feature shard metadata has no \"labels\"", where);
   FeatureSet set;
   set.source = where;
-  set.labels = json_string_array(meta.at("labels"), where + ": metadata \"labels\"");
+  set.labels = parse_string_array(meta.at("labels"), where + ": metadata \"labels\"");
   const int64_t L = static_cast<int64_t>(set.labels.size());
   set.label_ids.assign(ids.data<int64_t>(), ids.data<int64_t>() + N);
   for (int64_t i = 0; i < N; ++i) {
@@ -146,7 +131,7 @@ FeatureSet load_feature_shard(const fs::path& file, int64_t expected_dim) {
              set.label_ids[i], L);
   }
   if (meta.count("files")) {
-    set.files = json_string_array(meta.at("files"), where + ": metadata \"files\"");
+    set.files = parse_string_array(meta.at("files"), where + ": metadata \"files\"");
     TE_CHECK(static_cast<int64_t>(set.files.size()) == N, "{}: metadata \"files\" has {} entries for {} features",
              where, set.files.size(), N);
   } else {

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "io/json.h"
+#include "models/projector/metadata.h"
 #include "io/pytorch.h"
 #include "io/safetensors.h"
 
@@ -19,22 +20,6 @@ Tensor f32_tensor(Shape shape, const float* data) {
   Tensor t = Tensor::empty(DType::F32, std::move(shape));
   std::copy(data, data + t.numel(), t.mutable_data<float>());
   return t;
-}
-
-std::vector<std::string> parse_labels(const std::string& text, const std::string& where) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: metadata \"labels\" is not valid JSON: {}", where, e.what());
-  }
-  TE_CHECK(j.is_array(), "{}: metadata \"labels\" must be a JSON array of strings", where);
-  std::vector<std::string> labels;
-  for (const auto& v : j) {
-    TE_CHECK(v.is_string(), "{}: metadata \"labels\" must be a JSON array of strings", where);
-    labels.push_back(v.get<std::string>());
-  }
-  return labels;
 }
 
 // Looks up state-dict tensors by name and copies them out as f32 with the
@@ -66,22 +51,27 @@ class TensorSource {
   std::map<std::string, Tensor> tensors_;
 };
 
-// Fills the MLP and BN statistics from TinyEmo state-dict names.
-void read_state_dict(const TensorSource& src, ProjectorModel& m) {
-  const int64_t D = m.input_dim(), H = m.hidden_dim();
-  const auto p = MlpParamsView<float>::at(m.params().data(), m.layout());
-  src.copy("model.0.weight", {H, D}, p.w1);
-  src.copy("model.0.bias", {H}, p.b1);
-  src.copy("model.1.weight", {H}, p.gamma);
-  src.copy("model.1.bias", {H}, p.beta);
-  src.copy("model.1.running_mean", {H}, m.running_mean().data());
-  src.copy("model.1.running_var", {H}, m.running_var().data());
-  src.copy("model.4.weight", {H, H}, p.w2);
-  src.copy("model.4.bias", {H}, p.b2);
-  if (src.has("model.1.num_batches_tracked")) {
-    const Tensor& t = src.get("model.1.num_batches_tracked");
-    if (t.dtype() == DType::I64 && t.numel() == 1) m.num_batches_tracked = t.data<int64_t>()[0];
+// Tensor name prefix of ensemble member k (member 0: TinyEmo's own names).
+std::string member_prefix(size_t k) { return k == 0 ? "" : fmt::format("members.{}.", k); }
+
+// One MLP and its BN statistics from TinyEmo state-dict names under `prefix`.
+MlpWeights read_state_dict(const TensorSource& src, const MlpLayout& layout, const std::string& prefix) {
+  const int64_t D = layout.dims.input, H = layout.dims.hidden;
+  MlpWeights w(layout);
+  const auto p = MlpParamsView<float>::at(w.params.data(), layout);
+  src.copy(prefix + "model.0.weight", {H, D}, p.w1);
+  src.copy(prefix + "model.0.bias", {H}, p.b1);
+  src.copy(prefix + "model.1.weight", {H}, p.gamma);
+  src.copy(prefix + "model.1.bias", {H}, p.beta);
+  src.copy(prefix + "model.1.running_mean", {H}, w.running_mean.data());
+  src.copy(prefix + "model.1.running_var", {H}, w.running_var.data());
+  src.copy(prefix + "model.4.weight", {H, H}, p.w2);
+  src.copy(prefix + "model.4.bias", {H}, p.b2);
+  if (src.has(prefix + "model.1.num_batches_tracked")) {
+    const Tensor& t = src.get(prefix + "model.1.num_batches_tracked");
+    if (t.dtype() == DType::I64 && t.numel() == 1) w.num_batches_tracked = t.data<int64_t>()[0];
   }
+  return w;
 }
 
 MlpDims dims_from_first_linear(const TensorSource& src, const std::string& where) {
@@ -90,8 +80,9 @@ MlpDims dims_from_first_linear(const TensorSource& src, const std::string& where
   return MlpDims{w1.dim(1), w1.dim(0)};
 }
 
-nlohmann::json config_json(const ProjectorConfig& c) {
+nlohmann::json config_json(const ProjectorConfig& c, size_t members) {
   return {{"input_dim", c.dims.input},
+          {"members", members},
           {"hidden_dim", c.dims.hidden},
           {"bn_eps", c.bn_eps},
           {"bn_momentum", c.bn_momentum},
@@ -111,14 +102,28 @@ InputNorm parse_input_norm(std::string_view name) {
   fail("unknown input normalisation \"{}\" (expected none or l2)", name);
 }
 
+MlpWeights::MlpWeights(const MlpLayout& layout)
+    : params(static_cast<size_t>(layout.size), 0.0f),
+      running_mean(static_cast<size_t>(layout.dims.hidden), 0.0f),
+      running_var(static_cast<size_t>(layout.dims.hidden), 1.0f) {}
+
 ProjectorModel::ProjectorModel(const ProjectorConfig& config, std::vector<std::string> labels)
     : config_(config),
       layout_(config.dims),
-      params_(static_cast<size_t>(layout_.size), 0.0f),
-      running_mean_(static_cast<size_t>(config.dims.hidden), 0.0f),
-      running_var_(static_cast<size_t>(config.dims.hidden), 1.0f),
+      members_(1, MlpWeights(layout_)),
       labels_(std::move(labels)),
       anchors_(labels_.size() * static_cast<size_t>(config.dims.hidden), 0.0f) {}
+
+void ProjectorModel::set_members(std::vector<MlpWeights> members) {
+  TE_CHECK(!members.empty(), "a projector needs at least one MLP");
+  for (const auto& m : members) {
+    TE_CHECK(static_cast<int64_t>(m.params.size()) == layout_.size &&
+                 static_cast<int64_t>(m.running_mean.size()) == hidden_dim() &&
+                 static_cast<int64_t>(m.running_var.size()) == hidden_dim(),
+             "ensemble member does not match the projector's dimensions");
+  }
+  members_ = std::move(members);
+}
 
 void ProjectorModel::set_anchors(std::vector<std::string> labels, std::vector<float> anchors) {
   TE_CHECK(!labels.empty(), "a projector needs at least one label");
@@ -128,42 +133,66 @@ void ProjectorModel::set_anchors(std::vector<std::string> labels, std::vector<fl
   anchors_ = std::move(anchors);
 }
 
-void ProjectorModel::project(const float* x, int64_t n, float* out) const {
-  const int64_t D = input_dim();
-  if (config_.input_norm == InputNorm::None) {
-    mlp_forward_eval<float>(layout_, params_.data(), running_mean_.data(), running_var_.data(),
-                            static_cast<float>(config_.bn_eps), x, n, out);
+void normalize_inputs(InputNorm norm, const float* x, int64_t n, int64_t D, float* out) {
+  if (norm == InputNorm::None) {
+    std::copy(x, x + n * D, out);
     return;
   }
-  std::vector<float> normed(static_cast<size_t>(n * D));
-  normalize_rows<float>(x, n, D, normed.data());
+  normalize_rows<float>(x, n, D, out);
   const float scale = std::sqrt(static_cast<float>(D));
-  for (float& v : normed) v *= scale;
-  mlp_forward_eval<float>(layout_, params_.data(), running_mean_.data(), running_var_.data(),
-                          static_cast<float>(config_.bn_eps), normed.data(), n, out);
+  for (int64_t i = 0; i < n * D; ++i) out[i] *= scale;
+}
+
+void ProjectorModel::project(const float* x, int64_t n, float* out) const {
+  const int64_t D = input_dim(), H = hidden_dim();
+  std::vector<float> normed;
+  if (config_.input_norm != InputNorm::None) {
+    normed.resize(static_cast<size_t>(n * D));
+    normalize_inputs(config_.input_norm, x, n, D, normed.data());
+    x = normed.data();
+  }
+  const auto eps = static_cast<float>(config_.bn_eps);
+  if (members_.size() == 1) {
+    const MlpWeights& w = members_[0];
+    mlp_forward_eval<float>(layout_, w.params.data(), w.running_mean.data(), w.running_var.data(), eps, x, n, out);
+    return;
+  }
+  std::vector<float> z(static_cast<size_t>(n * H));
+  std::fill(out, out + n * H, 0.0f);
+  const float inv_k = 1.0f / static_cast<float>(members_.size());
+  for (const MlpWeights& w : members_) {
+    mlp_forward_eval<float>(layout_, w.params.data(), w.running_mean.data(), w.running_var.data(), eps, x, n,
+                            z.data());
+    normalize_rows<float>(z.data(), n, H, z.data());
+    for (int64_t i = 0; i < n * H; ++i) out[i] += z[i] * inv_k;
+  }
 }
 
 void ProjectorModel::save(const fs::path& path) const {
   const int64_t D = input_dim(), H = hidden_dim(), L = static_cast<int64_t>(labels_.size());
-  const auto p = MlpParamsView<const float>::at(params_.data(), layout_);
-  NamedTensors tensors = {
-      {"model.0.weight", f32_tensor({H, D}, p.w1)},
-      {"model.0.bias", f32_tensor({H}, p.b1)},
-      {"model.1.weight", f32_tensor({H}, p.gamma)},
-      {"model.1.bias", f32_tensor({H}, p.beta)},
-      {"model.1.running_mean", f32_tensor({H}, running_mean_.data())},
-      {"model.1.running_var", f32_tensor({H}, running_var_.data())},
-      {"model.1.num_batches_tracked", Tensor::from_vector<int64_t>({}, {num_batches_tracked})},
-      {"model.4.weight", f32_tensor({H, H}, p.w2)},
-      {"model.4.bias", f32_tensor({H}, p.b2)},
-      {"anchors", f32_tensor({L, H}, anchors_.data())},
-  };
+  NamedTensors tensors;
+  for (size_t k = 0; k < members_.size(); ++k) {
+    const MlpWeights& w = members_[k];
+    const std::string pre = member_prefix(k);
+    const auto p = MlpParamsView<const float>::at(w.params.data(), layout_);
+    tensors.emplace_back(pre + "model.0.weight", f32_tensor({H, D}, p.w1));
+    tensors.emplace_back(pre + "model.0.bias", f32_tensor({H}, p.b1));
+    tensors.emplace_back(pre + "model.1.weight", f32_tensor({H}, p.gamma));
+    tensors.emplace_back(pre + "model.1.bias", f32_tensor({H}, p.beta));
+    tensors.emplace_back(pre + "model.1.running_mean", f32_tensor({H}, w.running_mean.data()));
+    tensors.emplace_back(pre + "model.1.running_var", f32_tensor({H}, w.running_var.data()));
+    tensors.emplace_back(pre + "model.1.num_batches_tracked",
+                         Tensor::from_vector<int64_t>({}, {w.num_batches_tracked}));
+    tensors.emplace_back(pre + "model.4.weight", f32_tensor({H, H}, p.w2));
+    tensors.emplace_back(pre + "model.4.bias", f32_tensor({H}, p.b2));
+  }
+  tensors.emplace_back("anchors", f32_tensor({L, H}, anchors_.data()));
   const nlohmann::json split_json = {
       {"features", split.features}, {"fraction", split.fraction}, {"seed", split.seed}, {"val_files", split.files}};
   write_safetensors(path, tensors,
                     {{"format", kFormat},
                      {"labels", nlohmann::json(labels_).dump()},
-                     {"config", config_json(config_).dump()},
+                     {"config", config_json(config_, members_.size()).dump()},
                      {"split", split_json.dump()}});
 }
 
@@ -178,13 +207,9 @@ ProjectorModel ProjectorModel::load(const fs::path& path) {
 
   ProjectorConfig config;
   config.dims = dims_from_first_linear(src, where);
+  int64_t members = 1;
   if (meta.count("config")) {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(meta.at("config"));
-    } catch (const nlohmann::json::exception& e) {
-      fail("{}: metadata \"config\" is not valid JSON: {}", where, e.what());
-    }
+    const nlohmann::json j = parse_metadata_json(meta.at("config"), where + ": metadata \"config\"");
     const JsonObject c(j, where + ": metadata config");
     config.bn_eps = c.get_or<double>("bn_eps", config.bn_eps);
     config.bn_momentum = c.get_or<double>("bn_momentum", config.bn_momentum);
@@ -192,15 +217,19 @@ ProjectorModel ProjectorModel::load(const fs::path& path) {
     config.input_norm = parse_input_norm(c.get_or<std::string>("input_norm", "none"));
     config.temperature = c.get_or<double>("temperature", config.temperature);
     if (c.has("training")) config.training = j.at("training");
+    members = c.get_or<int64_t>("members", 1);
+    TE_CHECK(members >= 1 && members <= 1024, "{}: metadata config: members = {} is not in [1, 1024]", where, members);
     TE_CHECK(c.get_or<int64_t>("input_dim", config.dims.input) == config.dims.input &&
                  c.get_or<int64_t>("hidden_dim", config.dims.hidden) == config.dims.hidden,
              "{}: metadata config dimensions do not match tensor \"model.0.weight\" {}", where,
              shape_str(src.get("model.0.weight").shape()));
     TE_CHECK(config.bn_eps > 0.0 && config.temperature > 0.0, "{}: metadata config: bn_eps and temperature must be positive", where);
   }
-  std::vector<std::string> labels = parse_labels(meta.at("labels"), where);
+  std::vector<std::string> labels = parse_string_array(meta.at("labels"), where + ": metadata \"labels\"");
   ProjectorModel m(config, labels);
-  read_state_dict(src, m);
+  std::vector<MlpWeights> weights;
+  for (int64_t k = 0; k < members; ++k) weights.push_back(read_state_dict(src, m.layout(), member_prefix(k)));
+  m.set_members(std::move(weights));
 
   const Tensor& anchors = src.get("anchors");
   const int64_t L = static_cast<int64_t>(labels.size()), H = m.hidden_dim();
@@ -212,12 +241,7 @@ ProjectorModel ProjectorModel::load(const fs::path& path) {
   m.set_anchors(std::move(labels), std::move(rows));
 
   if (meta.count("split")) {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(meta.at("split"));
-    } catch (const nlohmann::json::exception& e) {
-      fail("{}: metadata \"split\" is not valid JSON: {}", where, e.what());
-    }
+    const nlohmann::json j = parse_metadata_json(meta.at("split"), where + ": metadata \"split\"");
     const JsonObject s(j, where + ": metadata split");
     m.split.features = s.get_or<std::string>("features", "");
     m.split.fraction = s.get_or<double>("fraction", 0.0);
@@ -236,7 +260,7 @@ ProjectorModel ProjectorModel::import_tinyemo(const fs::path& bin, const fs::pat
   config.training = {{"imported_from", bin.string()}};
   const AnchorSet anchors = load_anchors(anchors_path, config.dims.hidden);
   ProjectorModel m(config, anchors.labels);
-  read_state_dict(src, m);
+  m.set_members({read_state_dict(src, m.layout(), "")});
   m.set_anchors(anchors.labels, anchors.rows);
   return m;
 }
@@ -258,7 +282,7 @@ AnchorSet load_anchors(const fs::path& path, int64_t expected_hidden) {
            "{}: anchors have dimension {}, the projector's output has {}", where, t.dim(1), expected_hidden);
   AnchorSet a;
   TE_CHECK(st.metadata().count("labels"), "{}: metadata has no \"labels\" (one name per anchor row)", where);
-  a.labels = parse_labels(st.metadata().at("labels"), where);
+  a.labels = parse_string_array(st.metadata().at("labels"), where + ": metadata \"labels\"");
   TE_CHECK(static_cast<int64_t>(a.labels.size()) == t.dim(0), "{}: {} label names for {} anchor rows", where,
            a.labels.size(), t.dim(0));
   a.hidden = t.dim(1);

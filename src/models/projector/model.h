@@ -7,8 +7,12 @@
 // (TinyEmo's state-dict names, so the MLP tensors load into its AlignmentMLP),
 // and metadata: `format` = "tinyemo-projector", `labels` (JSON array, one per
 // anchor row), `config` (JSON: dimensions, BN eps, input normalisation,
-// softmax temperature, how it was trained) and `split` (JSON: the feature
-// files held out for validation, so `eval --split val` scores exactly them).
+// softmax temperature, member count, how it was trained) and `split` (JSON:
+// the feature files held out for validation, so `eval --split val` scores
+// exactly them).
+// An ensemble (`--recipe best`) adds members 1..K-1 as `members.<k>.model.*`
+// with the same shapes; all members share the anchors, and the projection is
+// the mean of the members' L2-normalised outputs.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +33,8 @@ enum class InputNorm {
 };
 std::string_view input_norm_name(InputNorm n);
 InputNorm parse_input_norm(std::string_view name);
+// out [n, D] = the input normalisation of x [n, D] (may alias x).
+void normalize_inputs(InputNorm norm, const float* x, int64_t n, int64_t D, float* out);
 
 struct ProjectorConfig {
   MlpDims dims;
@@ -49,9 +55,18 @@ struct HeldOutSplit {
   std::vector<std::string> files;  // held-out `<label>/<stem>` entries
 };
 
+// One AlignmentMLP: flat parameters (MlpLayout order) and BatchNorm running statistics.
+struct MlpWeights {
+  MlpWeights() = default;
+  explicit MlpWeights(const MlpLayout& layout);
+  std::vector<float> params, running_mean, running_var;
+  int64_t num_batches_tracked = 0;
+};
+
 class ProjectorModel {
  public:
   ProjectorModel() = default;
+  // One member with zero weights (BN running variance 1), zero anchors.
   ProjectorModel(const ProjectorConfig& config, std::vector<std::string> labels);
 
   const ProjectorConfig& config() const { return config_; }
@@ -60,14 +75,11 @@ class ProjectorModel {
   int64_t input_dim() const { return config_.dims.input; }
   int64_t hidden_dim() const { return config_.dims.hidden; }
 
-  // Flat MLP parameters (MlpLayout order) and BatchNorm running statistics.
-  std::vector<float>& params() { return params_; }
-  const std::vector<float>& params() const { return params_; }
-  std::vector<float>& running_mean() { return running_mean_; }
-  std::vector<float>& running_var() { return running_var_; }
-  const std::vector<float>& running_mean() const { return running_mean_; }
-  const std::vector<float>& running_var() const { return running_var_; }
-  int64_t num_batches_tracked = 0;
+  // Ensemble members (at least one; member 0 is TinyEmo's checkpoint layout).
+  const std::vector<MlpWeights>& members() const { return members_; }
+  MlpWeights& member(size_t k) { return members_.at(k); }
+  const MlpWeights& member(size_t k) const { return members_.at(k); }
+  void set_members(std::vector<MlpWeights> members);
 
   const std::vector<std::string>& labels() const { return labels_; }
   // Anchors, one row of H floats per label (as given; normalised when used).
@@ -79,7 +91,8 @@ class ProjectorModel {
 
   // Eval-mode projection of raw features x [n, D] -> out [n, H] (input
   // normalisation, then the MLP with BN running statistics), before the L2
-  // normalisation classification applies.
+  // normalisation classification applies. Ensembles: the mean of the members'
+  // normalised outputs.
   void project(const float* x, int64_t n, float* out) const;
 
   void save(const std::filesystem::path& path) const;
@@ -92,7 +105,7 @@ class ProjectorModel {
  private:
   ProjectorConfig config_;
   MlpLayout layout_{MlpDims{1, 1}};
-  std::vector<float> params_, running_mean_, running_var_;
+  std::vector<MlpWeights> members_;
   std::vector<std::string> labels_;
   std::vector<float> anchors_;
 };

@@ -7,7 +7,6 @@
 #include <numeric>
 
 #include "core/error.h"
-#include "core/matmul.h"
 #include "models/projector/rng.h"
 
 namespace tinyemo::projector {
@@ -24,10 +23,9 @@ TrainOptions TrainOptions::for_recipe(Recipe recipe) {
   TrainOptions o;
   o.recipe = recipe;
   if (recipe == Recipe::Best) {
-    o.loss = {LossKind::SoftmaxCE, 0.1, 0.1};
+    o.loss = {LossKind::Cosine, 0.1, 0.0};
     o.input_norm = InputNorm::L2;
-    o.epochs = 20;
-    o.swa_epochs = 5;
+    o.members = 5;
   }
   return o;
 }
@@ -65,114 +63,47 @@ struct StepBuffers {
   EmbeddingLossBuffers<float> loss;
 };
 
-std::vector<float> prepared_inputs(const FeatureSet& set, InputNorm norm) {
-  const int64_t N = set.size(), D = set.dim();
-  const float* src = set.features.data<float>();
-  std::vector<float> x(src, src + N * D);
-  if (norm == InputNorm::L2) {
-    normalize_rows<float>(x.data(), N, D, x.data());
-    const float scale = std::sqrt(static_cast<float>(D));
-    for (float& v : x) v *= scale;
-  }
-  return x;
-}
+// The training data as the MLP sees it: inputs [N, D] after the input
+// normalisation, label indices into the model's labels.
+struct PreparedData {
+  std::vector<float> x;
+  std::vector<int64_t> y;
+  int64_t n = 0, dim = 0;
+};
 
-// BatchNorm population statistics of the first Linear's output over all of
-// `x` (for weights averaged across epochs, whose running statistics are stale).
-void recompute_bn_stats(ProjectorModel& m, const std::vector<float>& x, int64_t N) {
-  const int64_t D = m.input_dim(), H = m.hidden_dim();
-  const auto p = MlpParamsView<const float>::at(m.params().data(), m.layout());
-  std::vector<double> sum(static_cast<size_t>(H), 0.0), sq(static_cast<size_t>(H), 0.0);
-  constexpr int64_t kChunk = 256;
-  std::vector<float> z(static_cast<size_t>(kChunk * H));
-  const Tensor w1 = Tensor::view(DType::F32, {H, D}, nullptr, p.w1);
-  for (int64_t r0 = 0; r0 < N; r0 += kChunk) {
-    const int64_t n = std::min(kChunk, N - r0);
-    linear(x.data() + r0 * D, n, w1, p.b1, z.data());
-    for (int64_t i = 0; i < n; ++i) {
-      for (int64_t h = 0; h < H; ++h) {
-        const double v = z[i * H + h];
-        sum[h] += v;
-        sq[h] += v * v;
-      }
-    }
-  }
-  for (int64_t h = 0; h < H; ++h) {
-    const double mean = sum[h] / N;
-    m.running_mean()[h] = static_cast<float>(mean);
-    m.running_var()[h] = static_cast<float>(std::max(0.0, (sq[h] - N * mean * mean) / std::max<int64_t>(1, N - 1)));
-  }
-}
+struct MemberResult {
+  MlpWeights weights;
+  std::vector<float> anchors;  // [L, H] as trained (learned) or as given (fixed)
+};
 
-}  // namespace
-
-ProjectorModel train_projector(const FeatureSet& train, const TrainOptions& o,
-                               const std::function<void(const EpochReport&)>& on_epoch) {
-  const int64_t N = train.size(), D = train.dim(), H = o.hidden;
-  TE_CHECK(N >= 2 && D > 0, "{}: need at least 2 training features, got {}", train.source, N);
-  TE_CHECK(o.batch >= 2, "batch size must be at least 2 (BatchNorm), got {}", o.batch);
-  TE_CHECK(o.epochs >= 1, "epochs must be at least 1, got {}", o.epochs);
-  TE_CHECK(H > 0, "hidden size must be positive, got {}", H);
-  TE_CHECK(o.dropout >= 0.0 && o.dropout < 1.0, "dropout {} not in [0, 1)", o.dropout);
-  TE_CHECK(o.swa_epochs >= 0 && o.swa_epochs <= o.epochs, "SWA epochs {} not in [0, epochs]", o.swa_epochs);
-
-  // Labels: the anchors' (fixed anchors) or the training set's (learned).
-  std::vector<std::string> labels = o.anchors ? o.anchors->labels : train.labels;
-  std::vector<int64_t> y_all(static_cast<size_t>(N));
-  {
-    std::map<std::string, int64_t> index;
-    for (size_t l = 0; l < labels.size(); ++l) index[labels[l]] = static_cast<int64_t>(l);
-    for (int64_t i = 0; i < N; ++i) {
-      const int64_t l = train.label_ids[i];
-      TE_CHECK(l >= 0 && l < static_cast<int64_t>(train.labels.size()), "{}: {} has no label", train.source,
-               train.files[i]);
-      const auto it = index.find(train.labels[l]);
-      TE_CHECK(it != index.end(), "label \"{}\" of the training features has no anchor", train.labels[l]);
-      y_all[i] = it->second;
-    }
-  }
-  const int64_t L = static_cast<int64_t>(labels.size());
-  if (o.anchors) {
-    TE_CHECK(o.anchors->hidden == H, "anchors have dimension {}, the projector's output has {}", o.anchors->hidden, H);
-  }
-
-  ProjectorConfig config;
-  config.dims = {D, H};
-  config.dropout = o.dropout;
-  config.input_norm = o.input_norm;
-  config.temperature = o.loss.temperature;
-  ProjectorModel model(config, labels);
-  const MlpLayout& layout = model.layout();
-
-  // One flat buffer: MLP parameters, then the anchors when they are learned.
-  const bool learn_anchors = !o.anchors.has_value();
+// One AlignmentMLP trained as TinyEmo's Model.train() does. `anchors` are
+// learned from `anchor_init` when `learn_anchors`, else held fixed.
+MemberResult train_member(const PreparedData& data, const MlpLayout& layout, int64_t L,
+                          const std::vector<float>& anchor_init, bool learn_anchors, const TrainOptions& o,
+                          uint64_t seed, int member, const std::function<void(const EpochReport&)>& on_epoch) {
+  const int64_t N = data.n, D = data.dim, H = layout.dims.hidden;
   const int64_t n_params = layout.size + (learn_anchors ? L * H : 0);
   std::vector<float> params(static_cast<size_t>(n_params)), grads(static_cast<size_t>(n_params), 0.0f);
-  Rng init_rng(o.seed);
+  Rng init_rng(seed);
   mlp_init<float>(layout, params.data(), init_rng);
-  std::vector<float> fixed_anchors;
-  if (learn_anchors) {
-    for (int64_t k = 0; k < L * H; ++k) params[layout.size + k] = static_cast<float>(init_rng.normal());
-  } else {
-    fixed_anchors = o.anchors->rows;
-  }
-  const float* anchors = learn_anchors ? params.data() + layout.size : fixed_anchors.data();
+  if (learn_anchors) std::copy(anchor_init.begin(), anchor_init.end(), params.begin() + layout.size);
+  const float* anchors = learn_anchors ? params.data() + layout.size : anchor_init.data();
   float* anchor_grads = learn_anchors ? grads.data() + layout.size : nullptr;
 
-  const std::vector<float> x_all = prepared_inputs(train, o.input_norm);
+  MemberResult result{MlpWeights(layout), {}};
+  MlpWeights& w = result.weights;
   const int64_t B = std::min<int64_t>(o.batch, N);
   const int64_t batches = N / B;  // the last partial batch is dropped (TinyEmo: drop_last=True)
   const OneCycleSchedule schedule(o.schedule, batches * o.epochs);
   AdamW adam(n_params, o.adamw);
-  Rng shuffle_rng(o.seed + 1), dropout_rng(o.seed + 2);
+  Rng shuffle_rng(seed + 1), dropout_rng(seed + 2);
   const float keep_value = static_cast<float>(1.0 / (1.0 - o.dropout));
-  const float eps = static_cast<float>(config.bn_eps), momentum = static_cast<float>(config.bn_momentum);
+  const auto eps = static_cast<float>(ProjectorConfig{}.bn_eps);
+  const auto momentum = static_cast<float>(ProjectorConfig{}.bn_momentum);
 
   StepBuffers buf(B, D, H);
   std::vector<int64_t> order(static_cast<size_t>(N));
   std::iota(order.begin(), order.end(), 0);
-  std::vector<double> swa_sum;
-  int swa_count = 0;
   int64_t step = 0;
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -181,8 +112,8 @@ ProjectorModel train_projector(const FeatureSet& train, const TrainOptions& o,
     for (int64_t b = 0; b < batches; ++b, ++step) {
       for (int64_t i = 0; i < B; ++i) {
         const int64_t r = order[b * B + i];
-        std::copy_n(x_all.data() + r * D, D, buf.x.data() + i * D);
-        buf.y[i] = y_all[r];
+        std::copy_n(data.x.data() + r * D, D, buf.x.data() + i * D);
+        buf.y[i] = data.y[r];
       }
       const float* keep = nullptr;
       if (o.dropout > 0.0) {
@@ -193,39 +124,93 @@ ProjectorModel train_projector(const FeatureSet& train, const TrainOptions& o,
       loss_sum += embedding_loss<float>(o.loss, buf.z.data(), anchors, buf.y.data(), B, L, H, buf.dz.data(),
                                         anchor_grads, buf.loss);
       mlp_backward<float>(layout, params.data(), buf.x.data(), buf.cache, buf.dz.data(), grads.data(), nullptr);
-      bn_update_running<float>(buf.cache, momentum, model.running_mean().data(), model.running_var().data());
-      ++model.num_batches_tracked;
+      bn_update_running<float>(buf.cache, momentum, w.running_mean.data(), w.running_var.data());
+      ++w.num_batches_tracked;
       adam.begin_step(schedule.lr(step), schedule.beta1(step));
       adam.update(params.data(), grads.data(), 0, n_params);
     }
-    if (epoch >= o.epochs - o.swa_epochs) {
-      swa_sum.resize(params.size(), 0.0);
-      for (size_t k = 0; k < params.size(); ++k) swa_sum[k] += params[k];
-      ++swa_count;
-    }
     if (on_epoch) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      on_epoch({epoch + 1, batches ? loss_sum / static_cast<double>(batches) : 0.0, secs});
+      on_epoch({member, epoch + 1, batches ? loss_sum / static_cast<double>(batches) : 0.0, secs});
     }
   }
+  std::copy_n(params.data(), layout.size, w.params.data());
+  result.anchors.assign(anchors, anchors + L * H);
+  return result;
+}
 
-  if (swa_count > 0) {
-    for (size_t k = 0; k < params.size(); ++k) params[k] = static_cast<float>(swa_sum[k] / swa_count);
+}  // namespace
+
+ProjectorModel train_projector(const FeatureSet& train, const TrainOptions& o,
+                               const std::function<void(const EpochReport&)>& on_epoch) {
+  const int64_t N = train.size(), D = train.dim(), H = o.hidden;
+  TE_CHECK(N >= 2 && D > 0, "{}: need at least 2 training features, got {}", train.source, N);
+  TE_CHECK(o.batch >= 2, "batch size must be at least 2 (BatchNorm), got {}", o.batch);
+  TE_CHECK(o.epochs >= 1, "epochs must be at least 1, got {}", o.epochs);
+  TE_CHECK(o.members >= 1, "ensemble members must be at least 1, got {}", o.members);
+  TE_CHECK(H > 0, "hidden size must be positive, got {}", H);
+  TE_CHECK(o.dropout >= 0.0 && o.dropout < 1.0, "dropout {} not in [0, 1)", o.dropout);
+
+  // Labels: the anchors' (fixed anchors) or the training set's (learned).
+  const std::vector<std::string> labels = o.anchors ? o.anchors->labels : train.labels;
+  const int64_t L = static_cast<int64_t>(labels.size());
+  PreparedData data;
+  data.n = N;
+  data.dim = D;
+  data.y.resize(static_cast<size_t>(N));
+  {
+    std::map<std::string, int64_t> index;
+    for (size_t l = 0; l < labels.size(); ++l) index[labels[l]] = static_cast<int64_t>(l);
+    for (int64_t i = 0; i < N; ++i) {
+      const int64_t l = train.label_ids[i];
+      TE_CHECK(l >= 0 && l < static_cast<int64_t>(train.labels.size()), "{}: {} has no label", train.source,
+               train.files[i]);
+      const auto it = index.find(train.labels[l]);
+      TE_CHECK(it != index.end(), "label \"{}\" of the training features has no anchor", train.labels[l]);
+      data.y[i] = it->second;
+    }
   }
-  std::copy_n(params.data(), layout.size, model.params().data());
-  if (swa_count > 0) recompute_bn_stats(model, x_all, N);
-  model.set_anchors(labels, std::vector<float>(anchors, anchors + L * H));
+  if (o.anchors) {
+    TE_CHECK(o.anchors->hidden == H, "anchors have dimension {}, the projector's output has {}", o.anchors->hidden, H);
+  }
+  data.x.resize(static_cast<size_t>(N * D));
+  normalize_inputs(o.input_norm, train.features.data<float>(), N, D, data.x.data());
+
+  ProjectorConfig config;
+  config.dims = {D, H};
+  config.dropout = o.dropout;
+  config.input_norm = o.input_norm;
+  config.temperature = o.loss.temperature;
+  ProjectorModel model(config, labels);
+
+  // Member 0 learns the anchors when none are given (initialised N(0, 1));
+  // the other members train against those, so all members share one table.
+  const bool learn_anchors = !o.anchors.has_value();
+  std::vector<float> anchors = learn_anchors ? std::vector<float>(static_cast<size_t>(L * H)) : o.anchors->rows;
+  if (learn_anchors) {
+    Rng anchor_rng(o.seed ^ 0xa4c4045ull);
+    for (float& v : anchors) v = static_cast<float>(anchor_rng.normal());
+  }
+  std::vector<MlpWeights> members;
+  for (int k = 0; k < o.members; ++k) {
+    const uint64_t seed = o.seed + 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(k);
+    MemberResult r = train_member(data, model.layout(), L, anchors, learn_anchors && k == 0, o, seed, k, on_epoch);
+    members.push_back(std::move(r.weights));
+    anchors = std::move(r.anchors);
+  }
+  model.set_members(std::move(members));
+  model.set_anchors(labels, std::move(anchors));
   model.config().training = {{"recipe", recipe_name(o.recipe)},
                              {"loss", loss_name(o.loss.kind)},
                              {"temperature", o.loss.temperature},
                              {"label_smoothing", o.loss.label_smoothing},
                              {"epochs", o.epochs},
-                             {"batch", B},
+                             {"batch", std::min<int64_t>(o.batch, N)},
                              {"seed", o.seed},
+                             {"members", o.members},
                              {"max_lr", o.schedule.max_lr},
                              {"pct_start", o.schedule.pct_start},
                              {"weight_decay", o.adamw.weight_decay},
-                             {"swa_epochs", o.swa_epochs},
                              {"anchors", learn_anchors ? "learned" : "fixed"},
                              {"train_samples", N}};
   return model;

@@ -5,10 +5,10 @@
 // training-mode BatchNorm and dropout 0.2, the image embedding and the label
 // anchors L2-normalised, the chosen metric loss, AdamW (weight decay 0.01) +
 // OneCycleLR (max_lr 5e-4, pct_start 0.005) stepped once per batch.
-// `Recipe::Best` is tinyemo's own (see docs/projector.md for what was tried
-// and measured): L2-normalised input features, softmax cross-entropy over the
-// anchors with label smoothing, longer training and an average of the
-// weights of the last epochs (SWA) with BatchNorm statistics recomputed.
+// `Recipe::Best` is tinyemo's own, chosen by cross-validation (see
+// docs/projector.md for everything tried): the CosineEmbedding loss,
+// L2-normalised input features, and an ensemble of 5 projectors (different
+// seeds, shared anchors) whose normalised outputs are averaged.
 #pragma once
 
 #include <cstdint>
@@ -39,9 +39,8 @@ struct TrainOptions {
   InputNorm input_norm = InputNorm::None;
   OneCycleConfig schedule;
   AdamWConfig adamw;
-  // Average the weights of the last `swa_epochs` epochs (0 = off); BN
-  // statistics are then recomputed over the training set.
-  int swa_epochs = 0;
+  // Ensemble size: members trained with different seeds against one anchor table.
+  int members = 1;
   // Fixed label anchors (TinyEmo: from the LM); without them the anchors are
   // learned (initialised N(0, 1), trained with the same optimiser).
   std::optional<AnchorSet> anchors;
@@ -58,6 +57,7 @@ struct Split {
 Split split_train_val(const FeatureSet& set, double fraction, uint64_t seed);
 
 struct EpochReport {
+  int member = 0;
   int epoch = 0;
   double mean_loss = 0.0;
   double seconds = 0.0;

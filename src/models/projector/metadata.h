@@ -1,0 +1,15 @@
+// Parsing the JSON strings that safetensors metadata holds (labels, files,
+// config, split), with errors naming the file and the field.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace tinyemo::projector {
+
+// `where` names the file and field, e.g. "model.safetensors: metadata \"labels\"".
+nlohmann::json parse_metadata_json(const std::string& text, const std::string& where);
+std::vector<std::string> parse_string_array(const std::string& text, const std::string& where);
+
+}  // namespace tinyemo::projector
