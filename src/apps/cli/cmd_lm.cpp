@@ -1,0 +1,218 @@
+// `tinyemo lm logits | generate | bench`: run the decoder LMs (LLaMA/TinyLlama,
+// Phi-2, OpenELM) from a Hugging Face folder or a tinyemo .gguf.
+#include <cstdio>
+#include <optional>
+
+#include "apps/cli/command.h"
+#include "core/thread_pool.h"
+#include "io/safetensors.h"
+#include "models/lm/benchmark.h"
+#include "models/lm/generate.h"
+#include "models/lm/gguf_model.h"
+#include "models/lm/presets.h"
+#include "models/lm/session.h"
+
+namespace tinyemo::cli {
+namespace {
+
+// Options shared by the commands that load a model.
+struct ModelOptions {
+  std::string model, weights, dtype;
+
+  void add(CLI::App* cmd) {
+    cmd->add_option("--model", model, "model folder (config.json + safetensors) or .gguf file")->required();
+    cmd->add_option("--weights", weights, "safetensors file or index in the model folder to read instead of model.safetensors");
+    cmd->add_option("--dtype", dtype, "convert weight matrices on load: f32, f16, bf16, q8_0, q4_0");
+  }
+  LmModel load() const {
+    LoadOptions o;
+    o.weights_file = weights;
+    if (!dtype.empty()) o.weight_dtype = parse_weight_dtype(dtype, "--dtype");
+    return LmModel::load(model, o);
+  }
+  static DType parse_weight_dtype(const std::string& name, const char* flag) {
+    DType d;
+    TE_CHECK(parse_dtype(name, &d) && (d == DType::F32 || d == DType::F16 || d == DType::BF16 || d == DType::Q8_0 ||
+                                       d == DType::Q4_0),
+             "{} \"{}\": expected f32, f16, bf16, q8_0 or q4_0", flag, name);
+    return d;
+  }
+};
+
+// Token ids from a safetensors file: an integer tensor [T] or [1, T].
+std::vector<int32_t> read_ids(const std::string& path, const std::string& key) {
+  const SafetensorsFile f = SafetensorsFile::open(path);
+  TE_CHECK(f.contains(key), "{}: no tensor \"{}\" (set --key)", path, key);
+  const Tensor t = f.get(key);
+  TE_CHECK(t.dtype() == DType::I64 || t.dtype() == DType::I32 || t.dtype() == DType::I16 || t.dtype() == DType::U8,
+           "{}: \"{}\" has dtype {}, expected integer token ids", path, key, dtype_name(t.dtype()));
+  TE_CHECK(t.ndim() == 1 || (t.ndim() == 2 && t.dim(0) == 1), "{}: \"{}\" has shape {}, expected [T] or [1, T]",
+           path, key, shape_str(t.shape()));
+  TE_CHECK(t.numel() > 0, "{}: \"{}\" holds no ids", path, key);
+  std::vector<int32_t> ids;
+  const Tensor wide = t.to(DType::I64);
+  for (int64_t i = 0; i < wide.numel(); ++i) {
+    const int64_t v = wide.data<int64_t>()[i];
+    TE_CHECK(v >= INT32_MIN && v <= INT32_MAX, "{}: \"{}\"[{}] = {} is not a token id", path, key, i, v);
+    ids.push_back(static_cast<int32_t>(v));
+  }
+  return ids;
+}
+
+struct LogitsOptions {
+  ModelOptions model;
+  std::string ids, key = "input_ids", out;
+};
+
+struct GenerateCliOptions {
+  ModelOptions model;
+  std::string prompt, ids, key = "input_ids";
+  int64_t max_new_tokens = 0;
+  bool greedy = false, json = false, ignore_eos = false, no_cache = false;
+  std::optional<float> temperature, top_p;
+  std::optional<int64_t> top_k;
+  float repetition_penalty = 1.0f;
+  uint64_t seed = 0;
+  std::vector<std::string> stop;
+};
+
+struct BenchOptions {
+  std::string arch, model, dtype = "f32";
+  bool random_weights = false, json = false;
+  int64_t prompt_tokens = 128, gen_tokens = 64;
+  uint64_t seed = 0;
+};
+
+void run_generate(const GenerateCliOptions& o) {
+  const LmModel model = o.model.load();
+  GenerateOptions g;
+  g.max_new_tokens = o.max_new_tokens;
+  g.stop_at_eos = !o.ignore_eos;
+  g.use_kv_cache = !o.no_cache;
+  g.stop_strings = o.stop;
+  const bool sampling = o.temperature || o.top_p || o.top_k;
+  TE_CHECK(!(o.greedy && sampling), "--greedy cannot be combined with --temperature, --top-p or --top-k");
+  g.sampling.greedy = !sampling || (o.temperature && *o.temperature == 0.0f);
+  g.sampling.temperature = o.temperature.value_or(1.0f);
+  g.sampling.top_p = o.top_p.value_or(1.0f);
+  g.sampling.top_k = o.top_k.value_or(0);
+  g.sampling.repetition_penalty = o.repetition_penalty;
+  g.sampling.seed = o.seed;
+
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::vector<int32_t> prompt;
+  if (!o.prompt.empty()) {
+    tokenizer = load_lm_tokenizer(o.model.model);
+    prompt = tokenizer->encode(o.prompt, /*add_special=*/true);
+    TE_CHECK(!prompt.empty(), "--prompt encodes to no tokens");
+  } else {
+    prompt = read_ids(o.ids, o.key);
+    // Text output when the model ships a tokenizer.
+    if (!lm_tokenizer_files(o.model.model).empty()) tokenizer = load_lm_tokenizer(o.model.model);
+  }
+  g.tokenizer = tokenizer.get();
+  TE_CHECK(o.stop.empty() || tokenizer, "--stop needs a tokenizer, and {} has none", o.model.model);
+  if (!o.json && tokenizer) {
+    g.on_token = [](int32_t, std::string_view text) {
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fflush(stdout);
+      return true;
+    };
+  }
+  const GenerateResult r = generate(model, prompt, g);
+  if (o.json) {
+    print_json({{"ids", r.ids},
+                {"text", tokenizer ? nlohmann::json(r.text) : nlohmann::json(nullptr)},
+                {"finish_reason", r.finish_reason}});
+  } else if (tokenizer) {
+    std::printf("\n");
+  } else {
+    for (size_t i = 0; i < r.ids.size(); ++i) std::printf(i ? " %d" : "%d", r.ids[i]);
+    std::printf("\n");
+  }
+}
+
+const CommandRegistration kLm("lm", [](CLI::App& root) {
+  auto* lm = root.add_subcommand("lm", "decoder LMs: logits, text generation, benchmarks");
+  lm->require_subcommand(1);
+
+  auto lo = std::make_shared<LogitsOptions>();
+  auto* logits = lm->add_subcommand("logits", "write the logits [T, vocab] of every prompt position");
+  lo->model.add(logits);
+  logits->add_option("--ids", lo->ids, "safetensors file with the token ids ([T] or [1, T])")->required();
+  logits->add_option("--key", lo->key, "tensor name of the ids (default input_ids)");
+  logits->add_option("--out", lo->out, "output safetensors file (tensor \"logits\", F32 [T, vocab])")->required();
+  logits->callback([lo] {
+    const LmModel model = lo->model.load();
+    const std::vector<int32_t> ids = read_ids(lo->ids, lo->key);
+    LmSession session(model);
+    const Tensor out = session.forward(ids, /*all_positions=*/true);
+    write_safetensors(lo->out, {{"logits", out}});
+  });
+
+  auto go = std::make_shared<GenerateCliOptions>();
+  auto* gen = lm->add_subcommand(
+      "generate",
+      "generate a continuation; --json prints {\"ids\": generated ids (prompt excluded, EOS kept), \"text\": their "
+      "text or null without a tokenizer, \"finish_reason\"}");
+  go->model.add(gen);
+  auto* prompt = gen->add_option("--prompt", go->prompt, "prompt text (tokenised with BOS as the model's tokenizer adds it)");
+  auto* ids = gen->add_option("--ids", go->ids, "safetensors file with the prompt ids ([T] or [1, T])");
+  prompt->excludes(ids);
+  gen->add_option("--key", go->key, "tensor name of the ids (default input_ids)");
+  gen->add_option("--max-new-tokens", go->max_new_tokens, "tokens to generate at most")->required();
+  gen->add_flag("--greedy", go->greedy, "greedy decoding (the default without sampling options)");
+  gen->add_option("--temperature", go->temperature, "sample at this temperature (0: greedy)");
+  gen->add_option("--top-p", go->top_p, "nucleus sampling: keep tokens while the mass before them is < P");
+  gen->add_option("--top-k", go->top_k, "sample among the K most likely tokens");
+  gen->add_option("--repetition-penalty", go->repetition_penalty, "penalise ids already seen (1: off)");
+  gen->add_option("--seed", go->seed, "random seed for sampling (deterministic)");
+  gen->add_option("--stop", go->stop, "stop when the text contains this string (repeatable)");
+  gen->add_flag("--ignore-eos", go->ignore_eos, "keep generating past EOS");
+  gen->add_flag("--no-kv-cache", go->no_cache, "recompute the whole sequence for every token (reference path)");
+  gen->add_flag("--json", go->json, "print {\"ids\": [...], \"text\": ...} instead of streaming the text");
+  gen->callback([go] {
+    TE_CHECK(!go->prompt.empty() || !go->ids.empty(), "lm generate needs --prompt TEXT or --ids FILE");
+    run_generate(*go);
+  });
+
+  auto bo = std::make_shared<BenchOptions>();
+  auto* bench = lm->add_subcommand("bench", "prefill and batch-1 decode speed against the machine's limits");
+  std::string archs;
+  for (const auto& n : lm_preset_names()) archs += (archs.empty() ? "" : "|") + n;
+  bench->add_option("--arch", bo->arch, "model shapes: " + archs);
+  bench->add_flag("--random-weights", bo->random_weights, "random weights of --arch's shapes (no checkpoint)");
+  bench->add_option("--model", bo->model, "benchmark this model folder or .gguf instead");
+  bench->add_option("--dtype", bo->dtype, "weight dtype: f32, bf16, f16, q8_0, q4_0 (default f32)");
+  bench->add_option("--prompt-tokens", bo->prompt_tokens, "prompt length (default 128)");
+  bench->add_option("--gen-tokens", bo->gen_tokens, "tokens to decode (default 64)");
+  bench->add_option("--seed", bo->seed, "seed of the random weights");
+  bench->add_flag("--json", bo->json, "print one JSON object");
+  bench->callback([bo] {
+    const DType dtype = ModelOptions::parse_weight_dtype(bo->dtype, "--dtype");
+    std::optional<LmModel> model;
+    nlohmann::json what;
+    if (!bo->model.empty()) {
+      TE_CHECK(bo->arch.empty() && !bo->random_weights, "lm bench: give --model or --arch --random-weights, not both");
+      LoadOptions o;
+      o.weight_dtype = dtype;
+      model = LmModel::load(bo->model, o);
+      what["model"] = bo->model;
+    } else {
+      TE_CHECK(!bo->arch.empty() && bo->random_weights, "lm bench needs --arch NAME --random-weights (or --model PATH)");
+      model = random_lm(lm_preset_config(bo->arch), dtype, bo->seed);
+      what["arch"] = bo->arch;
+    }
+    nlohmann::json r = benchmark_lm(*model, bo->prompt_tokens, bo->gen_tokens);
+    r.update(what);
+    r["dtype"] = bo->dtype;
+    if (bo->json) {
+      print_json(r);
+    } else {
+      std::printf("%s\n", r.dump(2).c_str());
+    }
+  });
+});
+
+}  // namespace
+}  // namespace tinyemo::cli

@@ -1,0 +1,247 @@
+#include "models/lm/config.h"
+
+#include <cmath>
+
+namespace tinyemo {
+
+namespace {
+
+Activation parse_activation(const JsonObject& c, const std::string& key) {
+  const auto name = c.get<std::string>(key);
+  if (name == "silu" || name == "swish") return Activation::Silu;
+  // gelu_fast is the same tanh approximation as gelu_new, written differently.
+  if (name == "gelu_new" || name == "gelu_pytorch_tanh" || name == "gelu_fast") return Activation::GeluTanh;
+  if (name == "gelu") return Activation::GeluErf;
+  fail("{}: field \"{}\" = \"{}\" is not a supported activation (silu, swish, gelu_new, gelu_pytorch_tanh, gelu)",
+       c.where(), key, name);
+}
+
+int64_t positive(const JsonObject& c, const std::string& key) {
+  const auto v = c.get<int64_t>(key);
+  TE_CHECK(v > 0, "{}: field \"{}\" must be positive, got {}", c.where(), key, v);
+  return v;
+}
+
+double positive_float(const JsonObject& c, const std::string& key, double fallback) {
+  const double v = c.get_or<double>(key, fallback);
+  TE_CHECK(v > 0.0 && std::isfinite(v), "{}: field \"{}\" must be a positive number, got {}", c.where(), key, v);
+  return v;
+}
+
+void read_special_ids(const JsonObject& c, LmConfig* cfg) {
+  if (c.has("bos_token_id")) cfg->bos_id = c.get<int32_t>("bos_token_id");
+  if (c.has("eos_token_id")) {
+    const auto& e = c.json().at("eos_token_id");
+    if (e.is_array()) {
+      cfg->eos_ids = c.get<std::vector<int32_t>>("eos_token_id");
+    } else {
+      cfg->eos_ids = {c.get<int32_t>("eos_token_id")};
+    }
+  }
+  // Ids past the vocabulary are kept (small test models carry the real
+  // tokenizer's ids); such an EOS can never be generated.
+  TE_CHECK(cfg->bos_id >= -1, "{}: field \"bos_token_id\" = {} is negative", c.where(), cfg->bos_id);
+}
+
+// rope_scaling: {"type" or "rope_type": "linear" | "default", "factor": f}. Other
+// schemes change the frequencies with the sequence length or per band; they are
+// refused rather than run wrongly.
+void read_rope_scaling(const JsonObject& c, LmConfig* cfg) {
+  if (!c.has("rope_scaling")) return;
+  const JsonObject s = c.object("rope_scaling");
+  const std::string type = s.has("rope_type") ? s.get<std::string>("rope_type") : s.get<std::string>("type");
+  if (type == "default") return;
+  TE_CHECK(type == "linear",
+           "{}: rope_scaling type \"{}\" is not supported (only \"linear\"; dynamic/yarn/llama3/longrope are not)",
+           c.where(), type);
+  cfg->rope_linear_factor = positive_float(s, "factor", 1.0);
+}
+
+void parse_llama(const JsonObject& c, LmConfig* cfg) {
+  cfg->hidden = positive(c, "hidden_size");
+  const int64_t layers = positive(c, "num_hidden_layers");
+  const int64_t heads = positive(c, "num_attention_heads");
+  const int64_t kv_heads = c.has("num_key_value_heads") ? positive(c, "num_key_value_heads") : heads;
+  TE_CHECK(heads % kv_heads == 0, "{}: num_attention_heads ({}) is not a multiple of num_key_value_heads ({})",
+           c.where(), heads, kv_heads);
+  if (c.has("head_dim")) {
+    cfg->head_dim = positive(c, "head_dim");
+  } else {
+    TE_CHECK(cfg->hidden % heads == 0, "{}: hidden_size ({}) is not a multiple of num_attention_heads ({})",
+             c.where(), cfg->hidden, heads);
+    cfg->head_dim = cfg->hidden / heads;
+  }
+  const int64_t ffn = positive(c, "intermediate_size");
+  cfg->layers.assign(static_cast<size_t>(layers), LmLayerConfig{heads, kv_heads, ffn});
+  cfg->vocab = positive(c, "vocab_size");
+  cfg->max_context = positive(c, "max_position_embeddings");
+  cfg->norm = NormKind::Rms;
+  cfg->norm_eps = positive_float(c, "rms_norm_eps", 1e-6);
+  cfg->activation = parse_activation(c, "hidden_act");
+  cfg->gated_mlp = true;
+  cfg->attention_bias = c.get_or<bool>("attention_bias", false);
+  cfg->output_proj_bias = cfg->attention_bias;
+  cfg->mlp_bias = c.get_or<bool>("mlp_bias", false);
+  cfg->tied_output = c.get_or<bool>("tie_word_embeddings", false);
+  cfg->rope_theta = positive_float(c, "rope_theta", 10000.0);
+  cfg->rotary_dim = cfg->head_dim;
+  read_rope_scaling(c, cfg);
+}
+
+void parse_phi(const JsonObject& c, LmConfig* cfg) {
+  cfg->hidden = positive(c, "hidden_size");
+  const int64_t layers = positive(c, "num_hidden_layers");
+  const int64_t heads = positive(c, "num_attention_heads");
+  const int64_t kv_heads = c.has("num_key_value_heads") ? positive(c, "num_key_value_heads") : heads;
+  TE_CHECK(heads % kv_heads == 0, "{}: num_attention_heads ({}) is not a multiple of num_key_value_heads ({})",
+           c.where(), heads, kv_heads);
+  TE_CHECK(cfg->hidden % heads == 0, "{}: hidden_size ({}) is not a multiple of num_attention_heads ({})", c.where(),
+           cfg->hidden, heads);
+  cfg->head_dim = cfg->hidden / heads;
+  const int64_t ffn = positive(c, "intermediate_size");
+  cfg->layers.assign(static_cast<size_t>(layers), LmLayerConfig{heads, kv_heads, ffn});
+  cfg->vocab = positive(c, "vocab_size");
+  cfg->max_context = positive(c, "max_position_embeddings");
+  cfg->norm = NormKind::Layer;
+  cfg->norm_eps = positive_float(c, "layer_norm_eps", 1e-5);
+  cfg->activation = parse_activation(c, "hidden_act");
+  cfg->gated_mlp = false;
+  cfg->parallel_block = true;
+  cfg->qk_norm = c.get_or<bool>("qk_layernorm", false);
+  cfg->qk_norm_kind = NormKind::Layer;
+  cfg->qk_norm_eps = cfg->norm_eps;
+  cfg->attention_bias = cfg->output_proj_bias = cfg->mlp_bias = cfg->lm_head_bias = true;
+  cfg->tied_output = c.get_or<bool>("tie_word_embeddings", false);
+  cfg->rope_theta = positive_float(c, "rope_theta", 10000.0);
+  const double factor = c.get_or<double>("partial_rotary_factor", 0.5);
+  TE_CHECK(factor > 0.0 && factor <= 1.0, "{}: partial_rotary_factor = {} must be in (0, 1]", c.where(), factor);
+  // Python's int(head_dim * factor): truncation of the double product.
+  cfg->rotary_dim = static_cast<int64_t>(static_cast<double>(cfg->head_dim) * factor);
+  read_rope_scaling(c, cfg);
+}
+
+// OpenELM's make_divisible (configuration_openelm.py): round to the nearest
+// multiple of `divisor`, never below it, and not more than 10% down.
+int64_t make_divisible(double v, int64_t divisor) {
+  int64_t r = std::max<int64_t>(divisor, static_cast<int64_t>(v + divisor / 2.0) / divisor * divisor);
+  if (static_cast<double>(r) < 0.9 * v) r += divisor;
+  return r;
+}
+
+// A multiplier given as one number (all layers) or as [first, last] spread
+// linearly over the layers and rounded to 2 decimals, as OpenELM's config does.
+std::vector<double> per_layer_multipliers(const JsonObject& c, const std::string& key, int64_t layers) {
+  const auto& j = c.json().at(key);
+  std::vector<double> out;
+  if (j.is_number()) return std::vector<double>(static_cast<size_t>(layers), j.get<double>());
+  const auto v = c.get<std::vector<double>>(key);
+  if (v.size() == 2) {
+    for (int64_t l = 0; l < layers; ++l) {
+      const double t = layers == 1 ? v[0] : v[0] + (v[1] - v[0]) * static_cast<double>(l) / (layers - 1);
+      out.push_back(std::nearbyint(t * 100.0) / 100.0);
+    }
+    return out;
+  }
+  TE_CHECK(static_cast<int64_t>(v.size()) == layers, "{}: field \"{}\" has {} entries for {} layers", c.where(), key,
+           v.size(), layers);
+  return v;
+}
+
+void parse_openelm(const JsonObject& c, LmConfig* cfg) {
+  cfg->hidden = positive(c, "model_dim");
+  cfg->head_dim = positive(c, "head_dim");
+  const int64_t layers = positive(c, "num_transformer_layers");
+  std::vector<int64_t> q_heads, kv_heads;
+  if (c.has("num_query_heads")) {
+    q_heads = c.get<std::vector<int64_t>>("num_query_heads");
+    kv_heads = c.get<std::vector<int64_t>>("num_kv_heads");
+  } else {
+    // Derived as OpenELMConfig.__post_init__ does.
+    const int64_t groups = positive(c, "num_gqa_groups");
+    for (double m : per_layer_multipliers(c, "qkv_multipliers", layers)) {
+      const int64_t q_dim = make_divisible(static_cast<double>(cfg->hidden) * m, cfg->head_dim * groups);
+      q_heads.push_back(q_dim / cfg->head_dim);
+      kv_heads.push_back(q_heads.back() / groups);
+    }
+  }
+  TE_CHECK(static_cast<int64_t>(q_heads.size()) == layers && static_cast<int64_t>(kv_heads.size()) == layers,
+           "{}: num_query_heads ({} entries) and num_kv_heads ({} entries) must list num_transformer_layers = {} "
+           "layers",
+           c.where(), q_heads.size(), kv_heads.size(), layers);
+  for (int64_t l = 0; l < layers; ++l) {
+    const int64_t q = q_heads[l], kv = kv_heads[l];
+    TE_CHECK(q > 0 && kv > 0 && q % kv == 0,
+             "{}: layer {}: num_query_heads {} is not a positive multiple of num_kv_heads {}", c.where(), l, q, kv);
+    cfg->layers.push_back({q, kv, 0});  // FFN width: from the weights
+  }
+  cfg->vocab = positive(c, "vocab_size");
+  cfg->max_context = positive(c, "max_context_length");
+  const auto norm = c.get_or<std::string>("normalization_layer_name", "rms_norm");
+  TE_CHECK(norm == "rms_norm", "{}: normalization_layer_name \"{}\" is not supported (rms_norm)", c.where(), norm);
+  cfg->norm = NormKind::Rms;
+  cfg->norm_eps = 1e-6;  // OpenELMRMSNorm's default, not configurable
+  cfg->activation = parse_activation(c, "activation_fn_name");
+  cfg->gated_mlp = c.get_or<bool>("ffn_with_glu", true);
+  cfg->qk_norm = c.get_or<bool>("normalize_qk_projections", false);
+  cfg->qk_norm_kind = NormKind::Rms;
+  cfg->qk_norm_eps = 1e-6;
+  cfg->tied_output = c.get_or<bool>("share_input_output_layers", false);
+  cfg->rope_theta = positive_float(c, "rope_freq_constant", 10000.0);
+  cfg->rotary_dim = cfg->head_dim;
+}
+
+}  // namespace
+
+std::string_view lm_arch_name(LmArch a) {
+  switch (a) {
+    case LmArch::Llama: return "llama";
+    case LmArch::Phi: return "phi";
+    case LmArch::OpenElm: return "openelm";
+  }
+  return "?";
+}
+
+std::vector<int64_t> openelm_ffn_dims(const JsonObject& c) {
+  const int64_t layers = positive(c, "num_transformer_layers");
+  const int64_t dim = positive(c, "model_dim");
+  const int64_t divisor = positive(c, "ffn_dim_divisor");
+  std::vector<int64_t> out;
+  for (double m : per_layer_multipliers(c, "ffn_multipliers", layers))
+    out.push_back(make_divisible(m * static_cast<double>(dim), divisor));
+  return out;
+}
+
+LmConfig parse_lm_config(const JsonObject& c) {
+  LmConfig cfg;
+  cfg.where = c.where();
+  TE_CHECK(c.has("architectures"), "{}: missing field \"architectures\"", c.where());
+  const auto archs = c.get<std::vector<std::string>>("architectures");
+  TE_CHECK(archs.size() == 1, "{}: field \"architectures\" must name exactly one class, got {}", c.where(),
+           archs.size());
+  cfg.architecture = archs[0];
+  if (cfg.architecture == "LlamaForCausalLM") {
+    cfg.arch = LmArch::Llama;
+    parse_llama(c, &cfg);
+  } else if (cfg.architecture == "PhiForCausalLM") {
+    const auto model_type = c.get_or<std::string>("model_type", "phi");
+    TE_CHECK(model_type == "phi",
+             "{}: model_type \"{}\" is the pre-transformers Phi layout (Wqkv, mixer); only model_type \"phi\" "
+             "(transformers' PhiForCausalLM) is supported",
+             c.where(), model_type);
+    cfg.arch = LmArch::Phi;
+    parse_phi(c, &cfg);
+  } else if (cfg.architecture == "OpenELMForCausalLM") {
+    cfg.arch = LmArch::OpenElm;
+    parse_openelm(c, &cfg);
+  } else {
+    fail("{}: architecture \"{}\" is not supported (LlamaForCausalLM, PhiForCausalLM, OpenELMForCausalLM)",
+         c.where(), cfg.architecture);
+  }
+  TE_CHECK(cfg.rotary_dim > 0 && cfg.rotary_dim % 2 == 0 && cfg.rotary_dim <= cfg.head_dim,
+           "{}: the rotary dimension {} must be even and in (0, head_dim = {}]", c.where(), cfg.rotary_dim,
+           cfg.head_dim);
+  read_special_ids(c, &cfg);
+  return cfg;
+}
+
+}  // namespace tinyemo

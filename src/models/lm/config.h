@@ -1,0 +1,70 @@
+// Hyperparameters of the decoder-only LMs tinyemo runs, read from a Hugging
+// Face config.json: LlamaForCausalLM (TinyLlama), PhiForCausalLM (Phi-2) and
+// OpenELMForCausalLM. Everything the forward pass needs is here; per-layer
+// FFN widths are filled in from the weight shapes when the model is bound.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "io/json.h"
+
+namespace tinyemo {
+
+enum class LmArch { Llama, Phi, OpenElm };
+enum class NormKind { Rms, Layer };
+enum class Activation { Silu, GeluTanh, GeluErf };
+
+std::string_view lm_arch_name(LmArch a);  // "llama", "phi", "openelm"
+
+struct LmLayerConfig {
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t ffn_dim = 0;  // 0 until read off the weights
+};
+
+struct LmConfig {
+  LmArch arch = LmArch::Llama;
+  std::string architecture;  // the config's class name, e.g. "LlamaForCausalLM"
+  std::string where;         // the config file, for errors
+  int64_t hidden = 0;
+  int64_t vocab = 0;
+  int64_t head_dim = 0;
+  int64_t max_context = 0;
+  std::vector<LmLayerConfig> layers;
+
+  NormKind norm = NormKind::Rms;
+  double norm_eps = 1e-6;
+  Activation activation = Activation::Silu;
+  bool gated_mlp = true;        // act(gate) * up (LLaMA, OpenELM) vs act(fc1) (Phi)
+  bool parallel_block = false;  // Phi: x + attn(ln(x)) + mlp(ln(x))
+  bool qk_norm = false;         // per-head norm of q and k before RoPE
+  NormKind qk_norm_kind = NormKind::Rms;
+  double qk_norm_eps = 1e-6;
+  bool attention_bias = false;  // q/k/v biases
+  bool output_proj_bias = false;
+  bool mlp_bias = false;
+  bool lm_head_bias = false;
+  bool tied_output = false;  // lm_head = token embeddings
+
+  // RoPE, rotate-half convention, on the first `rotary_dim` dims of each head.
+  double rope_theta = 10000.0;
+  int64_t rotary_dim = 0;
+  double rope_linear_factor = 1.0;  // rope_scaling {"type": "linear"}: positions divided by this
+
+  int32_t bos_id = -1;
+  std::vector<int32_t> eos_ids;
+
+  int64_t n_layers() const { return static_cast<int64_t>(layers.size()); }
+};
+
+// Parses and checks a config.json; errors name the file and the field.
+LmConfig parse_lm_config(const JsonObject& config);
+
+// OpenELM's per-layer FFN widths from ffn_multipliers / ffn_dim_divisor (what
+// its config computes). Loading reads the widths off the weights instead; this
+// serves building models without weight files (random-weight benchmarks).
+std::vector<int64_t> openelm_ffn_dims(const JsonObject& config);
+
+}  // namespace tinyemo

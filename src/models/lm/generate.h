@@ -1,0 +1,52 @@
+// Text generation: prefill the prompt (token ids or embedding rows), then decode
+// one token at a time from the KV cache until max_new_tokens, an EOS id, a stop
+// string or the callback says stop.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/tensor.h"
+#include "models/lm/model.h"
+#include "models/lm/sampling.h"
+#include "models/lm/tokenizer.h"
+
+namespace tinyemo {
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 32;
+  SamplingOptions sampling;
+  // Ids that end generation (kept as the last generated id). Empty: the config's eos_token_id.
+  std::vector<int32_t> eos_ids;
+  bool stop_at_eos = true;
+  // Generation ends once the decoded text contains one of these; the text is cut
+  // before it (the ids keep the token that completed it). Needs `tokenizer`.
+  std::vector<std::string> stop_strings;
+  // Decodes the generated ids for `text`, streaming and stop strings (optional).
+  const Tokenizer* tokenizer = nullptr;
+  // false: recompute the whole sequence for every token (the reference path the
+  // KV cache is tested against).
+  bool use_kv_cache = true;
+  // Called after each generated token with the text it completes (empty while a
+  // multi-byte character or a possible stop string is still open; the pieces
+  // concatenate to the final text). Return false to stop.
+  std::function<bool(int32_t id, std::string_view text)> on_token;
+};
+
+struct GenerateResult {
+  std::vector<int32_t> ids;   // generated ids, prompt excluded
+  std::string text;           // their text (empty without a tokenizer)
+  std::string finish_reason;  // "length", "eos", "stop" or "callback"
+};
+
+GenerateResult generate(const LmModel& model, std::span<const int32_t> prompt_ids, const GenerateOptions& options);
+// Prompt as input embedding rows (F32 [T, hidden], e.g. from embed_with_inserted);
+// `seen_ids` are the prompt's token ids the repetition penalty counts.
+GenerateResult generate(const LmModel& model, const Tensor& prompt_embeddings, std::span<const int32_t> seen_ids,
+                        const GenerateOptions& options);
+
+}  // namespace tinyemo

@@ -1,0 +1,30 @@
+// Kept apart from gguf_model.cpp so that code that never tokenises does not
+// pull in the tokenizer implementations.
+#include <stdlib.h>
+
+#include "io/file.h"
+#include "models/lm/gguf_model.h"
+
+namespace tinyemo {
+
+std::unique_ptr<Tokenizer> load_lm_tokenizer(const std::filesystem::path& source) {
+  if (std::filesystem::is_directory(source)) return Tokenizer::load(source);
+  const auto files = lm_tokenizer_files(source);
+  TE_CHECK(!files.empty(), "{}: the file embeds no tokenizer (it was converted from a folder without one)",
+           source.string());
+  std::string pattern = (std::filesystem::temp_directory_path() / "tinyemo-tokenizer-XXXXXX").string();
+  TE_CHECK(mkdtemp(pattern.data()) != nullptr, "cannot create a temporary folder for {}'s tokenizer",
+           source.string());
+  const std::filesystem::path dir = pattern;
+  struct Cleanup {
+    std::filesystem::path dir;
+    ~Cleanup() {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  } cleanup{dir};
+  for (const auto& [name, bytes] : files) write_file_atomic(dir / name, bytes);
+  return Tokenizer::load(dir);
+}
+
+}  // namespace tinyemo

@@ -1,0 +1,175 @@
+#include "models/lm/session.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/attention.h"
+#include "core/matmul.h"
+#include "core/ops.h"
+#include "models/lm/embeddings.h"
+
+namespace tinyemo {
+
+namespace {
+
+void activate(Activation a, float* x, int64_t n) {
+  switch (a) {
+    case Activation::Silu: silu(x, n); return;
+    case Activation::GeluTanh: gelu_tanh(x, n); return;
+    case Activation::GeluErf: gelu_erf(x, n); return;
+  }
+}
+
+// The config field holding the context length, for errors.
+const char* context_field(LmArch a) { return a == LmArch::OpenElm ? "max_context_length" : "max_position_embeddings"; }
+
+}  // namespace
+
+LmSession::LmSession(const LmModel& model)
+    : model_(model),
+      rope_(model.config().rotary_dim, model.config().rope_theta, model.config().rope_linear_factor),
+      cache_(model.layers().size()) {}
+
+void LmSession::reserve(int64_t positions) {
+  if (positions <= capacity_) return;
+  const LmConfig& c = model_.config();
+  const int64_t grown = std::min<int64_t>(c.max_context, 2 * capacity_);
+  capacity_ = std::max(positions, grown);
+  for (size_t l = 0; l < cache_.size(); ++l) {
+    const size_t n = static_cast<size_t>(capacity_ * model_.layers()[l].shape.n_kv_heads * c.head_dim);
+    cache_[l].k.resize(n);
+    cache_[l].v.resize(n);
+  }
+}
+
+void LmSession::norm(const LmNorm& n, NormKind kind, double eps, const float* x, int64_t rows, int64_t cols,
+                     float* out) const {
+  if (kind == NormKind::Rms) {
+    rms_norm(x, rows, cols, n.weight.data<float>(), static_cast<float>(eps), out);
+  } else {
+    layer_norm(x, rows, cols, n.weight.data<float>(), n.bias_data(), static_cast<float>(eps), out);
+  }
+}
+
+void LmSession::attention_block(const LmLayer& L, LayerCache& cache, int64_t T) {
+  const LmConfig& c = model_.config();
+  const int64_t hd = c.head_dim, nq = L.shape.n_heads, nkv = L.shape.n_kv_heads;
+  const int64_t qdim = nq * hd, kvdim = nkv * hd;
+  q_.resize(static_cast<size_t>(T * qdim));
+  float* k_new = cache.k.data() + length_ * kvdim;
+  float* v_new = cache.v.data() + length_ * kvdim;
+  if (L.qkv.defined()) {
+    // OpenELM's fused projection: each row is [q heads | k heads | v heads].
+    const int64_t width = qdim + 2 * kvdim;
+    qkv_.resize(static_cast<size_t>(T * width));
+    linear(h_.data(), T, L.qkv.weight, L.qkv.bias_data(), qkv_.data());
+    for (int64_t t = 0; t < T; ++t) {
+      const float* row = qkv_.data() + t * width;
+      std::memcpy(q_.data() + t * qdim, row, sizeof(float) * qdim);
+      std::memcpy(k_new + t * kvdim, row + qdim, sizeof(float) * kvdim);
+      std::memcpy(v_new + t * kvdim, row + qdim + kvdim, sizeof(float) * kvdim);
+    }
+  } else {
+    linear(h_.data(), T, L.q.weight, L.q.bias_data(), q_.data());
+    linear(h_.data(), T, L.k.weight, L.k.bias_data(), k_new);
+    linear(h_.data(), T, L.v.weight, L.v.bias_data(), v_new);
+  }
+  if (c.qk_norm) {
+    norm(L.q_norm, c.qk_norm_kind, c.qk_norm_eps, q_.data(), T * nq, hd, q_.data());
+    norm(L.k_norm, c.qk_norm_kind, c.qk_norm_eps, k_new, T * nkv, hd, k_new);
+  }
+  rope_.apply(cos_, sin_, q_.data(), T, qdim, nq, hd);
+  rope_.apply(cos_, sin_, k_new, T, kvdim, nkv, hd);
+
+  AttentionShape s;
+  s.q_len = T;
+  s.kv_len = length_ + T;
+  s.n_heads = nq;
+  s.n_kv_heads = nkv;
+  s.head_dim = hd;
+  s.causal = true;
+  s.q_pos0 = length_;
+  attn_.resize(static_cast<size_t>(T * qdim));
+  attention(s, 1.0f / std::sqrt(static_cast<float>(hd)), q_.data(), qdim, cache.k.data(), kvdim, cache.v.data(),
+            kvdim, attn_.data(), qdim);
+  attn_out_.resize(static_cast<size_t>(T * c.hidden));
+  linear(attn_.data(), T, L.o.weight, L.o.bias_data(), attn_out_.data());
+}
+
+void LmSession::mlp_block(const LmLayer& L, int64_t T, const float* in, float* out) {
+  const LmConfig& c = model_.config();
+  const int64_t F = L.shape.ffn_dim;
+  if (L.gate_up.defined()) {
+    // OpenELM's proj_1: act(first half) * second half, in place in the first half.
+    mlp_.resize(static_cast<size_t>(T * 2 * F));
+    linear(in, T, L.gate_up.weight, L.gate_up.bias_data(), mlp_.data());
+    for (int64_t t = 0; t < T; ++t) {
+      float* g = mlp_.data() + t * 2 * F;
+      activate(c.activation, g, F);
+      for (int64_t i = 0; i < F; ++i) g[i] *= g[F + i];
+    }
+    linear(mlp_.data(), T, L.down.weight, L.down.bias_data(), out, 2 * F);
+    return;
+  }
+  mlp_.resize(static_cast<size_t>(T * F));
+  if (L.gate.defined()) {
+    mlp_up_.resize(static_cast<size_t>(T * F));
+    linear(in, T, L.gate.weight, L.gate.bias_data(), mlp_.data());
+    linear(in, T, L.up.weight, L.up.bias_data(), mlp_up_.data());
+    activate(c.activation, mlp_.data(), T * F);
+    for (int64_t i = 0; i < T * F; ++i) mlp_[i] *= mlp_up_[i];
+  } else {
+    linear(in, T, L.up.weight, L.up.bias_data(), mlp_.data());
+    activate(c.activation, mlp_.data(), T * F);
+  }
+  linear(mlp_.data(), T, L.down.weight, L.down.bias_data(), out);
+}
+
+Tensor LmSession::forward(std::span<const int32_t> ids, bool all_positions) {
+  return forward(embed_tokens(model_, ids), all_positions);
+}
+
+Tensor LmSession::forward(const Tensor& embeddings, bool all_positions) {
+  const LmConfig& c = model_.config();
+  const int64_t H = c.hidden;
+  TE_CHECK(embeddings.ndim() == 2 && embeddings.dim(1) == H && embeddings.dtype() == DType::F32,
+           "LM input: expected F32 embeddings [T, {}], got {} {}", H, dtype_name(embeddings.dtype()),
+           shape_str(embeddings.shape()));
+  const int64_t T = embeddings.dim(0);
+  TE_CHECK(T > 0, "LM input: empty sequence");
+  TE_CHECK(length_ + T <= c.max_context,
+           "the sequence would be {} positions long, more than the model's context of {} ({}: {})", length_ + T,
+           c.max_context, c.where, context_field(c.arch));
+  reserve(length_ + T);
+
+  x_.assign(embeddings.data<float>(), embeddings.data<float>() + T * H);
+  h_.resize(static_cast<size_t>(T * H));
+  mlp_out_.resize(static_cast<size_t>(T * H));
+  rope_.tables(length_, T, &cos_, &sin_);
+  for (size_t l = 0; l < model_.layers().size(); ++l) {
+    const LmLayer& L = model_.layers()[l];
+    norm(L.attn_norm, c.norm, c.norm_eps, x_.data(), T, H, h_.data());
+    attention_block(L, cache_[l], T);
+    if (c.parallel_block) {
+      // Phi: attention and MLP both read the same normalised input.
+      mlp_block(L, T, h_.data(), mlp_out_.data());
+      add_inplace(x_.data(), attn_out_.data(), T * H);
+      add_inplace(x_.data(), mlp_out_.data(), T * H);
+    } else {
+      add_inplace(x_.data(), attn_out_.data(), T * H);
+      norm(L.mlp_norm, c.norm, c.norm_eps, x_.data(), T, H, h_.data());
+      mlp_block(L, T, h_.data(), mlp_out_.data());
+      add_inplace(x_.data(), mlp_out_.data(), T * H);
+    }
+  }
+  length_ += T;
+
+  const int64_t first = all_positions ? 0 : T - 1, rows = T - first;
+  norm(model_.final_norm(), c.norm, c.norm_eps, x_.data() + first * H, rows, H, h_.data());
+  Tensor logits = Tensor::empty(DType::F32, {rows, c.vocab});
+  linear(h_.data(), rows, model_.lm_head().weight, model_.lm_head().bias_data(), logits.mutable_data<float>());
+  return logits;
+}
+
+}  // namespace tinyemo

@@ -1,0 +1,52 @@
+// Runs an LmModel over a growing sequence: a prefill of many rows, then one row
+// per decode step, keeping every layer's keys (after RoPE) and values so each
+// step attends to all earlier positions without recomputing them.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "core/tensor.h"
+#include "models/lm/model.h"
+#include "models/lm/rope.h"
+
+namespace tinyemo {
+
+class LmSession {
+ public:
+  explicit LmSession(const LmModel& model);
+
+  const LmModel& model() const { return model_; }
+  // Positions consumed so far (the KV cache length).
+  int64_t length() const { return length_; }
+  // Forgets the sequence (keeps the allocations).
+  void reset() { length_ = 0; }
+  // Makes room for `positions` without regrowing the cache later.
+  void reserve(int64_t positions);
+
+  // Appends `embeddings` (F32 [T, hidden]) at positions length() .. length()+T-1
+  // and returns F32 logits: [T, vocab] when all_positions, else [1, vocab] for
+  // the last row. Refuses sequences longer than the model's context.
+  Tensor forward(const Tensor& embeddings, bool all_positions = false);
+  // The same for token ids.
+  Tensor forward(std::span<const int32_t> ids, bool all_positions = false);
+
+ private:
+  struct LayerCache {
+    std::vector<float> k, v;  // [capacity, n_kv_heads * head_dim]
+  };
+  void attention_block(const LmLayer& L, LayerCache& cache, int64_t T);
+  void mlp_block(const LmLayer& L, int64_t T, const float* in, float* out);
+  void norm(const LmNorm& n, NormKind kind, double eps, const float* x, int64_t rows, int64_t cols, float* out) const;
+
+  const LmModel& model_;
+  Rope rope_;
+  int64_t length_ = 0;
+  int64_t capacity_ = 0;
+  std::vector<LayerCache> cache_;
+  // Scratch, sized per call.
+  std::vector<float> x_, h_, q_, qkv_, attn_, attn_out_, mlp_, mlp_up_, mlp_out_, cos_, sin_;
+};
+
+}  // namespace tinyemo

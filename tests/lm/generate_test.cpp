@@ -1,0 +1,228 @@
+// Sampling and the generation loop: greedy / temperature / top-k / top-p /
+// repetition penalty semantics, seeded determinism, EOS, stop strings,
+// streaming, context checks, and the input-embedding helpers.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "io/safetensors.h"
+#include "models/lm/embeddings.h"
+#include "models/lm/generate.h"
+#include "models/lm/session.h"
+#include "testing/testing.h"
+
+namespace tinyemo {
+namespace {
+
+SamplingOptions sampling(float temperature, int64_t top_k = 0, float top_p = 1.0f, uint64_t seed = 1) {
+  SamplingOptions o;
+  o.greedy = false;
+  o.temperature = temperature;
+  o.top_k = top_k;
+  o.top_p = top_p;
+  o.seed = seed;
+  return o;
+}
+
+std::map<int32_t, int> histogram(const SamplingOptions& o, std::vector<float> logits, int draws) {
+  Sampler s(o);
+  std::map<int32_t, int> h;
+  for (int i = 0; i < draws; ++i) {
+    std::vector<float> l = logits;
+    ++h[s.next(l, {})];
+  }
+  return h;
+}
+
+TEST(Sampling, GreedyTakesTheFirstMaximum) {
+  Sampler s(SamplingOptions{});
+  std::vector<float> l = {0.5f, 2.0f, -1.0f, 2.0f};
+  EXPECT_EQ(s.next(l, {}), 1);
+}
+
+TEST(Sampling, RepetitionPenaltyDividesPositiveAndMultipliesNegative) {
+  SamplingOptions o;
+  o.repetition_penalty = 2.0f;
+  Sampler s(o);
+  std::vector<float> l = {3.0f, 2.0f, -1.0f};
+  const std::vector<int32_t> seen = {0, 2, 0};
+  EXPECT_EQ(s.next(l, seen), 1);  // 3 -> 1.5 falls below 2
+  EXPECT_EQ(l, (std::vector<float>{1.5f, 2.0f, -2.0f}));
+}
+
+TEST(Sampling, TemperatureSamplesTheSoftmax) {
+  const std::vector<float> logits = {1.0f, 0.0f, -1.0f, 2.0f};
+  const int draws = 40000;
+  for (float t : {0.5f, 1.0f, 2.0f}) {
+    const auto h = histogram(sampling(t), logits, draws);
+    double z = 0.0;
+    for (float l : logits) z += std::exp(l / t);
+    for (int32_t id = 0; id < 4; ++id) {
+      const double p = std::exp(logits[id] / t) / z;
+      const double got = h.count(id) ? h.at(id) / static_cast<double>(draws) : 0.0;
+      EXPECT_NEAR(got, p, 5.0 * std::sqrt(p * (1 - p) / draws) + 1e-3) << "t=" << t << " id=" << id;
+    }
+  }
+}
+
+TEST(Sampling, TopKAndTopPRestrictTheCandidates) {
+  const std::vector<float> logits = {2.0f, 1.9f, 0.0f, -5.0f, 1.0f};
+  auto top2 = histogram(sampling(1.0f, 2), logits, 2000);
+  EXPECT_EQ(top2.size(), 2u);
+  EXPECT_TRUE(top2.count(0) && top2.count(1));
+  EXPECT_EQ(histogram(sampling(1.0f, 1), logits, 200).size(), 1u);
+  // p(0) ~ 0.44, p(1) ~ 0.40: top_p 0.3 keeps only id 0, 0.5 keeps ids 0 and 1.
+  EXPECT_EQ(histogram(sampling(1.0f, 0, 0.3f), logits, 500), (std::map<int32_t, int>{{0, 500}}));
+  auto p5 = histogram(sampling(1.0f, 0, 0.5f), logits, 2000);
+  EXPECT_EQ(p5.size(), 2u);
+  EXPECT_TRUE(p5.count(0) && p5.count(1));
+}
+
+TEST(Sampling, SeedsAreDeterministic) {
+  const std::vector<float> logits = {0.1f, 0.2f, 0.3f, 0.0f, -0.1f, 0.25f};
+  auto draw = [&](uint64_t seed) {
+    Sampler s(sampling(1.0f, 0, 1.0f, seed));
+    std::vector<int32_t> out;
+    for (int i = 0; i < 64; ++i) {
+      std::vector<float> l = logits;
+      out.push_back(s.next(l, {}));
+    }
+    return out;
+  };
+  EXPECT_EQ(draw(42), draw(42));
+  EXPECT_NE(draw(42), draw(43));
+}
+
+TEST(Sampling, RefusesBadOptions) {
+  EXPECT_THROW(Sampler(sampling(0.0f)), Error);
+  EXPECT_THROW(Sampler(sampling(1.0f, -1)), Error);
+  EXPECT_THROW(Sampler(sampling(1.0f, 0, 0.0f)), Error);
+  EXPECT_THROW(Sampler(sampling(1.0f, 0, 1.5f)), Error);
+}
+
+class Generation : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = std::make_unique<LmModel>(LmModel::load(testing::fixture("phi-tiny")));
+    const auto io = SafetensorsFile::open(testing::fixture("phi-tiny/io.safetensors"));
+    const Tensor ids = io.get("input_ids").to(DType::I64);
+    for (int64_t i = 0; i < ids.numel(); ++i) prompt_.push_back(static_cast<int32_t>(ids.data<int64_t>()[i]));
+    // GPT-2's tokenizer (phi's base): ids below 300 are single bytes and early merges.
+    tokenizer_ = Tokenizer::load(testing::fixture("gpt2-bpe/tokenizer.json"));
+  }
+  GenerateOptions options(int64_t n) const {
+    GenerateOptions o;
+    o.max_new_tokens = n;
+    o.tokenizer = tokenizer_.get();
+    return o;
+  }
+  std::unique_ptr<LmModel> model_;
+  std::vector<int32_t> prompt_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+};
+
+TEST_F(Generation, SampledRunsRepeatForASeed) {
+  GenerateOptions o = options(12);
+  o.sampling = sampling(1.3f, 40, 0.95f, 9);
+  o.sampling.repetition_penalty = 1.1f;
+  const auto a = generate(*model_, prompt_, o), b = generate(*model_, prompt_, o);
+  EXPECT_EQ(a.ids, b.ids);
+  EXPECT_EQ(a.text, b.text);
+  o.sampling.seed = 10;
+  EXPECT_NE(generate(*model_, prompt_, o).ids, a.ids);
+}
+
+TEST_F(Generation, StopsAtEosAndKeepsIt) {
+  const auto full = generate(*model_, prompt_, options(8));
+  GenerateOptions o = options(8);
+  o.eos_ids = {full.ids[3]};
+  const auto r = generate(*model_, prompt_, o);
+  // The first occurrence of that id ends it.
+  const size_t first = std::find(full.ids.begin(), full.ids.end(), full.ids[3]) - full.ids.begin();
+  EXPECT_EQ(r.ids, std::vector<int32_t>(full.ids.begin(), full.ids.begin() + first + 1));
+  EXPECT_EQ(r.finish_reason, "eos");
+}
+
+TEST_F(Generation, StopStringsCutTheTextAndStreamingMatches) {
+  const auto full = generate(*model_, prompt_, options(8));
+  ASSERT_GE(full.text.size(), 4u);
+  EXPECT_EQ(full.text, tokenizer_->decode(full.ids));
+  EXPECT_EQ(full.finish_reason, "length");
+  // A stop string starting inside the text: generation ends once it is complete.
+  const std::string stop = full.text.substr(full.text.size() / 2, 2);
+  GenerateOptions o = options(8);
+  o.stop_strings = {"never appears", stop};
+  std::string streamed;
+  o.on_token = [&](int32_t, std::string_view piece) {
+    streamed += piece;
+    return true;
+  };
+  const auto r = generate(*model_, prompt_, o);
+  EXPECT_EQ(r.finish_reason, "stop");
+  EXPECT_EQ(r.text, full.text.substr(0, full.text.find(stop)));
+  EXPECT_EQ(streamed, r.text);
+  EXPECT_LE(r.ids.size(), full.ids.size());
+  EXPECT_EQ(r.ids, std::vector<int32_t>(full.ids.begin(), full.ids.begin() + r.ids.size()));
+  EXPECT_NE(tokenizer_->decode(r.ids).find(stop), std::string::npos);
+}
+
+TEST_F(Generation, CallbackCanStop) {
+  GenerateOptions o = options(8);
+  int calls = 0;
+  o.on_token = [&](int32_t, std::string_view) { return ++calls < 3; };
+  const auto r = generate(*model_, prompt_, o);
+  EXPECT_EQ(r.ids.size(), 3u);
+  EXPECT_EQ(r.finish_reason, "callback");
+}
+
+TEST_F(Generation, ContextLengthIsChecked) {
+  GenerateOptions o = options(2048 - static_cast<int64_t>(prompt_.size()) + 1);
+  try {
+    generate(*model_, prompt_, o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("max_position_embeddings"), std::string::npos) << e.what();
+  }
+  LmSession s(*model_);
+  std::vector<int32_t> long_prompt(2049, 1);
+  EXPECT_THROW(s.forward(long_prompt), Error);
+  EXPECT_EQ(s.length(), 0);
+}
+
+TEST_F(Generation, TokenIdsOutOfRangeAreRefused) {
+  std::vector<int32_t> bad = prompt_;
+  bad[3] = 300;  // phi-tiny's vocabulary is 300
+  try {
+    generate(*model_, bad, options(1));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("token id 300 at position 3"), std::string::npos) << e.what();
+  }
+  bad[3] = -1;
+  EXPECT_THROW(embed_tokens(*model_, bad), Error);
+}
+
+TEST_F(Generation, EmbeddingHelpers) {
+  const Tensor& table = input_embedding_table(*model_);
+  ASSERT_EQ(table.shape(), (Shape{300, 64}));
+  // The label anchor is the mean of the rows of the encoded text (GPT-2 adds no BOS).
+  const std::vector<int32_t> ids = tokenizer_->encode("a!", true);
+  ASSERT_FALSE(ids.empty());
+  const Tensor anchor = label_anchor(*model_, *tokenizer_, "a!");
+  std::vector<float> want(64, 0.0f);
+  for (int32_t id : ids) {
+    const auto row = table.row(id).to_f32_vector();
+    for (int c = 0; c < 64; ++c) want[c] += row[c] / static_cast<float>(ids.size());
+  }
+  EXPECT_LE(testing::rel_error(anchor.to_f32_vector(), want), 1e-6);
+  // Several placeholders take their tensors in order; counts must match.
+  const Tensor a = Tensor::zeros(DType::F32, {2, 64}), b = Tensor::zeros(DType::F16, {1, 64});
+  const std::vector<int32_t> spliced = {5, -200, 6, -200};
+  EXPECT_EQ(embed_with_inserted(*model_, spliced, -200, {a, b}).dim(0), 5);
+  EXPECT_THROW(embed_with_inserted(*model_, spliced, -200, {a}), Error);
+  EXPECT_THROW(embed_with_inserted(*model_, spliced, -200, {a, Tensor::zeros(DType::F32, {1, 63})}), Error);
+}
+
+}  // namespace
+}  // namespace tinyemo

@@ -1,0 +1,202 @@
+// Config parsing and weight binding: the published model shapes, and clear
+// refusals of unknown architectures, inconsistent configs and bad weights.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "io/safetensors.h"
+#include "models/lm/model.h"
+#include "models/lm/presets.h"
+#include "testing/testing.h"
+
+namespace tinyemo {
+namespace {
+
+int64_t parameters_of(const LmConfig& c) {
+  int64_t n = 0;
+  for (const auto& [name, shape] : lm_weight_shapes(c)) n += shape_numel(shape);
+  return n;
+}
+
+LmConfig preset(const std::string& name) {
+  const JsonObject json(lm_preset_config(name), name);
+  LmConfig c = parse_lm_config(json);
+  if (c.arch == LmArch::OpenElm) {
+    const auto ffn = openelm_ffn_dims(json);
+    for (size_t i = 0; i < ffn.size(); ++i) c.layers[i].ffn_dim = ffn[i];
+  }
+  return c;
+}
+
+TEST(LmPresets, PublishedParameterCounts) {
+  EXPECT_EQ(parameters_of(preset("tinyllama-1.1b")), 1100048384);  // TinyLlama-1.1B
+  EXPECT_EQ(parameters_of(preset("phi-2")), 2779683840);           // microsoft/phi-2
+}
+
+TEST(LmPresets, OpenElmHeadsFollowTheMultipliersAsPublished) {
+  // apple/OpenELM-270M's config.json lists these per-layer head counts.
+  const LmConfig c = preset("openelm-270m");
+  std::vector<int64_t> q, kv;
+  for (const auto& l : c.layers) {
+    q.push_back(l.n_heads);
+    kv.push_back(l.n_kv_heads);
+  }
+  EXPECT_EQ(q, (std::vector<int64_t>{12, 12, 12, 12, 12, 16, 16, 16, 16, 16, 16, 16, 20, 20, 20, 20}));
+  EXPECT_EQ(kv, (std::vector<int64_t>{3, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5}));
+  EXPECT_EQ(c.layers.front().ffn_dim, 768);    // make_divisible(0.5 * 1280, 256)
+  EXPECT_EQ(c.layers.back().ffn_dim, 5120);    // 4.0 * 1280
+  EXPECT_TRUE(c.tied_output && c.qk_norm);
+}
+
+TEST(LmPresets, PhiPartialRotary) {
+  const LmConfig c = preset("phi-2");
+  EXPECT_EQ(c.head_dim, 80);
+  EXPECT_EQ(c.rotary_dim, 32);  // int(80 * 0.4)
+  EXPECT_TRUE(c.parallel_block);
+}
+
+std::string refusal(nlohmann::json config) {
+  try {
+    parse_lm_config(JsonObject(config, "dir/config.json"));
+    return "";
+  } catch (const Error& e) {
+    return e.what();
+  }
+}
+
+void expect_refused(const nlohmann::json& config, const std::string& needle) {
+  const std::string e = refusal(config);
+  EXPECT_NE(e.find(needle), std::string::npos) << "got: " << e;
+  EXPECT_NE(e.find("dir/config.json"), std::string::npos) << e;
+}
+
+TEST(LmConfig, RefusesUnknownAndInconsistentConfigs) {
+  const nlohmann::json llama = lm_preset_config("tinyllama-1.1b");
+  EXPECT_EQ(refusal(llama), "");
+  auto with = [](nlohmann::json j, const std::string& key, nlohmann::json v) {
+    if (v.is_null()) {
+      j.erase(key);
+    } else {
+      j[key] = v;
+    }
+    return j;
+  };
+  expect_refused(with(llama, "architectures", {"GPT2LMHeadModel"}), "GPT2LMHeadModel");
+  expect_refused(with(llama, "architectures", nullptr), "architectures");
+  expect_refused(with(llama, "num_key_value_heads", 5), "num_key_value_heads");
+  expect_refused(with(llama, "num_attention_heads", 30), "num_attention_heads");
+  expect_refused(with(llama, "hidden_size", nullptr), "hidden_size");
+  expect_refused(with(llama, "hidden_size", "wide"), "hidden_size");
+  expect_refused(with(llama, "vocab_size", 0), "vocab_size");
+  expect_refused(with(llama, "hidden_act", "relu6"), "hidden_act");
+  expect_refused(with(llama, "rope_scaling", {{"type", "dynamic"}, {"factor", 2.0}}), "dynamic");
+  expect_refused(with(llama, "rope_scaling", {{"rope_type", "llama3"}, {"factor", 8.0}}), "llama3");
+  expect_refused(with(llama, "rope_scaling", {{"type", "linear"}, {"factor", -1.0}}), "factor");
+  EXPECT_EQ(refusal(with(llama, "rope_scaling", {{"type", "linear"}, {"factor", 4.0}})), "");
+
+  const nlohmann::json phi = lm_preset_config("phi-2");
+  expect_refused(with(phi, "partial_rotary_factor", 1.5), "partial_rotary_factor");
+  expect_refused(with(phi, "partial_rotary_factor", 0.01), "rotary dimension");  // int(80 * 0.01) = 0
+  expect_refused(with(phi, "model_type", "phi-msft"), "phi-msft");
+
+  nlohmann::json elm = lm_preset_config("openelm-270m");
+  elm["num_query_heads"] = {12, 12};
+  elm["num_kv_heads"] = {3, 3};
+  expect_refused(elm, "num_transformer_layers");
+  elm = lm_preset_config("openelm-270m");
+  elm["normalization_layer_name"] = "layer_norm";
+  expect_refused(elm, "normalization_layer_name");
+}
+
+// A copy of the llama-tiny fixture folder whose weights `edit` may change.
+struct EditedModel {
+  testing::TempDir dir;
+  explicit EditedModel(const std::function<void(NamedTensors&)>& edit, const std::string& config_override = "") {
+    const auto src = testing::fixture("llama-tiny");
+    write_file_atomic(dir / "config.json",
+                      config_override.empty() ? read_file(src / "config.json") : config_override);
+    const auto st = SafetensorsFile::open(src / "model.safetensors");
+    NamedTensors tensors;
+    for (const auto& e : st.entries()) tensors.emplace_back(e.name, st.get(e.name));
+    edit(tensors);
+    write_safetensors(dir / "model.safetensors", tensors);
+  }
+};
+
+std::string load_error(const std::filesystem::path& dir) {
+  try {
+    LmModel::load(dir);
+    return "";
+  } catch (const Error& e) {
+    return e.what();
+  }
+}
+
+TEST(LmWeights, MissingTensorIsNamed) {
+  EditedModel m([](NamedTensors& t) {
+    std::erase_if(t, [](const auto& p) { return p.first == "model.layers.1.mlp.up_proj.weight"; });
+  });
+  const std::string e = load_error(m.dir.path());
+  EXPECT_NE(e.find("missing tensor \"model.layers.1.mlp.up_proj.weight\""), std::string::npos) << e;
+  EXPECT_NE(e.find("model.safetensors"), std::string::npos) << e;
+}
+
+TEST(LmWeights, WrongShapeIsNamed) {
+  EditedModel m([](NamedTensors& t) {
+    for (auto& [name, tensor] : t)
+      if (name == "model.layers.0.self_attn.k_proj.weight") tensor = Tensor::zeros(DType::F32, {64, 64});
+  });
+  const std::string e = load_error(m.dir.path());
+  EXPECT_NE(e.find("model.layers.0.self_attn.k_proj.weight"), std::string::npos) << e;
+  EXPECT_NE(e.find("[64, 64]"), std::string::npos) << e;
+  EXPECT_NE(e.find("[32, 64]"), std::string::npos) << e;
+}
+
+TEST(LmWeights, WrongDtypeIsNamed) {
+  EditedModel m([](NamedTensors& t) {
+    for (auto& [name, tensor] : t)
+      if (name == "model.norm.weight") tensor = Tensor::zeros(DType::I64, {64});
+  });
+  const std::string e = load_error(m.dir.path());
+  EXPECT_NE(e.find("model.norm.weight"), std::string::npos) << e;
+  EXPECT_NE(e.find("i64"), std::string::npos) << e;
+}
+
+TEST(LmWeights, ShardedCheckpointLoadsLikeOneFile) {
+  testing::TempDir dir;
+  const auto src = testing::fixture("openelm-tiny");
+  write_file_atomic(dir / "config.json", read_file(src / "config.json"));
+  const auto st = SafetensorsFile::open(src / "model.safetensors");
+  NamedTensors a, b;
+  nlohmann::json map;
+  for (size_t i = 0; i < st.entries().size(); ++i) {
+    const auto& name = st.entries()[i].name;
+    (i % 2 ? a : b).emplace_back(name, st.get(name));
+    map[name] = i % 2 ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+  }
+  write_safetensors(dir / "model-00001-of-00002.safetensors", a);
+  write_safetensors(dir / "model-00002-of-00002.safetensors", b);
+  write_file_atomic(dir / "model.safetensors.index.json", nlohmann::json{{"weight_map", map}}.dump());
+  const LmModel sharded = LmModel::load(dir.path());
+  const LmModel single = LmModel::load(src);
+  ASSERT_EQ(sharded.tensors().size(), single.tensors().size());
+
+  // Shard names may not leave the folder.
+  map[st.entries()[0].name] = "../model.safetensors";
+  write_file_atomic(dir / "model.safetensors.index.json", nlohmann::json{{"weight_map", map}}.dump());
+  EXPECT_NE(load_error(dir.path()).find("plain file name"), std::string::npos);
+}
+
+TEST(LmWeights, MatricesStayMappedAndConvertOnRequest) {
+  const LmModel m = LmModel::load(testing::fixture("llama-tiny"));
+  EXPECT_FALSE(m.layers()[0].q.weight.writable());  // a view of the mapped file, not a copy
+  LoadOptions o;
+  o.weight_dtype = DType::Q4_0;
+  const LmModel q = LmModel::load(testing::fixture("llama-tiny"), o);
+  EXPECT_EQ(q.layers()[0].q.weight.dtype(), DType::Q4_0);
+  EXPECT_EQ(q.final_norm().weight.dtype(), DType::F32);
+  EXPECT_LT(q.weight_bytes_per_token(), m.weight_bytes_per_token() / 5);
+}
+
+}  // namespace
+}  // namespace tinyemo
