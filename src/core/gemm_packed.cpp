@@ -249,7 +249,7 @@ void pack_a(const float* a, int64_t a_row, int64_t a_col, int64_t mr, int64_t kc
 
 struct Plan {
   int64_t kc = 0, k_blocks = 0;
-  int64_t n_chunks = 0, m_splits = 0;
+  int64_t nc = 0, n_chunks = 0, m_splits = 0;
 };
 
 Plan make_plan(int64_t M, int64_t N, int64_t K, bool quantized) {
@@ -258,10 +258,16 @@ Plan make_plan(int64_t M, int64_t N, int64_t K, bool quantized) {
   p.kc = (K + p.k_blocks - 1) / p.k_blocks;
   p.kc = (p.kc + 31) / 32 * 32;  // block-aligned for quantised rows, vector-aligned otherwise
   if (!quantized && p.k_blocks == 1) p.kc = K;
-  p.n_chunks = (N + kNC - 1) / kNC;
   // Enough tasks for every thread (twice over, for balance); splitting M repacks B.
   // Inside a pool task the loop runs serially: one task, B packed once.
-  const int64_t want = in_parallel_region() ? 1 : 2 * num_threads();
+  const int64_t threads = in_parallel_region() ? 1 : num_threads();
+  const int64_t want = 2 * threads;
+  // Chunks of <= kNC columns, as many as a multiple of the thread count when
+  // that costs little (1280 columns on 2 threads: 6 x 224 rather than 5 x 256).
+  int64_t chunks = (N + kNC - 1) / kNC;
+  if (chunks >= threads) chunks = (chunks + threads - 1) / threads * threads;
+  p.nc = std::min(kNC, std::max<int64_t>(kNR, ((N + chunks - 1) / chunks + kNR - 1) / kNR * kNR));
+  p.n_chunks = (N + p.nc - 1) / p.nc;
   const int64_t m_tiles = (M + kMaxMR - 1) / kMaxMR;
   p.m_splits = p.n_chunks >= want ? 1 : std::min(m_tiles, (want + p.n_chunks - 1) / p.n_chunks);
   p.m_splits = std::max<int64_t>(1, p.m_splits);
@@ -279,7 +285,7 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
   thread_pool().run(plan.n_chunks * plan.m_splits, [&](int64_t task, int) {
     thread_local Scratch b_scratch, a_scratch;
     const int64_t chunk = task / plan.m_splits, split = task % plan.m_splits;
-    const int64_t n0 = chunk * kNC, nc = std::min(kNC, N - n0);
+    const int64_t n0 = chunk * plan.nc, nc = std::min(plan.nc, N - n0);
     const int64_t panels = (nc + kNR - 1) / kNR;
     const int64_t m_begin = M * split / plan.m_splits, m_end = M * (split + 1) / plan.m_splits;
     float* bpack = b_scratch.get(static_cast<size_t>(panels * plan.kc * kNR));
