@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "core/dtype.h"
@@ -37,6 +38,56 @@ TEST(DType, BF16RoundsToNearestEven) {
   // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties to even (1.0).
   EXPECT_EQ(f32_to_bf16(1.0f + std::ldexp(1.0f, -8)), 0x3f80);
   EXPECT_EQ(f32_to_bf16(1.0f + 3 * std::ldexp(1.0f, -8)), 0x3f82);
+}
+
+TEST(DType, BulkConversionsAreBitIdenticalToTheScalarOnes) {
+  // Every f16/bf16 bit pattern widened in bulk, and f32 values around every
+  // rounding case (ties, subnormals, overflow, infinities, NaN) narrowed in bulk.
+  std::vector<uint16_t> halves(0x10000);
+  for (uint32_t h = 0; h < 0x10000; ++h) halves[h] = static_cast<uint16_t>(h);
+  std::vector<float> wide(halves.size());
+  for (DType t : {DType::F16, DType::BF16}) {
+    convert(t, halves.data(), DType::F32, wide.data(), static_cast<int64_t>(halves.size()));
+    for (uint32_t h = 0; h < 0x10000; ++h) {
+      const float ref = t == DType::F16 ? f16_to_f32(halves[h]) : bf16_to_f32(halves[h]);
+      if (std::isnan(ref)) {  // the hardware conversion quiets signalling NaNs
+        ASSERT_TRUE(std::isnan(wide[h])) << std::hex << h;
+        continue;
+      }
+      uint32_t a, b;
+      std::memcpy(&a, &wide[h], 4);
+      std::memcpy(&b, &ref, 4);
+      ASSERT_EQ(a, b) << dtype_name(t) << " " << std::hex << h;
+    }
+  }
+  std::mt19937 rng(3);
+  std::vector<float> f;
+  for (uint32_t h = 0; h < 0x10000; ++h) {  // each f16/bf16 value and its neighbourhood in f32
+    for (const float base : {f16_to_f32(static_cast<uint16_t>(h)), bf16_to_f32(static_cast<uint16_t>(h))}) {
+      uint32_t bits;
+      std::memcpy(&bits, &base, 4);
+      for (const uint32_t delta : {0u, 1u, 0xfffu, 0x1000u, 0x1001u, 0x7fffu, 0x8000u, 0x8001u}) {
+        const uint32_t b2 = bits + delta;
+        float v;
+        std::memcpy(&v, &b2, 4);
+        f.push_back(v);
+      }
+    }
+  }
+  for (int i = 0; i < 1000; ++i) f.push_back(std::ldexp(std::uniform_real_distribution<float>(-1, 1)(rng), i % 300 - 150));
+  std::vector<uint16_t> narrow(f.size());
+  for (DType t : {DType::F16, DType::BF16}) {
+    convert(DType::F32, f.data(), t, narrow.data(), static_cast<int64_t>(f.size()));
+    for (size_t i = 0; i < f.size(); ++i) {
+      const uint16_t ref = t == DType::F16 ? f32_to_f16(f[i]) : f32_to_bf16(f[i]);
+      if (std::isnan(f[i])) {
+        const float back = t == DType::F16 ? f16_to_f32(narrow[i]) : bf16_to_f32(narrow[i]);
+        EXPECT_TRUE(std::isnan(back));
+        continue;
+      }
+      ASSERT_EQ(narrow[i], ref) << dtype_name(t) << " value " << f[i];
+    }
+  }
 }
 
 TEST(DType, ConvertIntegersAndFloats) {
