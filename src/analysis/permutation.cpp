@@ -10,10 +10,12 @@
 namespace tinyemo::analysis {
 namespace {
 
-// Replicates per random stream, and chunks per round between stopping checks.
-// Both are fixed so that results never depend on the number of threads.
+// Replicates per random stream, and the most chunks per round between
+// stopping checks (rounds grow 1, 2, 4, 8, 8, ... chunks so that clearly null
+// statistics stop after a few hundred replicates). Both are fixed so that
+// results never depend on the number of threads.
 constexpr int64_t kChunkReplicates = 256;
-constexpr int64_t kChunksPerRound = 8;
+constexpr int64_t kMaxChunksPerRound = 8;
 
 // Items of one stratum: their categories (shuffled in place by each
 // replicate) and the group sizes, consecutive positions forming each group.
@@ -130,8 +132,10 @@ PermutationResult permutation_test(const PermutationDesign& d, int num_statistic
   std::vector<int64_t> exceedances(num_statistics, 0), stopped_at(num_statistics, 0);
   std::vector<double> sum(num_statistics, 0.0), sum_sq(num_statistics, 0.0);
   int64_t done = 0;
-  for (int64_t round_begin = 0; round_begin < num_chunks; round_begin += kChunksPerRound) {
-    const int64_t round_chunks = std::min(kChunksPerRound, num_chunks - round_begin);
+  int64_t round_size = h > 0 ? 1 : kMaxChunksPerRound;
+  for (int64_t round_begin = 0; round_begin < num_chunks;
+       round_begin += round_size, round_size = std::min(2 * round_size, kMaxChunksPerRound)) {
+    const int64_t round_chunks = std::min(round_size, num_chunks - round_begin);
     std::vector<ChunkTally> tallies(round_chunks);
     thread_pool().run(round_chunks, [&](int64_t k, int) {
       const int64_t chunk = round_begin + k;
