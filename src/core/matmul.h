@@ -10,12 +10,17 @@
 namespace tinyemo {
 
 // C[M,N] = alpha * op(A) * op(B) + beta * C, row-major f32; op(X) = X or X^T.
+// beta == 0 never reads C. Multi-threaded on the global pool (serial inside a pool task).
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
 // PyTorch Linear: y[M,N] = x[M,K] * W^T + bias, with W a [N,K] tensor of
 // dtype F32, F16, BF16, Q8_0 or Q4_0 (accumulation in f32). bias: N floats or null.
 // x rows are `ldx` floats apart, y rows `ldy` apart (0 = packed).
+// 16-bit and quantised weights are used as stored (widened/dequantised exactly).
+// For Q8_0/Q4_0 with fewer than 8 rows (decode) x is quantised to 8 bits per
+// block of 32 and multiplied with integer dot products (ggml's scheme); with 8
+// rows or more x stays f32. Multi-threaded on the global pool.
 void linear(const float* x, int64_t M, const Tensor& W, const float* bias, float* y, int64_t ldx = 0,
             int64_t ldy = 0);
 
