@@ -102,11 +102,17 @@ T field_or(const nlohmann::json& object, const char* key, T fallback, const std:
   }
 }
 
-int32_t token_id(const nlohmann::json& value, const std::string& where) {
-  TE_CHECK(value.is_number_integer(), "{}: token id must be an integer, not {}", where, value.dump());
+// `where` makes the error message; it is called only on failure, so that
+// reading 50k vocabulary entries builds no strings.
+template <class Where>
+int32_t token_id_at(const nlohmann::json& value, Where&& where) {
+  TE_CHECK(value.is_number_integer(), "{}: token id must be an integer, not {}", where(), value.dump());
   const int64_t id = value.get<int64_t>();
-  TE_CHECK(id >= 0 && id <= kMaxTokenId, "{}: token id {} out of range [0, {}]", where, id, kMaxTokenId);
+  TE_CHECK(id >= 0 && id <= kMaxTokenId, "{}: token id {} out of range [0, {}]", where(), id, kMaxTokenId);
   return static_cast<int32_t>(id);
+}
+int32_t token_id(const nlohmann::json& value, const std::string& where) {
+  return token_id_at(value, [&] { return where; });
 }
 
 std::string token_string(const nlohmann::json& value, const std::string& where) {
@@ -117,15 +123,19 @@ std::string token_string(const nlohmann::json& value, const std::string& where) 
 void read_vocab(const nlohmann::json& vocab, const std::string& where, BpeSpec& spec) {
   TE_CHECK(vocab.is_object(), "{}: the vocabulary must be a JSON object of token -> id", where);
   spec.vocab.reserve(vocab.size());
-  for (const auto& [token, id] : vocab.items()) spec.vocab.emplace_back(token, token_id(id, where + ": \"" + token + "\""));
+  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+    spec.vocab.emplace_back(it.key(), token_id_at(it.value(), [&] { return where + ": \"" + it.key() + "\""; }));
+  }
 }
 
-// One merge rule: "a b" (older files, merges.txt) or ["a", "b"] (newer tokenizer.json).
-void add_merge(std::string_view rule, const std::string& where, BpeSpec& spec) {
+// One merge rule: "a b" (older files, merges.txt) or ["a", "b"] (newer
+// tokenizer.json); where() names it in the error.
+template <class Where>
+void add_merge(std::string_view rule, Where&& where, BpeSpec& spec) {
   const size_t space = rule.find(' ');
   TE_CHECK(space != std::string_view::npos && space > 0 && space + 1 < rule.size() &&
                rule.find(' ', space + 1) == std::string_view::npos,
-           "{}: merge \"{}\" is not two tokens separated by one space", where, rule);
+           "{}: merge \"{}\" is not two tokens separated by one space", where(), rule);
   spec.merges.emplace_back(rule.substr(0, space), rule.substr(space + 1));
 }
 
@@ -134,12 +144,13 @@ void read_merges_json(const nlohmann::json& merges, const std::string& where, Bp
   spec.merges.reserve(merges.size());
   for (size_t i = 0; i < merges.size(); ++i) {
     const auto& m = merges[i];
-    const std::string at = fmt::format("{}[{}]", where, i);
+    auto at = [&] { return fmt::format("{}[{}]", where, i); };
     if (m.is_string()) {
-      add_merge(m.get<std::string>(), at, spec);
+      add_merge(m.get_ref<const std::string&>(), at, spec);
     } else {
-      TE_CHECK(m.is_array() && m.size() == 2, "{}: a merge is \"a b\" or [\"a\", \"b\"]", at);
-      spec.merges.emplace_back(token_string(m[0], at), token_string(m[1], at));
+      TE_CHECK(m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string(),
+               "{}: a merge is \"a b\" or [\"a\", \"b\"], not {}", at(), m.dump());
+      spec.merges.emplace_back(m[0].get_ref<const std::string&>(), m[1].get_ref<const std::string&>());
     }
   }
 }
@@ -208,6 +219,8 @@ BpeTokenizer::BpeTokenizer(const BpeSpec& spec)
   is_special_.assign(size, 0);
   is_assigned_.assign(size, 0);
 
+  spelling_to_id_.reserve(spec.vocab.size() + spec.added_tokens.size());
+  bytes_to_id_.reserve(spec.vocab.size());
   std::string bytes;
   for (const auto& [spelling, id] : spec.vocab) {
     TE_CHECK(!is_assigned_[id], "{}: tokens \"{}\" and \"{}\" share id {}", source_, token_spelling_[id], spelling, id);
@@ -230,7 +243,8 @@ BpeTokenizer::BpeTokenizer(const BpeSpec& spec)
 
   merges_.reserve(spec.merges.size());
   for (size_t rank = 0; rank < spec.merges.size(); ++rank) {
-    const auto& [a, b] = spec.merges[rank];
+    const std::string& a = spec.merges[rank].first;
+    const std::string& b = spec.merges[rank].second;
     auto lookup = [&](const std::string& token) {
       auto it = spelling_to_id_.find(token);
       TE_CHECK(it != spelling_to_id_.end(), "{}: merge {} (\"{} {}\") names \"{}\", which is not in the vocabulary",
@@ -368,7 +382,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::load_vocab_merges(const std::filesys
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty() || (line_no == 1 && line.starts_with("#version"))) continue;
-    add_merge(line, fmt::format("{}:{}", merges_path.string(), line_no), spec);
+    add_merge(line, [&] { return fmt::format("{}:{}", merges_path.string(), line_no); }, spec);
   }
   // GPT-2's original release: <|endoftext|> is BOS, EOS and a special token.
   for (const auto& [token, id] : spec.vocab) {
@@ -388,7 +402,7 @@ void BpeTokenizer::set_cache_capacity(size_t max_entries) {
 }
 
 int32_t BpeTokenizer::token_to_id(std::string_view token) const {
-  auto it = spelling_to_id_.find(std::string(token));
+  auto it = spelling_to_id_.find(token);
   return it == spelling_to_id_.end() ? -1 : it->second;
 }
 
@@ -400,10 +414,21 @@ std::string BpeTokenizer::id_to_token(int32_t id) const {
 
 std::vector<int32_t> BpeTokenizer::merge_piece(std::string_view piece) const {
   std::vector<int32_t> ids;
-  if (piece.empty()) return ids;
+  merge_into(piece, ids);
+  return ids;
+}
+
+void BpeTokenizer::merge_into(std::string_view piece, std::vector<int32_t>& ids) const {
+  if (piece.size() <= 1) {
+    if (!piece.empty()) ids.push_back(byte_id_[static_cast<uint8_t>(piece[0])]);
+    return;
+  }
   if (ignore_merges_) {
-    auto it = bytes_to_id_.find(std::string(piece));
-    if (it != bytes_to_id_.end()) return {it->second};
+    auto it = bytes_to_id_.find(piece);
+    if (it != bytes_to_id_.end()) {
+      ids.push_back(it->second);
+      return;
+    }
   }
   // The symbols of the piece as a linked list; a symbol keeps the index of its
   // first byte, so index order is text order.
@@ -416,10 +441,12 @@ std::vector<int32_t> BpeTokenizer::merge_piece(std::string_view piece) const {
     int32_t rank, left, left_id, right_id, merged_id;
     bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
   };
+  thread_local std::vector<Symbol> symbols;
+  thread_local std::vector<Candidate> heap, batch;
   const int32_t n = static_cast<int32_t>(piece.size());
-  std::vector<Symbol> symbols(n);
+  symbols.resize(n);
+  heap.clear();
   for (int32_t i = 0; i < n; ++i) symbols[i] = {byte_id_[static_cast<uint8_t>(piece[i])], i - 1, i + 1 < n ? i + 1 : -1};
-  std::vector<Candidate> heap, batch;
   auto push = [&](int32_t left) {
     if (left < 0 || symbols[left].next < 0) return;
     const int32_t left_id = symbols[left].id, right_id = symbols[symbols[left].next].id;
@@ -453,25 +480,6 @@ std::vector<int32_t> BpeTokenizer::merge_piece(std::string_view piece) const {
     }
   }
   for (int32_t i = 0; i >= 0; i = symbols[i].next) ids.push_back(symbols[i].id);
-  return ids;
-}
-
-void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& ids) const {
-  const bool cacheable = piece.size() <= kMaxCachedPieceBytes;
-  if (cacheable) {
-    std::shared_lock lock(cache_mutex_);
-    auto it = cache_.find(std::string(piece));
-    if (it != cache_.end()) {
-      ids.insert(ids.end(), it->second.begin(), it->second.end());
-      return;
-    }
-  }
-  std::vector<int32_t> merged = merge_piece(piece);
-  ids.insert(ids.end(), merged.begin(), merged.end());
-  if (cacheable) {
-    std::unique_lock lock(cache_mutex_);
-    if (cache_.size() < cache_capacity_) cache_.emplace(piece, std::move(merged));
-  }
 }
 
 void BpeTokenizer::encode_plain(std::string_view text, std::vector<int32_t>& ids) const {
@@ -484,7 +492,37 @@ void BpeTokenizer::encode_plain(std::string_view text, std::vector<int32_t>& ids
   thread_local std::vector<std::string_view> pieces;
   pieces.clear();
   bpe::split_gpt2(text, pieces);
-  for (std::string_view piece : pieces) encode_piece(piece, ids);
+  // Pieces missing from the cache: merged while the shared lock is held (other
+  // readers go on), added afterwards under one exclusive lock.
+  struct Miss {
+    std::string_view piece;
+    size_t begin, end;  // their ids in `ids`
+  };
+  thread_local std::vector<Miss> misses;
+  misses.clear();
+  {
+    std::shared_lock lock(cache_mutex_);
+    const bool use_cache = cache_capacity_ > 0;
+    for (std::string_view piece : pieces) {
+      const bool cacheable = use_cache && piece.size() > 1 && piece.size() <= kMaxCachedPieceBytes;
+      if (cacheable) {
+        auto it = cache_.find(piece);
+        if (it != cache_.end()) {
+          ids.insert(ids.end(), it->second.begin(), it->second.end());
+          continue;
+        }
+      }
+      const size_t begin = ids.size();
+      merge_into(piece, ids);
+      if (cacheable) misses.push_back({piece, begin, ids.size()});
+    }
+  }
+  if (misses.empty()) return;
+  std::unique_lock lock(cache_mutex_);
+  for (const Miss& m : misses) {
+    if (cache_.size() >= cache_capacity_) break;
+    cache_.try_emplace(std::string(m.piece), ids.begin() + m.begin, ids.begin() + m.end);
+  }
 }
 
 // The added token of this pass (`normalized` flag) matching at `pos`, longest

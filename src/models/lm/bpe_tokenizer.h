@@ -65,6 +65,14 @@ class BpeTokenizer final : public Tokenizer {
   // The BPE of one pre-tokenized piece (raw bytes), without the cache.
   std::vector<int32_t> merge_piece(std::string_view piece) const;
 
+  // Hash maps keyed by std::string that are searched with string_views.
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  template <class V>
+  using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
  private:
   struct MergeResult {
     int32_t rank;
@@ -75,7 +83,7 @@ class BpeTokenizer final : public Tokenizer {
   }
   void encode_with_added(std::string_view text, bool normalized, std::vector<int32_t>& ids) const;
   void encode_plain(std::string_view text, std::vector<int32_t>& ids) const;
-  void encode_piece(std::string_view piece, std::vector<int32_t>& ids) const;
+  void merge_into(std::string_view piece, std::vector<int32_t>& ids) const;
   const BpeSpec::AddedToken* added_token_at(std::string_view text, size_t pos, bool normalized) const;
 
   std::string source_;
@@ -83,8 +91,8 @@ class BpeTokenizer final : public Tokenizer {
   std::vector<uint8_t> is_special_;       // id -> skipped by decode(skip_special)
   std::vector<uint8_t> is_assigned_;      // id -> some token has it
   std::vector<std::string> token_spelling_;  // id -> the files' spelling (id_to_token)
-  std::unordered_map<std::string, int32_t> spelling_to_id_;
-  std::unordered_map<std::string, int32_t> bytes_to_id_;  // vocabulary tokens by raw bytes
+  StringMap<int32_t> spelling_to_id_;
+  StringMap<int32_t> bytes_to_id_;  // vocabulary tokens by raw bytes
   std::unordered_map<uint64_t, MergeResult> merges_;
   int32_t byte_id_[256];
   std::vector<BpeSpec::AddedToken> added_;  // longest first, for the leftmost-longest split
@@ -96,7 +104,7 @@ class BpeTokenizer final : public Tokenizer {
   static constexpr size_t kMaxCachedPieceBytes = 64;
   size_t cache_capacity_ = 1 << 16;
   mutable std::shared_mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
+  mutable StringMap<std::vector<int32_t>> cache_;
 };
 
 // GPT-2's byte-to-unicode table: the printable character spelling each byte
