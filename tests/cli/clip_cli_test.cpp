@@ -4,9 +4,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+
 #include "io/file.h"
 #include "io/pytorch.h"
 #include "io/safetensors.h"
+#include "models/projector/model.h"
 #include "testing/testing.h"
 
 namespace tinyemo {
@@ -180,6 +183,73 @@ TEST(ClipCli, BenchPrintsJson) {
   EXPECT_NEAR(j["gflop_per_image"].get<double>(), 8.85, 0.1);  // ViT-B/32 at 224
   EXPECT_GT(j["gflops"].get<double>(), 0.0);
   EXPECT_EQ(j["threads"], 1);
+}
+
+// A projector for the small CLIP fixture's 48-d embeddings, with
+// deterministic non-trivial weights and anchors.
+std::filesystem::path write_projector(const testing::TempDir& dir) {
+  projector::ProjectorConfig config;
+  config.dims = {48, 16};
+  projector::ProjectorModel model(config, {"anger", "joy", "fear"});
+  projector::MlpWeights& w = model.member(0);
+  for (size_t i = 0; i < w.params.size(); ++i) w.params[i] = 0.3f * std::sin(0.7f * static_cast<float>(i) + 0.1f);
+  std::vector<float> anchors(3 * 16);
+  for (size_t i = 0; i < anchors.size(); ++i) anchors[i] = std::cos(1.3f * static_cast<float>(i));
+  model.set_anchors({"anger", "joy", "fear"}, anchors);
+  const auto path = dir / "projector.safetensors";
+  model.save(path);
+  return path;
+}
+
+TEST(ClassifyCli, ImagesGiveTheScoresOfTheirFeatureFiles) {
+  testing::TempDir dir;
+  const auto projector = write_projector(dir);
+  const auto images = dir / "images" / "x";
+  std::filesystem::create_directories(images);
+  for (const char* f : {"rocket.jpg", "chelsea.png", "camera.png"}) {
+    std::filesystem::copy_file(fixture(std::string("clip-preprocess/") + f), images / f);
+  }
+  write_file_atomic(images / "broken.png", "\x89PNG\r\n\x1a\n garbage");
+  const std::string clip_dir = fixture("clip-vision-small").string();
+  auto r = run_cli({"classify", "--clip", clip_dir, "--projector", projector.string(), (images / "rocket.jpg").string(),
+                    (images / "broken.png").string(), (images / "chelsea.png").string(),
+                    (images / "camera.png").string(), "--json"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;  // one unreadable image
+  EXPECT_NE(r.err.find("broken.png"), std::string::npos) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["results"].size(), 4u);
+  EXPECT_TRUE(j["results"][1].contains("error"));
+  EXPECT_EQ(j["labels"], nlohmann::json({"anger", "joy", "fear"}));
+
+  // Same answer as features + `projector classify` on the fp16 feature files.
+  r = run_cli({"features", "--model", clip_dir, "--images", (dir / "images").string(), "--out", (dir / "feat").string()});
+  ASSERT_EQ(r.exit_code, 2) << r.err;
+  for (const auto& [index, name] : {std::pair<int, std::string>{0, "rocket"}, {2, "chelsea"}, {3, "camera"}}) {
+    const auto pr = run_cli({"projector", "classify", "--model", projector.string(), "--json", "--top-k", "3",
+                             (dir / "feat" / "x" / (name + ".pt")).string()});
+    ASSERT_EQ(pr.exit_code, 0) << pr.err;
+    const auto want = nlohmann::json::parse(pr.out)["results"][0];
+    const auto& got = j["results"][index];
+    EXPECT_EQ(got["predicted"], want["predicted"]) << name;
+    for (const auto& t : want["top"]) {
+      EXPECT_NEAR(got["scores"][t["label"].get<std::string>()].get<double>(), t["probability"].get<double>(), 1e-2)
+          << name;
+    }
+  }
+}
+
+TEST(ClassifyCli, DimensionMismatchIsRefused) {
+  // The fixture projector takes 768-d ViT-L/14 features; the small CLIP gives 48-d.
+  testing::TempDir dir;
+  auto r = run_cli({"projector", "import", "--bin", fixture("tinyemo-projector/pytorch_model.bin").string(),
+                    "--anchors", fixture("tinyemo-projector/anchors.safetensors").string(), "--out",
+                    (dir / "p.safetensors").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_cli({"classify", "--clip", fixture("clip-vision-small").string(), "--projector",
+               (dir / "p.safetensors").string(), fixture("clip-preprocess/rocket.jpg").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("48-d"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("768-d"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -11,12 +11,10 @@
 
 #include "apps/cli/command.h"
 #include "apps/cli/progress.h"
-#include "core/thread_pool.h"
 #include "io/image.h"
 #include "io/pytorch.h"
 #include "io/safetensors.h"
-#include "models/clip/preprocess.h"
-#include "models/clip/vision_model.h"
+#include "models/clip/embed_images.h"
 
 namespace tinyemo::cli {
 namespace {
@@ -208,9 +206,7 @@ void run_features(const Opts& o) {
   const clip::VisionConfig& cfg = model.config();
   TE_CHECK(cfg.projection_dim > 0,
            "{}: this checkpoint has no visual projection (a CLIPVisionModel), so it gives no image_embeds", o.model);
-  const int64_t dim = cfg.projection_dim, size = cfg.image_size, image_floats = cfg.num_channels * size * size;
-  TE_CHECK(cfg.num_channels == 3, "{}: CLIP towers on {}-channel images are not supported for image files", o.model,
-           cfg.num_channels);
+  const int64_t dim = cfg.projection_dim;
 
   std::unique_ptr<FeatureSink> sink;
   if (o.format == "tinyemo-pt") {
@@ -218,7 +214,7 @@ void run_features(const Opts& o) {
   } else if (o.format == "safetensors") {
     const fs::path shard = o.out.ends_with(".safetensors") ? fs::path(o.out) : fs::path(o.out) / "features.safetensors";
     sink = std::make_unique<ShardSink>(shard, dim, fmt::format("tinyemo features: {}; images {}; CLIP transform {}",
-                                                               model.description(), o.images, size));
+                                                               model.description(), o.images, cfg.image_size));
   } else {
     fail("--format: expected tinyemo-pt or safetensors, got \"{}\"", o.format);
   }
@@ -233,43 +229,19 @@ void run_features(const Opts& o) {
   ProgressBar bar("features", static_cast<int64_t>(pending.size()), "img");
   for (const auto& e : scan.duplicate_errors) bar.message("tinyemo: error: " + e);
 
-  const ImageLimits limits{o.max_pixels};
-  std::vector<float> pixels(static_cast<size_t>(o.batch * image_floats));
-  for (size_t first = 0; first < pending.size(); first += static_cast<size_t>(o.batch)) {
-    const size_t count = std::min(pending.size() - first, static_cast<size_t>(o.batch));
-    std::vector<std::string> errors(count);
-    parallel_for(static_cast<int64_t>(count), 1, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        try {
-          const Image image = load_image(pending[first + i]->path, limits);
-          clip::clip_preprocess_into(image, size, pixels.data() + i * image_floats);
-        } catch (const std::exception& ex) {
-          errors[i] = ex.what();
-        }
-      }
-    });
-    // Pack the images that decoded into the front of the batch.
-    std::vector<const ImageJob*> good;
-    for (size_t i = 0; i < count; ++i) {
-      if (!errors[i].empty()) {
-        bar.message("tinyemo: error: " + errors[i]);
-        ++failed;
-        continue;
-      }
-      if (good.size() != i) {
-        std::copy_n(pixels.data() + i * image_floats, image_floats, pixels.data() + good.size() * image_floats);
-      }
-      good.push_back(pending[first + i]);
-    }
-    if (!good.empty()) {
-      const clip::VisionOutputs out =
-          model.forward(pixels.data(), static_cast<int64_t>(good.size()), clip::ForwardOptions{.hidden_states = false});
-      const float* embeds = out.image_embeds.data<float>();
-      for (size_t i = 0; i < good.size(); ++i) sink->add(*good[i], embeds + i * dim);
-      written += static_cast<int64_t>(good.size());
-    }
-    bar.advance(static_cast<int64_t>(count));
-  }
+  std::vector<std::filesystem::path> files;
+  for (const ImageJob* job : pending) files.push_back(job->path);
+  clip::embed_image_files(model, files, o.batch, ImageLimits{o.max_pixels},
+                          [&](size_t i, const float* embedding, const std::string& error) {
+                            if (embedding != nullptr) {
+                              sink->add(*pending[i], embedding);
+                              ++written;
+                            } else {
+                              bar.message("tinyemo: error: " + error);
+                              ++failed;
+                            }
+                            bar.advance();
+                          });
   sink->finish();
   bar.finish();
   std::fprintf(stderr, "features: %lld images: %lld written, %lld already done (skipped), %lld failed",
