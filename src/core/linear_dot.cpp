@@ -26,6 +26,8 @@ namespace {
 constexpr int64_t kRowsPerTile = 4;  // weight rows per inner kernel call
 constexpr int64_t kMaxDotRows = 4;   // activation rows per inner kernel call (more: another pass over L2)
 
+#if TINYEMO_AVX512
+
 // Weight rows [n0, n1) for each thread task: enough tasks to balance a shared
 // machine, few enough that the per-task overhead stays small.
 int64_t task_rows(int64_t N) {
@@ -41,7 +43,41 @@ void for_row_tasks(int64_t N, Body&& body) {
 
 const char* row_ptr(const BOperand& w, int64_t n) { return static_cast<const char*>(w.data) + n * w.ld; }
 
-#if TINYEMO_AVX512
+// Weight rows [n0, n1) against S activation rows: tile.operator()<R, S>(n, out)
+// computes rows n..n+R-1 into out[s * R + r] (R = kRowsPerTile, or 1 at the
+// ragged end); y[s][n + r] = out + bias.
+template <int S, class Tile>
+void dot_rows(int64_t n0, int64_t n1, float* y, int64_t ldy, const float* bias, Tile&& tile) {
+  float out[S * kRowsPerTile];
+  auto store = [&](int64_t n, int64_t rows) {
+    for (int s = 0; s < S; ++s)
+      for (int64_t r = 0; r < rows; ++r) y[s * ldy + n + r] = out[s * rows + r] + (bias ? bias[n + r] : 0.0f);
+  };
+  for (int64_t n = n0; n < n1;) {
+    if (n1 - n >= kRowsPerTile) {
+      tile.template operator()<kRowsPerTile, S>(n, out);
+      store(n, kRowsPerTile);
+      n += kRowsPerTile;
+    } else {
+      tile.template operator()<1, S>(n, out);
+      store(n, 1);
+      n += 1;
+    }
+  }
+}
+
+// body.operator()<S>(m) for the activation rows m..m+S-1, S <= kMaxDotRows.
+template <class Body>
+void for_activation_groups(int64_t M, Body&& body) {
+  for (int64_t m = 0; m < M; m += kMaxDotRows) {
+    switch (std::min(kMaxDotRows, M - m)) {
+      case 1: body.template operator()<1>(m); break;
+      case 2: body.template operator()<2>(m); break;
+      case 3: body.template operator()<3>(m); break;
+      default: body.template operator()<4>(m); break;
+    }
+  }
+}
 
 // ---- f32 / bf16 / f16 weights --------------------------------------------------
 
@@ -97,40 +133,15 @@ void dot_tile_float(const BOperand& w, int64_t n0, int64_t K, const float* x, in
     for (int r = 0; r < R; ++r) out[s * R + r] = simd::hsum(acc[r][s]);
 }
 
-template <DType T, int S>
-void dot_rows_float(const BOperand& w, int64_t n0, int64_t n1, int64_t K, const float* x, int64_t ldx,
-                    float* y, int64_t ldy, const float* bias) {
-  float out[S * kRowsPerTile];
-  for (int64_t n = n0; n < n1;) {
-    const int64_t r = std::min<int64_t>(kRowsPerTile, n1 - n);
-    if (r == kRowsPerTile) {
-      dot_tile_float<T, kRowsPerTile, S>(w, n, K, x, ldx, out);
-      for (int s = 0; s < S; ++s)
-        for (int64_t i = 0; i < r; ++i) y[s * ldy + n + i] = out[s * kRowsPerTile + i] + (bias ? bias[n + i] : 0.0f);
-    } else {
-      for (int64_t i = 0; i < r; ++i) {
-        dot_tile_float<T, 1, S>(w, n + i, K, x, ldx, out);
-        for (int s = 0; s < S; ++s) y[s * ldy + n + i] = out[s] + (bias ? bias[n + i] : 0.0f);
-      }
-    }
-    n += r;
-  }
-}
-
 template <DType T>
 void dot_float(const float* x, int64_t M, int64_t ldx, const BOperand& w, int64_t N, int64_t K, const float* bias,
                float* y, int64_t ldy) {
   for_row_tasks(N, [&](int64_t n0, int64_t n1) {
-    for (int64_t m = 0; m < M; m += kMaxDotRows) {
+    for_activation_groups(M, [&]<int S>(int64_t m) {
       const float* xm = x + m * ldx;
-      float* ym = y + m * ldy;
-      switch (std::min(kMaxDotRows, M - m)) {
-        case 1: dot_rows_float<T, 1>(w, n0, n1, K, xm, ldx, ym, ldy, bias); break;
-        case 2: dot_rows_float<T, 2>(w, n0, n1, K, xm, ldx, ym, ldy, bias); break;
-        case 3: dot_rows_float<T, 3>(w, n0, n1, K, xm, ldx, ym, ldy, bias); break;
-        default: dot_rows_float<T, 4>(w, n0, n1, K, xm, ldx, ym, ldy, bias); break;
-      }
-    }
+      dot_rows<S>(n0, n1, y + m * ldy, ldy, bias,
+                  [&]<int R, int S_>(int64_t n, float* out) { dot_tile_float<T, R, S_>(w, n, K, xm, ldx, out); });
+    });
   });
 }
 
@@ -309,26 +320,6 @@ void dot_tile_quant(const BOperand& w, int64_t n0, int64_t nb, const typename G:
     for (int r = 0; r < R; ++r) out[s * R + r] = simd::hsum(acc[r][s]);
 }
 
-template <class G, int S>
-void dot_rows_quant(const BOperand& w, int64_t n0, int64_t n1, int64_t nb, const typename G::Activations* xq,
-                    int64_t groups_per_row, float* y, int64_t ldy, const float* bias) {
-  float out[S * kRowsPerTile];
-  for (int64_t n = n0; n < n1;) {
-    const int64_t r = std::min<int64_t>(kRowsPerTile, n1 - n);
-    if (r == kRowsPerTile) {
-      dot_tile_quant<G, kRowsPerTile, S>(w, n, nb, xq, groups_per_row, out);
-      for (int s = 0; s < S; ++s)
-        for (int64_t i = 0; i < r; ++i) y[s * ldy + n + i] = out[s * kRowsPerTile + i] + (bias ? bias[n + i] : 0.0f);
-    } else {
-      for (int64_t i = 0; i < r; ++i) {
-        dot_tile_quant<G, 1, S>(w, n + i, nb, xq, groups_per_row, out);
-        for (int s = 0; s < S; ++s) y[s * ldy + n + i] = out[s] + (bias ? bias[n + i] : 0.0f);
-      }
-    }
-    n += r;
-  }
-}
-
 template <class G>
 void dot_quant(const float* x, int64_t M, int64_t ldx, const BOperand& w, int64_t N, int64_t K, const float* bias,
                float* y, int64_t ldy) {
@@ -343,16 +334,11 @@ void dot_quant(const float* x, int64_t M, int64_t ldx, const BOperand& w, int64_
   TE_CHECK(xq != nullptr, "out of memory quantising {} x {} activations", M, K);
   for (int64_t m = 0; m < M; ++m) quantize_activation_row<G>(x + m * ldx, K, xq.get() + m * groups);
   for_row_tasks(N, [&](int64_t n0, int64_t n1) {
-    for (int64_t m = 0; m < M; m += kMaxDotRows) {
+    for_activation_groups(M, [&]<int S>(int64_t m) {
       const Activations* xm = xq.get() + m * groups;
-      float* ym = y + m * ldy;
-      switch (std::min(kMaxDotRows, M - m)) {
-        case 1: dot_rows_quant<G, 1>(w, n0, n1, nb, xm, groups, ym, ldy, bias); break;
-        case 2: dot_rows_quant<G, 2>(w, n0, n1, nb, xm, groups, ym, ldy, bias); break;
-        case 3: dot_rows_quant<G, 3>(w, n0, n1, nb, xm, groups, ym, ldy, bias); break;
-        default: dot_rows_quant<G, 4>(w, n0, n1, nb, xm, groups, ym, ldy, bias); break;
-      }
-    }
+      dot_rows<S>(n0, n1, y + m * ldy, ldy, bias,
+                  [&]<int R, int S_>(int64_t n, float* out) { dot_tile_quant<G, R, S_>(w, n, nb, xm, groups, out); });
+    });
   });
 }
 
