@@ -155,6 +155,7 @@ TEST(Gpt2Loading, FolderWithVocabAndMergesOnly) {
   std::filesystem::copy_file(testing::fixture("gpt2-bpe/merges.txt"), dir / "merges.txt");
   const auto tokenizer = Tokenizer::load(dir.path());
   EXPECT_EQ(tokenizer->encode("Hello world", false), (Ids{15496, 995}));
+  EXPECT_EQ(Tokenizer::load(dir / "vocab.json")->encode("Hello world", false), (Ids{15496, 995}));
 }
 
 TEST(Gpt2Loading, TokenizerConfigNamesBosAndEos) {

@@ -24,6 +24,10 @@ bool looks_like_json(const fs::path& path) {
 }
 
 std::unique_ptr<Tokenizer> load_file(const fs::path& path) {
+  // Either half of GPT-2's release layout stands for its folder.
+  if (path.filename() == "vocab.json" || path.filename() == "merges.txt") {
+    return BpeTokenizer::load_vocab_merges(path.parent_path());
+  }
   const auto ext = path.extension();
   if (ext == ".json" || (ext != ".model" && looks_like_json(path))) return BpeTokenizer::load_tokenizer_json(path);
   return SentencePieceTokenizer::load(path);
