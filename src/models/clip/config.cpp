@@ -33,8 +33,9 @@ void VisionConfig::validate(const std::string& where) const {
            projection_dim);
   TE_CHECK(hidden_size % num_heads == 0, "{}: hidden_size {} is not a multiple of num_attention_heads {}", where,
            hidden_size, num_heads);
-  TE_CHECK(image_size % patch_size == 0, "{}: image_size {} is not a multiple of patch_size {}", where, image_size,
-           patch_size);
+  // image_size need not be a multiple of patch_size: the stride-p patch conv
+  // ignores the last image_size % patch_size rows and columns, as in HF.
+  TE_CHECK(patch_size <= image_size, "{}: patch_size {} is larger than image_size {}", where, patch_size, image_size);
   TE_CHECK(layer_norm_eps > 0.0f, "{}: layer_norm_eps must be positive", where);
 }
 

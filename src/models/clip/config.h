@@ -32,7 +32,7 @@ struct VisionConfig {
   float layer_norm_eps = 1e-5f;
   Activation activation = Activation::QuickGelu;
 
-  int64_t grid() const { return image_size / patch_size; }
+  int64_t grid() const { return image_size / patch_size; }  // patches per side (floor, like the stride-p conv)
   int64_t num_patches() const { return grid() * grid(); }
   int64_t num_positions() const { return num_patches() + 1; }  // patches + class token
   int64_t head_dim() const { return hidden_size / num_heads; }
