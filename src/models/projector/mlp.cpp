@@ -6,6 +6,8 @@
 #include "core/error.h"
 #include "core/matmul.h"
 #include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "models/projector/fast_math.h"
 #include "models/projector/rng.h"
 
 namespace tinyemo::projector {
@@ -108,6 +110,36 @@ T gelu_grad(T x) {
   return cdf + x * pdf;
 }
 
+// GELU and its derivative in the fused passes: float uses the vectorisable
+// fast:: forms, double (the gradient checks) the libm references.
+inline void gelu_value_grad(float y, float& value, float& grad) { fast::gelu_with_grad(y, value, grad); }
+inline void gelu_value_grad(double y, double& value, double& grad) {
+  value = gelu(y);
+  grad = gelu_grad(y);
+}
+inline float gelu_value(float y) {
+  float value, grad;
+  fast::gelu_with_grad(y, value, grad);
+  return value;
+}
+inline double gelu_value(double y) { return gelu(y); }
+
+// One row of the fused training pass: xhat = (z - mean) rstd, y = gamma xhat +
+// beta, act = gelu(y) keep, gate = gelu'(y) keep. Restrict-qualified so the
+// loop vectorises.
+template <class T>
+void bn_gelu_dropout_row(int64_t H, const T* __restrict z, const T* __restrict mean, const T* __restrict rstd,
+                         const T* __restrict gamma, const T* __restrict beta, const T* __restrict keep,
+                         T* __restrict xhat, T* __restrict act, T* __restrict gate) {
+  for (int64_t h = 0; h < H; ++h) {
+    xhat[h] = (z[h] - mean[h]) * rstd[h];
+    T value, grad;
+    gelu_value_grad(gamma[h] * xhat[h] + beta[h], value, grad);
+    act[h] = value * keep[h];
+    gate[h] = grad * keep[h];
+  }
+}
+
 template <class T>
 void mlp_forward_train(const MlpLayout& layout, const T* params, const T* x, int64_t B, const T* keep_scale, T eps,
                        MlpCache<T>& c, T* out) {
@@ -136,35 +168,58 @@ void mlp_forward_train(const MlpLayout& layout, const T* params, const T* x, int
   }
 
   // Fused BN affine + GELU + dropout; keeps what the backward pass needs.
+  const T* ones = nullptr;
+  if (keep_scale == nullptr) {
+    c.ones.assign(static_cast<size_t>(H), T(1));
+    ones = c.ones.data();
+  }
   for (int64_t b = 0; b < B; ++b) {
-    const T* z = c.z1.data() + b * H;
-    T* xh = c.xhat.data() + b * H;
-    T* gate = c.gate.data() + b * H;
-    T* act = c.act.data() + b * H;
-    const T* keep = keep_scale ? keep_scale + b * H : nullptr;
-    for (int64_t h = 0; h < H; ++h) {
-      xh[h] = (z[h] - c.mean[h]) * c.rstd[h];
-      const T y = p.gamma[h] * xh[h] + p.beta[h];
-      const T k = keep ? keep[h] : T(1);
-      act[h] = gelu(y) * k;
-      gate[h] = gelu_grad(y) * k;
-    }
+    const int64_t o = b * H;
+    bn_gelu_dropout_row(H, c.z1.data() + o, c.mean.data(), c.rstd.data(), p.gamma, p.beta,
+                        keep_scale ? keep_scale + o : ones, c.xhat.data() + o, c.act.data() + o, c.gate.data() + o);
   }
   for (int64_t b = 0; b < B; ++b) std::copy(p.b2, p.b2 + H, out + b * H);
   gemm_any<T>(false, true, B, H, H, T(1), c.act.data(), H, p.w2, H, T(1), out, H);
 }
 
+namespace {
+
+constexpr int64_t kGradTileRows = 64;
+
+// dW[rows, cols] = dz[:, rows]^T in[:, :cols] for one matrix, in row tiles
+// spread over the pool, each tile handed to `consume` at `offset` + its start.
 template <class T>
-void mlp_backward(const MlpLayout& layout, const T* params, const T* x, MlpCache<T>& c, const T* dout, T* grads,
-                  T* dx) {
+void weight_grad_tiles(int64_t B, int64_t rows, int64_t cols, const T* dz, int64_t ldz, const T* in, int64_t offset,
+                       MlpCache<T>& c, const GradConsumer<T>& consume) {
+  const int64_t tiles = (rows + kGradTileRows - 1) / kGradTileRows;
+  ThreadPool& pool = thread_pool();
+  c.grad_tiles.resize(static_cast<size_t>(pool.size()));
+  pool.run(tiles, [&](int64_t t, int thread) {
+    const int64_t r0 = t * kGradTileRows, n = std::min(kGradTileRows, rows - r0);
+    std::vector<T>& tile = c.grad_tiles[static_cast<size_t>(thread)];
+    tile.resize(static_cast<size_t>(kGradTileRows * cols));
+    gemm_any<T>(true, false, n, cols, B, T(1), dz + r0, ldz, in, cols, T(0), tile.data(), cols);
+    consume(offset + r0 * cols, tile.data(), n * cols);
+  });
+}
+
+}  // namespace
+
+template <class T>
+void mlp_backward(const MlpLayout& layout, const T* params, const T* x, MlpCache<T>& c, const T* dout,
+                  const GradConsumer<T>& consume, T* dx) {
   const int64_t D = layout.dims.input, H = layout.dims.hidden, B = c.batch;
   const auto p = MlpParamsView<const T>::at(params, layout);
-  const auto g = MlpParamsView<T>::at(grads, layout);
+  c.small_grads.resize(static_cast<size_t>(4 * H));
+  T* g_b1 = c.small_grads.data();
+  T* g_gamma = g_b1 + H;
+  T* g_beta = g_gamma + H;
+  T* g_b2 = g_beta + H;
 
-  // Second Linear.
-  column_sums(dout, B, H, g.b2);
-  gemm_any<T>(true, false, H, H, B, T(1), dout, H, c.act.data(), H, T(0), g.w2, H);
+  // Second Linear: d act with W2 as it was, then W2's gradient tiles.
+  column_sums(dout, B, H, g_b2);
   gemm_any<T>(false, false, B, H, H, T(1), dout, H, p.w2, H, T(0), c.dact.data(), H);
+  weight_grad_tiles<T>(B, H, H, dout, H, c.act.data(), layout.w2, c, consume);
 
   // Dropout + GELU (the gate), then the BatchNorm backward.
   std::fill(c.colsum_dy.begin(), c.colsum_dy.end(), T(0));
@@ -179,8 +234,8 @@ void mlp_backward(const MlpLayout& layout, const T* params, const T* x, MlpCache
       c.colsum_dyx[h] += dy[h] * xh[h];
     }
   }
-  std::copy(c.colsum_dyx.begin(), c.colsum_dyx.end(), g.gamma);
-  std::copy(c.colsum_dy.begin(), c.colsum_dy.end(), g.beta);
+  std::copy(c.colsum_dyx.begin(), c.colsum_dyx.end(), g_gamma);
+  std::copy(c.colsum_dy.begin(), c.colsum_dy.end(), g_beta);
   const T inv_b = T(1) / static_cast<T>(B);
   for (int64_t b = 0; b < B; ++b) {
     T* d = c.dact.data() + b * H;  // dy in, dz1 out
@@ -190,10 +245,21 @@ void mlp_backward(const MlpLayout& layout, const T* params, const T* x, MlpCache
     }
   }
 
-  // First Linear.
-  column_sums(c.dact.data(), B, H, g.b1);
-  gemm_any<T>(true, false, H, D, B, T(1), c.dact.data(), H, x, D, T(0), g.w1, D);
+  // First Linear (dx before W1's tiles are consumed).
+  column_sums(c.dact.data(), B, H, g_b1);
   if (dx != nullptr) gemm_any<T>(false, false, B, D, H, T(1), c.dact.data(), H, p.w1, D, T(0), dx, D);
+  weight_grad_tiles<T>(B, H, D, c.dact.data(), H, x, layout.w1, c, consume);
+
+  // The small vectors: b1, gamma, beta are contiguous in the layout; b2 apart.
+  consume(layout.b1, g_b1, 3 * H);
+  consume(layout.b2, g_b2, H);
+}
+
+template <class T>
+void mlp_backward(const MlpLayout& layout, const T* params, const T* x, MlpCache<T>& c, const T* dout, T* grads,
+                  T* dx) {
+  mlp_backward<T>(layout, params, x, c, dout,
+                  [grads](int64_t offset, const T* g, int64_t n) { std::copy(g, g + n, grads + offset); }, dx);
 }
 
 template <class T>
@@ -220,7 +286,7 @@ void mlp_forward_eval(const MlpLayout& layout, const T* params, const T* running
   linear_any(x, B, p.w1, H, D, p.b1, hidden.data());
   for (int64_t b = 0; b < B; ++b) {
     T* r = hidden.data() + b * H;
-    for (int64_t h = 0; h < H; ++h) r[h] = gelu(r[h] * scale[h] + shift[h]);
+    for (int64_t h = 0; h < H; ++h) r[h] = gelu_value(r[h] * scale[h] + shift[h]);
   }
   linear_any(hidden.data(), B, p.w2, H, H, p.b2, out);
 }
@@ -263,6 +329,8 @@ void normalize_rows_backward(const T* x, const T* u, const T* du, int64_t rows, 
   template void mlp_forward_train<T>(const MlpLayout&, const T*, const T*, int64_t, const T*, T, MlpCache<T>&,  \
                                      T*);                                                                        \
   template void mlp_backward<T>(const MlpLayout&, const T*, const T*, MlpCache<T>&, const T*, T*, T*);          \
+  template void mlp_backward<T>(const MlpLayout&, const T*, const T*, MlpCache<T>&, const T*,                   \
+                                const GradConsumer<T>&, T*);                                                     \
   template void bn_update_running<T>(const MlpCache<T>&, T, T*, T*);                                             \
   template void mlp_forward_eval<T>(const MlpLayout&, const T*, const T*, const T*, T, const T*, int64_t, T*);  \
   template void normalize_rows<T>(const T*, int64_t, int64_t, T*);                                               \

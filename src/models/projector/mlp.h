@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace tinyemo::projector {
@@ -61,6 +62,9 @@ struct MlpCache {
   std::vector<T> dact;       // [B, H] backward scratch (d act, then d y, then d z1)
   std::vector<T> colsum_dy;  // [H]
   std::vector<T> colsum_dyx; // [H]
+  std::vector<T> ones;       // [H] the keep scale without dropout
+  std::vector<T> small_grads;              // b1, gamma, beta, b2 gradients [4H]
+  std::vector<std::vector<T>> grad_tiles;  // per thread: one tile of weight-gradient rows
 };
 
 // Training-mode forward: BatchNorm with batch statistics (biased variance),
@@ -70,8 +74,22 @@ template <class T>
 void mlp_forward_train(const MlpLayout& layout, const T* params, const T* x, int64_t batch, const T* keep_scale,
                        T eps, MlpCache<T>& cache, T* out);
 
-// Backward of mlp_forward_train: dout [B, H] -> grads (same layout as params,
-// overwritten) and, when dx is not null, dx [B, D].
+// Receives the gradient of params[offset, offset + count) (`grad` points at
+// its first value; valid during the call only). May be called from several
+// threads at once, for disjoint ranges.
+template <class T>
+using GradConsumer = std::function<void(int64_t offset, const T* grad, int64_t count)>;
+
+// Backward of mlp_forward_train for dout [B, H]. The two weight gradients are
+// produced in tiles of rows, each handed to `consume` while it is still in
+// cache (the trainer applies AdamW there, so the 10 MB of weight gradients
+// never go to memory); the small vectors follow, last. Parameters are only
+// read before their own range is consumed, so `consume` may update them in
+// place. When dx is not null, also writes dx [B, D].
+template <class T>
+void mlp_backward(const MlpLayout& layout, const T* params, const T* x, MlpCache<T>& cache, const T* dout,
+                  const GradConsumer<T>& consume, T* dx);
+// The same, writing every gradient into `grads` (same layout as params).
 template <class T>
 void mlp_backward(const MlpLayout& layout, const T* params, const T* x, MlpCache<T>& cache, const T* dout, T* grads,
                   T* dx);

@@ -110,7 +110,6 @@ MlpWeights::MlpWeights(const MlpLayout& layout)
 ProjectorModel::ProjectorModel(const ProjectorConfig& config, std::vector<std::string> labels)
     : config_(config),
       layout_(config.dims),
-      members_(1, MlpWeights(layout_)),
       labels_(std::move(labels)),
       anchors_(labels_.size() * static_cast<size_t>(config.dims.hidden), 0.0f) {}
 
@@ -145,6 +144,7 @@ void normalize_inputs(InputNorm norm, const float* x, int64_t n, int64_t D, floa
 
 void ProjectorModel::project(const float* x, int64_t n, float* out) const {
   const int64_t D = input_dim(), H = hidden_dim();
+  TE_CHECK(!members_.empty(), "projector has no weights");
   std::vector<float> normed;
   if (config_.input_norm != InputNorm::None) {
     normed.resize(static_cast<size_t>(n * D));

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "models/projector/large_buffer.h"
 #include "models/projector/mlp.h"
 
 namespace tinyemo::projector {
@@ -58,15 +59,17 @@ struct HeldOutSplit {
 // One AlignmentMLP: flat parameters (MlpLayout order) and BatchNorm running statistics.
 struct MlpWeights {
   MlpWeights() = default;
+  // Zero parameters, BN running mean 0 and variance 1.
   explicit MlpWeights(const MlpLayout& layout);
-  std::vector<float> params, running_mean, running_var;
+  LargeVector<float> params;
+  std::vector<float> running_mean, running_var;
   int64_t num_batches_tracked = 0;
 };
 
 class ProjectorModel {
  public:
   ProjectorModel() = default;
-  // One member with zero weights (BN running variance 1), zero anchors.
+  // No weights yet (set_members), zero anchors.
   ProjectorModel(const ProjectorConfig& config, std::vector<std::string> labels);
 
   const ProjectorConfig& config() const { return config_; }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "models/projector/fast_math.h"
 
 namespace tinyemo::projector {
 
@@ -65,17 +66,19 @@ void AdamW::begin_step(double lr, double beta1) {
   eps_ = static_cast<float>(config_.eps);
 }
 
-void AdamW::update(float* params, const float* grads, int64_t begin, int64_t end) {
-  float* m = m_.data();
-  float* v = v_.data();
+void AdamW::update(float* params, const float* grad, int64_t offset, int64_t count) {
+  float* __restrict p = params + offset;
+  float* __restrict m = m_.data() + offset;
+  float* __restrict v = v_.data() + offset;
+  const float* __restrict grads = grad;
   const float decay = decay_, b1 = b1_, a1 = a1_, b2 = b2_, a2 = a2_, bc2s = bc2_sqrt_, step = step_size_,
               eps = eps_;
-  for (int64_t i = begin; i < end; ++i) {
+  for (int64_t i = 0; i < count; ++i) {
     const float g = grads[i];
     m[i] = m[i] * b1 + g * a1;
     v[i] = v[i] * b2 + g * g * a2;
-    const float denom = std::sqrt(v[i]) / bc2s + eps;
-    params[i] = params[i] * decay + step * (m[i] / denom);
+    const float denom = fast::sqrt(v[i]) / bc2s + eps;  // (std::sqrt would keep this loop scalar)
+    p[i] = p[i] * decay + step * (m[i] / denom);
   }
 }
 

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "models/projector/large_buffer.h"
+
 namespace tinyemo::projector {
 
 struct OneCycleConfig {
@@ -43,19 +45,21 @@ struct AdamWConfig {
 
 // AdamW over one flat parameter buffer. begin_step() fixes the step's
 // scalars; update() applies them to any sub-range, so callers can update a
-// slice as soon as its gradient is ready (and from several threads).
+// slice as soon as its gradient is ready (and from several threads, for
+// disjoint ranges).
 class AdamW {
  public:
   AdamW(int64_t size, const AdamWConfig& config);
   void begin_step(double lr, double beta1);
-  void update(float* params, const float* grads, int64_t begin, int64_t end);
+  // params[offset, offset + count) with their gradient grad[0, count).
+  void update(float* params, const float* grad, int64_t offset, int64_t count);
   int64_t steps() const { return step_; }
-  const std::vector<float>& exp_avg() const { return m_; }
-  const std::vector<float>& exp_avg_sq() const { return v_; }
+  const LargeVector<float>& exp_avg() const { return m_; }
+  const LargeVector<float>& exp_avg_sq() const { return v_; }
 
  private:
   AdamWConfig config_;
-  std::vector<float> m_, v_;
+  LargeVector<float> m_, v_;
   int64_t step_ = 0;
   // The step's scalars, rounded to float as PyTorch applies them to float tensors.
   float decay_ = 1, b1_ = 0, a1_ = 0, b2_ = 0, a2_ = 0, bc2_sqrt_ = 1, step_size_ = 0, eps_ = 0;

@@ -82,20 +82,20 @@ MemberResult train_member(const PreparedData& data, const MlpLayout& layout, int
                           const std::vector<float>& anchor_init, bool learn_anchors, const TrainOptions& o,
                           uint64_t seed, int member, const std::function<void(const EpochReport&)>& on_epoch) {
   const int64_t N = data.n, D = data.dim, H = layout.dims.hidden;
-  const int64_t n_params = layout.size + (learn_anchors ? L * H : 0);
-  std::vector<float> params(static_cast<size_t>(n_params)), grads(static_cast<size_t>(n_params), 0.0f);
-  Rng init_rng(seed);
-  mlp_init<float>(layout, params.data(), init_rng);
-  if (learn_anchors) std::copy(anchor_init.begin(), anchor_init.end(), params.begin() + layout.size);
-  const float* anchors = learn_anchors ? params.data() + layout.size : anchor_init.data();
-  float* anchor_grads = learn_anchors ? grads.data() + layout.size : nullptr;
-
-  MemberResult result{MlpWeights(layout), {}};
+  MemberResult result{MlpWeights(layout), anchor_init};
   MlpWeights& w = result.weights;
+  float* params = w.params.data();
+  Rng init_rng(seed);
+  mlp_init<float>(layout, params, init_rng);
+  // Learned anchors have their own AdamW state (the same update, per element).
+  float* anchors = result.anchors.data();
+  std::vector<float> anchor_grad_buffer(learn_anchors ? static_cast<size_t>(L * H) : 0);
+  float* anchor_grads = learn_anchors ? anchor_grad_buffer.data() : nullptr;
+
   const int64_t B = std::min<int64_t>(o.batch, N);
   const int64_t batches = N / B;  // the last partial batch is dropped (TinyEmo: drop_last=True)
   const OneCycleSchedule schedule(o.schedule, batches * o.epochs);
-  AdamW adam(n_params, o.adamw);
+  AdamW adam(layout.size, o.adamw), anchor_adam(learn_anchors ? L * H : 0, o.adamw);
   Rng shuffle_rng(seed + 1), dropout_rng(seed + 2);
   const float keep_value = static_cast<float>(1.0 / (1.0 - o.dropout));
   const auto eps = static_cast<float>(ProjectorConfig{}.bn_eps);
@@ -120,22 +120,28 @@ MemberResult train_member(const PreparedData& data, const MlpLayout& layout, int
         for (float& k : buf.keep) k = dropout_rng.uniform() >= o.dropout ? keep_value : 0.0f;
         keep = buf.keep.data();
       }
-      mlp_forward_train<float>(layout, params.data(), buf.x.data(), B, keep, eps, buf.cache, buf.z.data());
+      mlp_forward_train<float>(layout, params, buf.x.data(), B, keep, eps, buf.cache, buf.z.data());
       loss_sum += embedding_loss<float>(o.loss, buf.z.data(), anchors, buf.y.data(), B, L, H, buf.dz.data(),
                                         anchor_grads, buf.loss);
-      mlp_backward<float>(layout, params.data(), buf.x.data(), buf.cache, buf.dz.data(), grads.data(), nullptr);
+      // AdamW is applied to each slice of parameters as soon as its gradient
+      // exists (in cache); nothing reads a parameter after its update.
+      adam.begin_step(schedule.lr(step), schedule.beta1(step));
+      mlp_backward<float>(
+          layout, params, buf.x.data(), buf.cache, buf.dz.data(),
+          [&adam, params](int64_t offset, const float* g, int64_t n) { adam.update(params, g, offset, n); },
+          nullptr);
+      if (learn_anchors) {
+        anchor_adam.begin_step(schedule.lr(step), schedule.beta1(step));
+        anchor_adam.update(anchors, anchor_grads, 0, L * H);
+      }
       bn_update_running<float>(buf.cache, momentum, w.running_mean.data(), w.running_var.data());
       ++w.num_batches_tracked;
-      adam.begin_step(schedule.lr(step), schedule.beta1(step));
-      adam.update(params.data(), grads.data(), 0, n_params);
     }
     if (on_epoch) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       on_epoch({member, epoch + 1, batches ? loss_sum / static_cast<double>(batches) : 0.0, secs});
     }
   }
-  std::copy_n(params.data(), layout.size, w.params.data());
-  result.anchors.assign(anchors, anchors + L * H);
   return result;
 }
 
