@@ -101,13 +101,16 @@ def weat_case(seed, nx, ny, na, nb, dim):
     d = (sx.mean() - sy.mean()) / allw.std(ddof=1)
     n = nx + ny
     total = allw.sum()
+    # Two-sided: distance from the partitions' mean statistic, total (nx - ny) / n
+    # (zero for equal sizes, where this is |S_i| >= |S|).
+    centre = total * (nx - ny) / n
     ge = tot = ge_abs = 0
     for idx in itertools.combinations(range(n), nx):
         si = allw[list(idx)].sum()
         st = si - (total - si)
         tot += 1
         ge += st >= stat - 1e-12
-        ge_abs += abs(st) >= abs(stat) - 1e-12
+        ge_abs += abs(st - centre) >= abs(stat - centre) - 1e-12
     return {"seed": seed, "X": X.tolist(), "Y": Y.tolist(), "A": A.tolist(), "B": B.tolist(),
             "statistic": float(stat), "effect_size": float(d), "p_one_sided": ge / tot,
             "p_two_sided": ge_abs / tot, "partitions": tot}

@@ -12,4 +12,7 @@ namespace tinyemo::analysis {
 // From audit_to_json's output.
 std::string audit_report_html(const nlohmann::json& audit);
 
+// From run_associations' output (associations.h).
+std::string associations_report_html(const nlohmann::json& associations);
+
 }  // namespace tinyemo::analysis

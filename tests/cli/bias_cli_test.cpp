@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "analysis/rng.h"
 #include "io/file.h"
+#include "io/safetensors.h"
 #include "models/projector/dataset.h"
 #include "models/projector/model.h"
 #include "testing/testing.h"
@@ -194,6 +196,206 @@ TEST(BiasCli, StructuralProblemsAreClearErrors) {
   const auto bad_alpha = testing::run_cli({"bias", "audit", "--model", fixture().model.string(), "--features",
                                            emotion6().string(), "--groups", "x.csv", "--alpha", "2"});
   EXPECT_NE(bad_alpha.exit_code, 0);
+}
+
+// --- bias associations -----------------------------------------------------
+
+const std::vector<std::string> kEmotions = {"anger", "disgust", "fear", "joy", "sadness", "surprise"};
+const std::vector<std::string> kTermsA = {"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"};
+const std::vector<std::string> kTermsB = {"india", "juliet", "kilo", "lima", "mike", "november", "oscar", "papa"};
+
+// UTF-8 of GPT-2's byte-to-unicode spelling of one byte.
+std::string byte_char(int b) {
+  const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+  int cp = b;
+  if (!printable) {
+    int n = 0;
+    for (int c = 0; c < b; ++c) n += !((c >= '!' && c <= '~') || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE && c <= 0xFF));
+    cp = 256 + n;
+  }
+  std::string s;
+  if (cp < 0x80) {
+    s += static_cast<char>(cp);
+  } else {
+    s += static_cast<char>(0xC0 | (cp >> 6));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+  return s;
+}
+
+// A byte-level BPE tokenizer.json small enough for llama-tiny's 320-token
+// vocabulary: the 256 byte tokens (ids 0-255), every test word as one token
+// ("Ġword", taken whole through ignore_merges) and BOS "<s>" = 319 prepended
+// by the post-processor, as LLaMA-family tokenizers do.
+std::string tiny_tokenizer_json(std::map<std::string, int>& word_ids) {
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int b = 0; b < 256; ++b) vocab[byte_char(b)] = b;
+  int next = 256;
+  for (const auto* list : {&kEmotions, &kTermsA, &kTermsB}) {
+    for (const auto& w : *list) {
+      word_ids[w] = next;
+      vocab["\u0120" + w] = next++;
+    }
+  }
+  vocab["<s>"] = 319;
+  const nlohmann::json j = {
+      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}, {"ignore_merges", true}}},
+      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"use_regex", true}}},
+      {"added_tokens", {{{"id", 319}, {"content", "<s>"}, {"special", true}}}},
+      {"post_processor",
+       {{"type", "TemplateProcessing"},
+        {"single", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+        {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {319}}, {"tokens", {"<s>"}}}}}}}}};
+  return j.dump();
+}
+
+std::string lines(const std::vector<std::string>& words) {
+  std::string s;
+  for (const auto& w : words) s += w + "\n";
+  return s;
+}
+
+// llama-tiny (random weights) with the tiny tokenizer; with `plant`, the
+// embedding rows of the first target set are moved next to "anger" and those
+// of the second next to "joy".
+fs::path tiny_lm(const fs::path& dir, bool plant) {
+  fs::create_directories(dir);
+  fs::copy_file(testing::fixture("llama-tiny/config.json"), dir / "config.json", fs::copy_options::overwrite_existing);
+  std::map<std::string, int> ids;
+  write_file_atomic(dir / "tokenizer.json", tiny_tokenizer_json(ids));
+  const SafetensorsFile src = SafetensorsFile::open(testing::fixture("llama-tiny/model.safetensors"));
+  NamedTensors tensors;
+  for (const auto& e : src.entries()) {
+    Tensor t = src.get(e.name).clone();
+    if (plant && e.name == "model.embed_tokens.weight") {
+      const int64_t H = t.dim(1);
+      float* rows = t.mutable_data<float>();
+      analysis::Rng rng(9);
+      const auto move_near = [&](const std::vector<std::string>& words, const std::string& centre) {
+        for (const auto& w : words) {
+          for (int64_t h = 0; h < H; ++h) {
+            rows[ids[w] * H + h] = rows[ids[centre] * H + h] + 0.02f * static_cast<float>(rng.uniform() - 0.5);
+          }
+        }
+      };
+      move_near(kTermsA, "anger");
+      move_near(kTermsB, "joy");
+    }
+    tensors.emplace_back(e.name, std::move(t));
+  }
+  write_safetensors(dir / "model.safetensors", tensors);
+  return dir;
+}
+
+struct AssociationFiles {
+  fs::path a, b, labels;
+};
+AssociationFiles association_files() {
+  return {fixture().write("group_a.txt", lines(kTermsA)), fixture().write("group_b.txt", lines(kTermsB)),
+          fixture().write("emotions.txt", lines(kEmotions))};
+}
+
+TEST(BiasCli, AssociationsFindPlantedEmbeddingAssociation) {
+  const fs::path lm = tiny_lm(fixture().dir / "lm-planted", true);
+  const auto f = association_files();
+  const fs::path report = fixture().dir / "associations.html";
+  const auto r = testing::run_cli({"bias", "associations", "--lm", lm.string(), "--targets", f.a.string(),
+                                   f.b.string(), "--labels", f.labels.string(), "--json", "--pairs", "--report",
+                                   report.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["tests"].size(), 6u + 15u);
+  EXPECT_EQ(j["targets"][0]["closest"][0]["label"], "anger");
+  EXPECT_EQ(j["targets"][1]["closest"][0]["label"], "joy");
+  EXPECT_EQ(j["targets"][0]["terms"][0]["tokens"], (std::vector<int>{319, 262}));  // BOS + "alpha"
+  bool anger = false, joy = false;
+  for (const auto& flag : j["flags"]) {
+    EXPECT_LT(flag["p_adjusted"].get<double>(), 0.01);
+    if (flag["emotion"] == "anger" && flag["versus"] == "rest") {
+      anger = true;
+      EXPECT_GT(flag["effect"].get<double>(), 1.0);
+      EXPECT_EQ(flag["target_closer"], "group_a");
+    }
+    if (flag["emotion"] == "joy" && flag["versus"] == "rest") {
+      joy = true;
+      EXPECT_LT(flag["effect"].get<double>(), -1.0);
+      EXPECT_EQ(flag["target_closer"], "group_b");
+    }
+  }
+  EXPECT_TRUE(anger && joy) << j["flags"].dump(1);
+  for (const auto& t : j["tests"]) {
+    EXPECT_TRUE(t["exact"].get<bool>());
+    EXPECT_EQ(t["partitions"], 12870);
+  }
+  const std::string html = read_file(report);
+  EXPECT_NE(html.find("For human review"), std::string::npos);
+  EXPECT_NE(html.find("<svg"), std::string::npos);
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+}
+
+TEST(BiasCli, AssociationsOnRandomEmbeddingsFlagNothing) {
+  const fs::path lm = tiny_lm(fixture().dir / "lm-random", false);
+  const auto f = association_files();
+  const auto r = testing::run_cli({"bias", "associations", "--lm", lm.string(), "--targets", f.a.string(),
+                                   f.b.string(), "--labels", f.labels.string(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(j["flags"].empty()) << j["flags"].dump(1);
+  EXPECT_EQ(j["tests"].size(), 6u);  // each label vs the rest (no --pairs)
+}
+
+TEST(BiasCli, AssociationsWithTokenIdsNeedNoTokenizer) {
+  // The fixture folder as is (no tokenizer): every term given as ids.
+  std::string a, b, labels;
+  for (int i = 0; i < 5; ++i) {
+    a += fmt::format("ids: 1 {}\n", 10 + i);
+    b += fmt::format("ids: 1 {}\n", 40 + i);
+  }
+  for (int i = 0; i < 4; ++i) labels += fmt::format("ids: 1 {} {}\n", 100 + i, 200 + i);
+  const auto r = testing::run_cli({"bias", "associations", "--lm", testing::fixture("llama-tiny").string(), "--targets",
+                                   fixture().write("ids_a.txt", a).string(), fixture().write("ids_b.txt", b).string(),
+                                   "--labels", fixture().write("ids_labels.txt", labels).string(), "--json",
+                                   "--seed", "4"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["tests"].size(), 4u);
+  EXPECT_EQ(j["inputs"]["tokenizer"], "(none: token ids given)");
+  // 5 + 5 terms: 252 partitions, smallest two-sided p 2/252; times 4 tests > 0.01: warned.
+  EXPECT_NE(j["warnings"].dump().find("smallest possible p-value"), std::string::npos) << j["warnings"].dump();
+}
+
+TEST(BiasCli, AssociationsBadInputAreClearErrors) {
+  const auto f = association_files();
+  const std::string lm = testing::fixture("llama-tiny").string();
+  struct Case {
+    std::vector<std::string> args;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      // Text terms but the folder has no tokenizer.
+      {{"--lm", lm, "--targets", f.a.string(), f.b.string(), "--labels", f.labels.string()}, "no tokenizer"},
+      {{"--lm", lm, "--targets", fixture().write("empty.txt", "# nothing\n").string(), f.b.string(), "--labels",
+        f.labels.string()},
+       "empty.txt: no terms"},
+      {{"--lm", lm, "--targets", fixture().write("big.txt", "ids: 1 5000\n").string(),
+        fixture().write("ok.txt", "ids: 1 2\n").string(), "--labels", fixture().write("l.txt", "ids: 3\nids: 4\n").string()},
+       "big.txt: \"ids: 1 5000\": token id 5000 is outside the LM's vocabulary (320 tokens)"},
+      {{"--lm", lm, "--targets", f.a.string(), f.b.string(), "--labels", "/nonexistent/labels.txt"},
+       "/nonexistent/labels.txt"},
+      {{"--lm", "/nonexistent/lm", "--targets", f.a.string(), f.b.string(), "--labels", f.labels.string()},
+       "/nonexistent/lm"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> args = {"bias", "associations", "--json"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    const auto r = testing::run_cli(args);
+    EXPECT_EQ(r.exit_code, 1) << c.expected;
+    EXPECT_NE(r.err.find(c.expected), std::string::npos) << r.err;
+  }
+  // One target file only: a usage error from the parser.
+  const auto one = testing::run_cli({"bias", "associations", "--lm", lm, "--targets", f.a.string(), "--labels",
+                                     f.labels.string(), "--json"});
+  EXPECT_NE(one.exit_code, 0);
 }
 
 }  // namespace
