@@ -233,73 +233,29 @@ std::string_view gguf_type_name(GgufType t) {
   return "unknown";
 }
 
-GgufValue GgufValue::u32(uint32_t v) {
-  GgufValue g;
-  g.type = GgufType::U32;
-  g.u = v;
-  return g;
-}
-GgufValue GgufValue::u64(uint64_t v) {
-  GgufValue g;
-  g.type = GgufType::U64;
-  g.u = v;
-  return g;
-}
-GgufValue GgufValue::i32(int32_t v) {
-  GgufValue g;
-  g.type = GgufType::I32;
-  g.i = v;
-  return g;
-}
-GgufValue GgufValue::f32(float v) {
-  GgufValue g;
-  g.type = GgufType::F32;
-  g.f = v;
-  return g;
-}
-GgufValue GgufValue::boolean(bool v) {
-  GgufValue g;
-  g.type = GgufType::Bool;
-  g.u = v ? 1 : 0;
-  return g;
-}
-GgufValue GgufValue::string(std::string v) {
-  GgufValue g;
-  g.type = GgufType::String;
-  g.s = std::move(v);
-  return g;
+GgufValue GgufValue::u32(uint32_t v) { return {.type = GgufType::U32, .u = v}; }
+GgufValue GgufValue::u64(uint64_t v) { return {.type = GgufType::U64, .u = v}; }
+GgufValue GgufValue::i32(int32_t v) { return {.type = GgufType::I32, .i = v}; }
+GgufValue GgufValue::f32(float v) { return {.type = GgufType::F32, .f = v}; }
+GgufValue GgufValue::boolean(bool v) { return {.type = GgufType::Bool, .u = v ? 1u : 0u}; }
+GgufValue GgufValue::string(std::string v) { return {.type = GgufType::String, .s = std::move(v)}; }
+GgufValue GgufValue::u8_array(std::string_view bytes) {
+  return {.type = GgufType::Array, .array_type = GgufType::U8, .array_size = bytes.size(), .s = std::string(bytes)};
 }
 GgufValue GgufValue::i32_array(const std::vector<int32_t>& v) {
-  GgufValue g;
-  g.type = GgufType::Array;
+  GgufValue g = u8_array({reinterpret_cast<const char*>(v.data()), v.size() * 4});
   g.array_type = GgufType::I32;
   g.array_size = v.size();
-  g.s.assign(reinterpret_cast<const char*>(v.data()), v.size() * 4);
   return g;
 }
 GgufValue GgufValue::f32_array(const std::vector<float>& v) {
-  GgufValue g;
-  g.type = GgufType::Array;
+  GgufValue g = u8_array({reinterpret_cast<const char*>(v.data()), v.size() * 4});
   g.array_type = GgufType::F32;
   g.array_size = v.size();
-  g.s.assign(reinterpret_cast<const char*>(v.data()), v.size() * 4);
   return g;
 }
 GgufValue GgufValue::string_array(std::vector<std::string> v) {
-  GgufValue g;
-  g.type = GgufType::Array;
-  g.array_type = GgufType::String;
-  g.array_size = v.size();
-  g.strings = std::move(v);
-  return g;
-}
-GgufValue GgufValue::u8_array(std::string_view bytes) {
-  GgufValue g;
-  g.type = GgufType::Array;
-  g.array_type = GgufType::U8;
-  g.array_size = bytes.size();
-  g.s.assign(bytes);
-  return g;
+  return {.type = GgufType::Array, .array_type = GgufType::String, .array_size = v.size(), .strings = std::move(v)};
 }
 
 // ---------------------------------------------------------------------------

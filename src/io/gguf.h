@@ -47,8 +47,8 @@ struct GgufValue {
   uint64_t u = 0;                       // unsigned integers and Bool
   int64_t i = 0;                        // signed integers
   double f = 0.0;                       // F32, F64
-  std::string s;                        // String, or the bytes of a fixed-size array
-  std::vector<std::string> strings;     // array of strings
+  std::string s{};                      // String, or the bytes of a fixed-size array
+  std::vector<std::string> strings{};   // array of strings
 
   static GgufValue u32(uint32_t v);
   static GgufValue u64(uint64_t v);

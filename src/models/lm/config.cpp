@@ -1,5 +1,6 @@
 #include "models/lm/config.h"
 
+#include <climits>
 #include <cmath>
 
 namespace tinyemo {
@@ -16,11 +17,37 @@ Activation parse_activation(const JsonObject& c, const std::string& key) {
        c.where(), key, name);
 }
 
-int64_t positive(const JsonObject& c, const std::string& key) {
-  const auto v = c.get<int64_t>(key);
-  TE_CHECK(v > 0, "{}: field \"{}\" must be positive, got {}", c.where(), key, v);
+// An integer field (or list of them). JSON numbers that are not integers (1.5,
+// 1e30) are refused here rather than converted with a truncating cast.
+int64_t integer(const JsonObject& c, const std::string& key, const nlohmann::json& v) {
+  TE_CHECK(v.is_number_integer() && (!v.is_number_unsigned() || v.get<uint64_t>() <= (1ull << 62)),
+           "{}: field \"{}\" must hold integers, found {}", c.where(), key, v.dump());
+  return v.get<int64_t>();
+}
+int64_t integer(const JsonObject& c, const std::string& key) {
+  TE_CHECK(c.has(key), "{}: missing field \"{}\"", c.where(), key);
+  return integer(c, key, c.json().at(key));
+}
+std::vector<int64_t> integers(const JsonObject& c, const std::string& key) {
+  TE_CHECK(c.has(key) && c.json().at(key).is_array(), "{}: field \"{}\" must be a list of integers", c.where(), key);
+  std::vector<int64_t> out;
+  for (const auto& v : c.json().at(key)) out.push_back(integer(c, key, v));
+  return out;
+}
+int32_t token_id(const JsonObject& c, const std::string& key, const nlohmann::json& v) {
+  const int64_t id = integer(c, key, v);
+  TE_CHECK(id >= -1 && id <= INT32_MAX, "{}: field \"{}\" = {} is not a token id", c.where(), key, id);
+  return static_cast<int32_t>(id);
+}
+
+// A positive integer field no larger than `max` (a bound that keeps a damaged
+// or hostile config from sizing huge allocations).
+int64_t positive(const JsonObject& c, const std::string& key, int64_t max = int64_t{1} << 30) {
+  const auto v = integer(c, key);
+  TE_CHECK(v > 0 && v <= max, "{}: field \"{}\" = {} is outside [1, {}]", c.where(), key, v, max);
   return v;
 }
+constexpr int64_t kMaxLayers = 4096;
 
 double positive_float(const JsonObject& c, const std::string& key, double fallback) {
   const double v = c.get_or<double>(key, fallback);
@@ -29,18 +56,17 @@ double positive_float(const JsonObject& c, const std::string& key, double fallba
 }
 
 void read_special_ids(const JsonObject& c, LmConfig* cfg) {
-  if (c.has("bos_token_id")) cfg->bos_id = c.get<int32_t>("bos_token_id");
+  if (c.has("bos_token_id")) cfg->bos_id = token_id(c, "bos_token_id", c.json().at("bos_token_id"));
   if (c.has("eos_token_id")) {
+    // One id or a list (LLaMA-3 style); ids past the vocabulary are kept (small
+    // test models carry the real tokenizer's ids) and can never be generated.
     const auto& e = c.json().at("eos_token_id");
     if (e.is_array()) {
-      cfg->eos_ids = c.get<std::vector<int32_t>>("eos_token_id");
+      for (const auto& v : e) cfg->eos_ids.push_back(token_id(c, "eos_token_id", v));
     } else {
-      cfg->eos_ids = {c.get<int32_t>("eos_token_id")};
+      cfg->eos_ids = {token_id(c, "eos_token_id", e)};
     }
   }
-  // Ids past the vocabulary are kept (small test models carry the real
-  // tokenizer's ids); such an EOS can never be generated.
-  TE_CHECK(cfg->bos_id >= -1, "{}: field \"bos_token_id\" = {} is negative", c.where(), cfg->bos_id);
 }
 
 // rope_scaling: {"type" or "rope_type": "linear" | "default", "factor": f}. Other
@@ -57,9 +83,10 @@ void read_rope_scaling(const JsonObject& c, LmConfig* cfg) {
   cfg->rope_linear_factor = positive_float(s, "factor", 1.0);
 }
 
-void parse_llama(const JsonObject& c, LmConfig* cfg) {
+// What LlamaConfig and PhiConfig share: sizes, heads, context, activation, RoPE.
+void parse_hf_decoder(const JsonObject& c, LmConfig* cfg) {
   cfg->hidden = positive(c, "hidden_size");
-  const int64_t layers = positive(c, "num_hidden_layers");
+  const int64_t layers = positive(c, "num_hidden_layers", kMaxLayers);
   const int64_t heads = positive(c, "num_attention_heads");
   const int64_t kv_heads = c.has("num_key_value_heads") ? positive(c, "num_key_value_heads") : heads;
   TE_CHECK(heads % kv_heads == 0, "{}: num_attention_heads ({}) is not a multiple of num_key_value_heads ({})",
@@ -75,49 +102,37 @@ void parse_llama(const JsonObject& c, LmConfig* cfg) {
   cfg->layers.assign(static_cast<size_t>(layers), LmLayerConfig{heads, kv_heads, ffn});
   cfg->vocab = positive(c, "vocab_size");
   cfg->max_context = positive(c, "max_position_embeddings");
+  cfg->activation = parse_activation(c, "hidden_act");
+  cfg->tied_output = c.get_or<bool>("tie_word_embeddings", false);
+  cfg->rope_theta = positive_float(c, "rope_theta", 10000.0);
+  read_rope_scaling(c, cfg);
+}
+
+void parse_llama(const JsonObject& c, LmConfig* cfg) {
+  parse_hf_decoder(c, cfg);
   cfg->norm = NormKind::Rms;
   cfg->norm_eps = positive_float(c, "rms_norm_eps", 1e-6);
-  cfg->activation = parse_activation(c, "hidden_act");
   cfg->gated_mlp = true;
   cfg->attention_bias = c.get_or<bool>("attention_bias", false);
   cfg->output_proj_bias = cfg->attention_bias;
   cfg->mlp_bias = c.get_or<bool>("mlp_bias", false);
-  cfg->tied_output = c.get_or<bool>("tie_word_embeddings", false);
-  cfg->rope_theta = positive_float(c, "rope_theta", 10000.0);
   cfg->rotary_dim = cfg->head_dim;
-  read_rope_scaling(c, cfg);
 }
 
 void parse_phi(const JsonObject& c, LmConfig* cfg) {
-  cfg->hidden = positive(c, "hidden_size");
-  const int64_t layers = positive(c, "num_hidden_layers");
-  const int64_t heads = positive(c, "num_attention_heads");
-  const int64_t kv_heads = c.has("num_key_value_heads") ? positive(c, "num_key_value_heads") : heads;
-  TE_CHECK(heads % kv_heads == 0, "{}: num_attention_heads ({}) is not a multiple of num_key_value_heads ({})",
-           c.where(), heads, kv_heads);
-  TE_CHECK(cfg->hidden % heads == 0, "{}: hidden_size ({}) is not a multiple of num_attention_heads ({})", c.where(),
-           cfg->hidden, heads);
-  cfg->head_dim = cfg->hidden / heads;
-  const int64_t ffn = positive(c, "intermediate_size");
-  cfg->layers.assign(static_cast<size_t>(layers), LmLayerConfig{heads, kv_heads, ffn});
-  cfg->vocab = positive(c, "vocab_size");
-  cfg->max_context = positive(c, "max_position_embeddings");
+  parse_hf_decoder(c, cfg);
   cfg->norm = NormKind::Layer;
   cfg->norm_eps = positive_float(c, "layer_norm_eps", 1e-5);
-  cfg->activation = parse_activation(c, "hidden_act");
   cfg->gated_mlp = false;
   cfg->parallel_block = true;
   cfg->qk_norm = c.get_or<bool>("qk_layernorm", false);
   cfg->qk_norm_kind = NormKind::Layer;
   cfg->qk_norm_eps = cfg->norm_eps;
   cfg->attention_bias = cfg->output_proj_bias = cfg->mlp_bias = cfg->lm_head_bias = true;
-  cfg->tied_output = c.get_or<bool>("tie_word_embeddings", false);
-  cfg->rope_theta = positive_float(c, "rope_theta", 10000.0);
   const double factor = c.get_or<double>("partial_rotary_factor", 0.5);
   TE_CHECK(factor > 0.0 && factor <= 1.0, "{}: partial_rotary_factor = {} must be in (0, 1]", c.where(), factor);
   // Python's int(head_dim * factor): truncation of the double product.
   cfg->rotary_dim = static_cast<int64_t>(static_cast<double>(cfg->head_dim) * factor);
-  read_rope_scaling(c, cfg);
 }
 
 // OpenELM's make_divisible (configuration_openelm.py): round to the nearest
@@ -131,9 +146,9 @@ int64_t make_divisible(double v, int64_t divisor) {
 // A multiplier given as one number (all layers) or as [first, last] spread
 // linearly over the layers and rounded to 2 decimals, as OpenELM's config does.
 std::vector<double> per_layer_multipliers(const JsonObject& c, const std::string& key, int64_t layers) {
-  const auto& j = c.json().at(key);
+  TE_CHECK(c.has(key), "{}: missing field \"{}\"", c.where(), key);
   std::vector<double> out;
-  if (j.is_number()) return std::vector<double>(static_cast<size_t>(layers), j.get<double>());
+  if (c.json().at(key).is_number()) return std::vector<double>(static_cast<size_t>(layers), c.get<double>(key));
   const auto v = c.get<std::vector<double>>(key);
   if (v.size() == 2) {
     for (int64_t l = 0; l < layers; ++l) {
@@ -150,11 +165,11 @@ std::vector<double> per_layer_multipliers(const JsonObject& c, const std::string
 void parse_openelm(const JsonObject& c, LmConfig* cfg) {
   cfg->hidden = positive(c, "model_dim");
   cfg->head_dim = positive(c, "head_dim");
-  const int64_t layers = positive(c, "num_transformer_layers");
+  const int64_t layers = positive(c, "num_transformer_layers", kMaxLayers);
   std::vector<int64_t> q_heads, kv_heads;
   if (c.has("num_query_heads")) {
-    q_heads = c.get<std::vector<int64_t>>("num_query_heads");
-    kv_heads = c.get<std::vector<int64_t>>("num_kv_heads");
+    q_heads = integers(c, "num_query_heads");
+    kv_heads = integers(c, "num_kv_heads");
   } else {
     // Derived as OpenELMConfig.__post_init__ does.
     const int64_t groups = positive(c, "num_gqa_groups");
@@ -170,7 +185,7 @@ void parse_openelm(const JsonObject& c, LmConfig* cfg) {
            c.where(), q_heads.size(), kv_heads.size(), layers);
   for (int64_t l = 0; l < layers; ++l) {
     const int64_t q = q_heads[l], kv = kv_heads[l];
-    TE_CHECK(q > 0 && kv > 0 && q % kv == 0,
+    TE_CHECK(q > 0 && kv > 0 && q % kv == 0 && q <= (1 << 20),
              "{}: layer {}: num_query_heads {} is not a positive multiple of num_kv_heads {}", c.where(), l, q, kv);
     cfg->layers.push_back({q, kv, 0});  // FFN width: from the weights
   }
@@ -202,7 +217,7 @@ std::string_view lm_arch_name(LmArch a) {
 }
 
 std::vector<int64_t> openelm_ffn_dims(const JsonObject& c) {
-  const int64_t layers = positive(c, "num_transformer_layers");
+  const int64_t layers = positive(c, "num_transformer_layers", kMaxLayers);
   const int64_t dim = positive(c, "model_dim");
   const int64_t divisor = positive(c, "ffn_dim_divisor");
   std::vector<int64_t> out;

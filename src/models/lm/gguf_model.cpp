@@ -112,7 +112,9 @@ void save_lm_gguf(const LmModel& model, const std::filesystem::path& out) {
   GgufWriter g;
   const std::string a = gguf_arch(c.arch);
   g.set("general.architecture", GgufValue::string(a));
-  g.set("general.name", GgufValue::string(model.source().filename().string()));
+  const std::filesystem::path source = model.source().lexically_normal();
+  g.set("general.name", GgufValue::string(
+                            (source.has_filename() ? source.filename() : source.parent_path().filename()).string()));
   // The dtype of the attention/MLP matrices describes the file.
   const LmLayer& first = model.layers().front();
   g.set("general.file_type", GgufValue::u32(file_type(first.down.weight.dtype())));

@@ -83,7 +83,11 @@ std::vector<Slot> layout(const LmConfig& c, std::vector<LmLayer>& layers, Tensor
         }
       }
       norm(phi ? "model.final_layernorm" : "model.norm", H, layer_norm, final_norm);
-      if (!c.tied_output) linear("lm_head", V, H, c.lm_head_bias, lm_head);
+      if (!c.tied_output) {
+        linear("lm_head", V, H, c.lm_head_bias, lm_head);
+      } else if (c.lm_head_bias) {
+        vector("lm_head.bias", V, &lm_head->bias);  // Phi ties the weight only
+      }
       break;
     }
     case LmArch::OpenElm: {
