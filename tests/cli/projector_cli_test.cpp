@@ -1,0 +1,264 @@
+// `tinyemo projector train|eval|classify|import` end to end, and their errors
+// on bad input (each must name the file and exit non-zero).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "io/pytorch.h"
+#include "io/safetensors.h"
+#include "models/projector/rng.h"
+#include "testing/testing.h"
+
+namespace tinyemo {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::fixture;
+using testing::run_cli;
+
+void write_feature(const fs::path& file, const std::vector<float>& v) {
+  fs::create_directories(file.parent_path());
+  save_pytorch_tensor(file, Tensor::from_vector<float>({static_cast<int64_t>(v.size())}, v).to(DType::F16));
+}
+
+// TinyEmo layout: 3 labels x `per_class` files of `dim` separable features.
+void write_clusters(const fs::path& root, int per_class, int64_t dim) {
+  projector::Rng rng(3);
+  const char* labels[] = {"anger", "fear", "joy"};
+  for (int l = 0; l < 3; ++l) {
+    std::vector<double> center(static_cast<size_t>(dim));
+    for (auto& c : center) c = rng.normal() * 2.0;
+    for (int i = 0; i < per_class; ++i) {
+      std::vector<float> v(static_cast<size_t>(dim));
+      for (int64_t d = 0; d < dim; ++d) v[d] = static_cast<float>(center[d] + rng.normal() * 0.5);
+      write_feature(root / labels[l] / (std::to_string(i) + ".pt"), v);
+    }
+  }
+}
+
+// Runs a command that must fail: non-zero exit, one "tinyemo: error:" line naming `needle`.
+void expect_failure_naming(const std::vector<std::string>& args, const std::string& needle) {
+  const auto r = run_cli(args);
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.err.find("tinyemo: error:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr does not name " << needle << ":\n" << r.err;
+}
+
+struct ImportedModel {
+  testing::TempDir tmp;
+  fs::path model = tmp / "tinyemo.safetensors";
+  SafetensorsFile io = SafetensorsFile::open(fixture("tinyemo-projector/io.safetensors"));
+  ImportedModel() {
+    const auto r = run_cli({"projector", "import", "--bin", fixture("tinyemo-projector/pytorch_model.bin").string(),
+                            "--anchors", fixture("tinyemo-projector/anchors.safetensors").string(), "--out",
+                            model.string(), "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["hidden_dim"], 256);
+  }
+  // The fixture's features as TinyEmo feature files, foldered by their true label.
+  std::vector<fs::path> write_features(const fs::path& root, int64_t count) const {
+    const Tensor f = io.get("features");
+    const Tensor truth = io.get("true");
+    const char* labels[] = {"anger", "disgust", "fear", "joy", "sadness", "surprise"};
+    std::vector<fs::path> files;
+    for (int64_t i = 0; i < count; ++i) {
+      const auto row = f.row(i).to_f32_vector();
+      const fs::path file = root / labels[truth.data<int64_t>()[i]] / (std::to_string(i) + ".pt");
+      fs::create_directories(file.parent_path());
+      save_pytorch_tensor(file, Tensor::from_vector<float>({static_cast<int64_t>(row.size())}, row));
+      files.push_back(file);
+    }
+    return files;
+  }
+};
+
+TEST(ProjectorCli, ImportThenClassifyMatchesTinyEmo) {
+  ImportedModel m;
+  const auto files = m.write_features(m.tmp / "features", 8);
+  std::vector<std::string> args = {"projector", "classify", "--model", m.model.string(), "--top-k", "2", "--json"};
+  for (const auto& f : files) args.push_back(f.string());
+  const auto r = run_cli(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["results"].size(), 8u);
+  const Tensor predicted = m.io.get("predicted");
+  const Tensor distances = m.io.get("distances");
+  for (int64_t i = 0; i < 8; ++i) {
+    const auto& res = j["results"][i];
+    EXPECT_EQ(res["predicted"], j["labels"][predicted.data<int64_t>()[i]]);
+    ASSERT_EQ(res["top"].size(), 2u);
+    EXPECT_EQ(res["top"][0]["label"], res["predicted"]);
+    EXPECT_NEAR(res["top"][0]["distance"].get<double>(), distances.data<float>()[i * 6 + predicted.data<int64_t>()[i]],
+                1e-5);
+    EXPECT_GE(res["top"][0]["probability"].get<double>(), res["top"][1]["probability"].get<double>());
+  }
+}
+
+TEST(ProjectorCli, EvalJsonOnTheFixture) {
+  ImportedModel m;
+  m.write_features(m.tmp / "features", 61);
+  const auto r = run_cli({"projector", "eval", "--model", m.model.string(), "--features",
+                          (m.tmp / "features").string(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  const Tensor predicted = m.io.get("predicted"), truth = m.io.get("true");
+  int64_t correct = 0;
+  for (int64_t i = 0; i < 61; ++i) correct += predicted.data<int64_t>()[i] == truth.data<int64_t>()[i];
+  EXPECT_EQ(j["n"], 61);
+  EXPECT_NEAR(j["accuracy"].get<double>(), correct / 61.0, 1e-12);
+  EXPECT_EQ(j["labels"].size(), 6u);
+  ASSERT_EQ(j["confusion"].size(), 6u);
+  int64_t total = 0, diagonal = 0;
+  for (size_t t = 0; t < 6; ++t) {
+    for (size_t p = 0; p < 6; ++p) total += j["confusion"][t][p].get<int64_t>();
+    diagonal += j["confusion"][t][t].get<int64_t>();
+  }
+  EXPECT_EQ(total, 61);
+  EXPECT_EQ(diagonal, correct);
+  for (const auto& label : j["labels"]) {
+    const auto& pc = j["per_class"][label.get<std::string>()];
+    for (const char* k : {"precision", "recall", "f1", "n"}) EXPECT_TRUE(pc.contains(k)) << k;
+  }
+  EXPECT_TRUE(j.contains("macro_f1"));
+}
+
+TEST(ProjectorCli, TrainRecordsTheHeldOutSplitForEval) {
+  testing::TempDir tmp;
+  write_clusters(tmp / "features", 20, 16);
+  const std::string model = (tmp / "m.safetensors").string();
+  const auto r = run_cli({"projector", "train", "--features", (tmp / "features").string(), "--out", model, "--hidden",
+                          "32", "--epochs", "20", "--batch", "8", "--val-fraction", "0.25", "--seed", "7", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto summary = nlohmann::json::parse(r.out);
+  EXPECT_EQ(summary["train"], 45);
+  EXPECT_EQ(summary["val"], 15);
+  EXPECT_EQ(summary["val_evaluation"]["n"], 15);
+
+  auto eval = [&](const std::string& split) {
+    const auto e = run_cli({"projector", "eval", "--model", model, "--features", (tmp / "features").string(),
+                            "--split", split, "--json"});
+    EXPECT_EQ(e.exit_code, 0) << e.err;
+    return nlohmann::json::parse(e.out);
+  };
+  const auto val = eval("val");
+  EXPECT_EQ(val["n"], 15);
+  EXPECT_EQ(val["accuracy"], summary["val_evaluation"]["accuracy"]);
+  EXPECT_GE(val["accuracy"].get<double>(), 0.9);  // separable clusters
+  EXPECT_EQ(eval("train")["n"], 45);
+  EXPECT_EQ(eval("all")["n"], 60);
+
+  // Same seed, same model: training is deterministic.
+  const std::string again = (tmp / "again.safetensors").string();
+  ASSERT_EQ(run_cli({"projector", "train", "--features", (tmp / "features").string(), "--out", again, "--hidden", "32",
+                     "--epochs", "20", "--batch", "8", "--val-fraction", "0.25", "--seed", "7"})
+                .exit_code,
+            0);
+  const SafetensorsFile a = SafetensorsFile::open(model), b = SafetensorsFile::open(again);
+  EXPECT_EQ(a.get("model.4.weight").to_f32_vector(), b.get("model.4.weight").to_f32_vector());
+
+  // The best recipe trains an ensemble.
+  const std::string best = (tmp / "best.safetensors").string();
+  ASSERT_EQ(run_cli({"projector", "train", "--features", (tmp / "features").string(), "--out", best, "--hidden", "32",
+                     "--batch", "8", "--recipe", "best"})
+                .exit_code,
+            0);
+  EXPECT_TRUE(SafetensorsFile::open(best).contains("members.4.model.0.weight"));
+}
+
+TEST(ProjectorCli, HelpDescribesTheHeldOutSplit) {
+  const auto r = run_cli({"projector", "eval", "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("--split"), std::string::npos);
+  EXPECT_NE(r.out.find("held out"), std::string::npos);
+}
+
+TEST(ProjectorCli, EmptyClassFolderIsNamed) {
+  testing::TempDir tmp;
+  write_clusters(tmp / "features", 3, 8);
+  fs::create_directories(tmp / "features" / "surprise");
+  expect_failure_naming({"projector", "train", "--features", (tmp / "features").string(), "--out",
+                         (tmp / "m.safetensors").string()},
+                        (tmp / "features" / "surprise").string());
+  EXPECT_FALSE(fs::exists(tmp / "m.safetensors"));
+}
+
+TEST(ProjectorCli, FeatureDimsThatDoNotMatchTheModel) {
+  ImportedModel m;
+  write_feature(m.tmp / "wrong" / "joy" / "1.pt", std::vector<float>(512, 0.5f));
+  expect_failure_naming({"projector", "eval", "--model", m.model.string(), "--features", (m.tmp / "wrong").string()},
+                        (m.tmp / "wrong" / "joy" / "1.pt").string());
+  expect_failure_naming({"projector", "classify", "--model", m.model.string(),
+                         (m.tmp / "wrong" / "joy" / "1.pt").string()},
+                        (m.tmp / "wrong" / "joy" / "1.pt").string());
+}
+
+TEST(ProjectorCli, MissingFiles) {
+  ImportedModel m;
+  expect_failure_naming({"projector", "eval", "--model", m.model.string(), "--features", (m.tmp / "nope").string()},
+                        (m.tmp / "nope").string());
+  expect_failure_naming({"projector", "classify", "--model", m.model.string(), (m.tmp / "nope.pt").string()},
+                        (m.tmp / "nope.pt").string());
+  expect_failure_naming({"projector", "eval", "--model", (m.tmp / "nope.safetensors").string(), "--features",
+                         (m.tmp / "nope").string()},
+                        (m.tmp / "nope.safetensors").string());
+}
+
+TEST(ProjectorCli, ModelFileMissingATensor) {
+  ImportedModel m;
+  const SafetensorsFile full = SafetensorsFile::open(m.model);
+  NamedTensors kept;
+  for (const auto& e : full.entries()) {
+    if (e.name != "model.4.weight") kept.emplace_back(e.name, full.get(e.name));
+  }
+  const fs::path broken = m.tmp / "broken.safetensors";
+  write_safetensors(broken, kept, full.metadata());
+  const auto files = m.write_features(m.tmp / "features", 1);
+  const auto r = run_cli({"projector", "classify", "--model", broken.string(), files[0].string()});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find(broken.string()), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("model.4.weight"), std::string::npos) << r.err;
+}
+
+TEST(ProjectorCli, BadImportInputs) {
+  testing::TempDir tmp;
+  const std::string anchors = fixture("tinyemo-projector/anchors.safetensors").string();
+  for (const char* hostile : {"hostile/truncated.bin", "hostile/os_system.pt"}) {
+    expect_failure_naming({"projector", "import", "--bin", fixture(hostile).string(), "--anchors", anchors, "--out",
+                           (tmp / "m.safetensors").string()},
+                          fixture(hostile).string());
+  }
+  // Anchors of another width than the checkpoint's output.
+  const fs::path narrow = tmp / "narrow.safetensors";
+  write_safetensors(narrow, {{"anchors", Tensor::zeros(DType::F32, {6, 128})}},
+                    {{"labels", R"(["anger","disgust","fear","joy","sadness","surprise"])"}});
+  expect_failure_naming({"projector", "import", "--bin", fixture("tinyemo-projector/pytorch_model.bin").string(),
+                         "--anchors", narrow.string(), "--out", (tmp / "m.safetensors").string()},
+                        narrow.string());
+  EXPECT_FALSE(fs::exists(tmp / "m.safetensors"));
+}
+
+TEST(ProjectorCli, HeldOutSplitNeedsTheModelsFiles) {
+  ImportedModel m;  // an imported model records no held-out files
+  m.write_features(m.tmp / "features", 6);
+  expect_failure_naming({"projector", "eval", "--model", m.model.string(), "--features",
+                         (m.tmp / "features").string(), "--split", "val"},
+                        m.model.string());
+}
+
+TEST(ProjectorCli, OpenTaxonomyLabelsSubset) {
+  ImportedModel m;
+  const auto files = m.write_features(m.tmp / "features", 3);
+  const auto r = run_cli({"projector", "classify", "--model", m.model.string(), "--labels", "joy,sadness", "--json",
+                          files[0].string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["labels"], nlohmann::json({"joy", "sadness"}));
+  expect_failure_naming({"projector", "classify", "--model", m.model.string(), "--labels", "awe", files[0].string()},
+                        "awe");
+}
+
+}  // namespace
+}  // namespace tinyemo
