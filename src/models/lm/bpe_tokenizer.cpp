@@ -212,8 +212,12 @@ BpeTokenizer::BpeTokenizer(const BpeSpec& spec)
       prefix_ids_(spec.prefix_ids),
       suffix_ids_(spec.suffix_ids) {
   int32_t size = 0;
-  for (const auto& [token, id] : spec.vocab) size = std::max(size, id + 1);
-  for (const auto& t : spec.added_tokens) size = std::max(size, t.id + 1);
+  auto grow = [&](int32_t id) {
+    TE_CHECK(id >= 0 && id <= kMaxTokenId, "{}: token id {} out of range [0, {}]", source_, id, kMaxTokenId);
+    size = std::max(size, id + 1);
+  };
+  for (const auto& entry : spec.vocab) grow(entry.second);
+  for (const auto& t : spec.added_tokens) grow(t.id);
   token_bytes_.resize(size);
   token_spelling_.resize(size);
   is_special_.assign(size, 0);
