@@ -10,7 +10,7 @@ Each variant folder holds config.json, model.safetensors (F32) and
 io.safetensors in the shared fixtures' layout (input_ids, logits, greedy_ids,
 inserted_embeds, logits_with_inserted_embeds, inserted_at in the metadata).
 Variants cover what the shared fixtures do not: longer prompts, other RoPE
-bases, linear RoPE scaling, tied LLaMA output, attention biases, GQA groups of
+bases, linear and llama3 RoPE scaling, tied LLaMA output, attention biases, GQA groups of
 3, Phi q/k LayerNorm with GQA, OpenELM without GLU, q/k norms or tied output.
 Needs torch (1.13 is enough) and numpy; never run by the tests.
 """
@@ -78,10 +78,29 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
-def rope(x, positions, dim, base, linear_factor=1.0):
+def scaled_inv_freq(inv_freq, scaling):
+    """transformers' rope_scaling: linear divides every frequency; llama3 divides
+    the long wavelengths and smooths the band between; dynamic changes nothing
+    within max_position_embeddings."""
+    kind = scaling.get("rope_type", scaling.get("type", "default"))
+    if kind == "linear":
+        return inv_freq / scaling["factor"]
+    if kind == "llama3":
+        factor, low, high = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+        old = scaling["original_max_position_embeddings"]
+        wavelen = 2 * math.pi / inv_freq
+        scaled = torch.where(wavelen > old / low, inv_freq / factor, inv_freq)
+        smooth = (old / wavelen - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = ~(wavelen < old / high) * ~(wavelen > old / low)
+        return torch.where(medium, smoothed, scaled)
+    return inv_freq
+
+
+def rope(x, positions, dim, base, scaling=None):
     """x: [heads, T, head_dim]; rotates the first `dim` dims (rotate-half)."""
     inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
-    inv_freq = inv_freq / linear_factor
+    inv_freq = scaled_inv_freq(inv_freq, scaling or {})
     freqs = positions.float()[:, None] * inv_freq[None, :]
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos(), emb.sin()
@@ -121,7 +140,6 @@ def llama_forward(cfg, W, x):
     T = x.shape[0]
     pos = torch.arange(T)
     scaling = cfg.get("rope_scaling") or {}
-    factor = scaling.get("factor", 1.0) if scaling.get("type", scaling.get("rope_type")) == "linear" else 1.0
     bias = cfg.get("attention_bias", False)
     f = act(cfg["hidden_act"])
 
@@ -135,7 +153,7 @@ def llama_forward(cfg, W, x):
         q = lin(p + "self_attn.q_proj", h, bias).view(T, nq, hd).transpose(0, 1)
         k = lin(p + "self_attn.k_proj", h, bias).view(T, nkv, hd).transpose(0, 1)
         v = lin(p + "self_attn.v_proj", h, bias).view(T, nkv, hd).transpose(0, 1)
-        q, k = rope(q, pos, hd, cfg["rope_theta"], factor), rope(k, pos, hd, cfg["rope_theta"], factor)
+        q, k = rope(q, pos, hd, cfg["rope_theta"], scaling), rope(k, pos, hd, cfg["rope_theta"], scaling)
         a = causal_attention(q, k, v).transpose(0, 1).reshape(T, nq * hd)
         x = x + lin(p + "self_attn.o_proj", a, bias)
         h = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
@@ -336,6 +354,15 @@ VARIANTS = {
                        "rope_scaling": {"type": "linear", "factor": 2.0}, "attention_bias": True,
                        "vocab_size": 64, "max_position_embeddings": 512, "tie_word_embeddings": True,
                        "bos_token_id": 1, "eos_token_id": 2}, 200, 5),
+    # Llama-3-style frequency scaling (a short context so that every band occurs), head_dim 16.
+    "llama3-variant": ({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
+                        "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 1,
+                        "num_attention_heads": 2, "num_key_value_heads": 1, "rms_norm_eps": 1e-5,
+                        "rope_theta": 500000.0,
+                        "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                         "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
+                        "vocab_size": 40, "max_position_embeddings": 256, "tie_word_embeddings": False,
+                        "bos_token_id": 1, "eos_token_id": 2}, 120, 4),
     # Phi with GQA, q/k LayerNorm, half rotary, theta 1000.
     "phi-variant": ({"architectures": ["PhiForCausalLM"], "model_type": "phi", "hidden_act": "gelu_new",
                      "hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,

@@ -7,6 +7,7 @@
 #include "io/safetensors.h"
 #include "models/lm/model.h"
 #include "models/lm/presets.h"
+#include "models/lm/session.h"
 #include "testing/testing.h"
 
 namespace tinyemo {
@@ -89,8 +90,12 @@ TEST(LmConfig, RefusesUnknownAndInconsistentConfigs) {
   expect_refused(with(llama, "hidden_size", "wide"), "hidden_size");
   expect_refused(with(llama, "vocab_size", 0), "vocab_size");
   expect_refused(with(llama, "hidden_act", "relu6"), "hidden_act");
-  expect_refused(with(llama, "rope_scaling", {{"type", "dynamic"}, {"factor", 2.0}}), "dynamic");
-  expect_refused(with(llama, "rope_scaling", {{"rope_type", "llama3"}, {"factor", 8.0}}), "llama3");
+  expect_refused(with(llama, "rope_scaling", {{"type", "yarn"}, {"factor", 2.0}}), "yarn");
+  expect_refused(with(llama, "rope_scaling", {{"rope_type", "longrope"}, {"factor", 8.0}}), "longrope");
+  expect_refused(with(llama, "rope_scaling", {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 4.0},
+                                              {"high_freq_factor", 1.0}}),
+                 "high_freq_factor");
+  EXPECT_EQ(refusal(with(llama, "rope_scaling", {{"type", "dynamic"}, {"factor", 2.0}})), "");
   expect_refused(with(llama, "rope_scaling", {{"type", "linear"}, {"factor", -1.0}}), "factor");
   EXPECT_EQ(refusal(with(llama, "rope_scaling", {{"type", "linear"}, {"factor", 4.0}})), "");
 
@@ -160,6 +165,20 @@ TEST(LmWeights, WrongDtypeIsNamed) {
   const std::string e = load_error(m.dir.path());
   EXPECT_NE(e.find("model.norm.weight"), std::string::npos) << e;
   EXPECT_NE(e.find("i64"), std::string::npos) << e;
+}
+
+TEST(LmWeights, F16CheckpointStaysF16) {
+  EditedModel m([](NamedTensors& t) {
+    for (auto& [name, tensor] : t) tensor = tensor.to(DType::F16);
+  });
+  const LmModel model = LmModel::load(m.dir.path());
+  EXPECT_EQ(model.layers()[1].up.weight.dtype(), DType::F16);
+  EXPECT_EQ(model.final_norm().weight.dtype(), DType::F32);
+  const auto io = SafetensorsFile::open(testing::fixture("llama-tiny/io.safetensors"));
+  const Tensor ids = io.get("input_ids").to(DType::I32);
+  LmSession s(model);
+  const Tensor got = s.forward(std::span<const int32_t>(ids.data<int32_t>(), ids.numel()), true);
+  EXPECT_LE(testing::rel_error(got, io.get("logits")), 1e-2);
 }
 
 TEST(LmWeights, ShardedCheckpointLoadsLikeOneFile) {

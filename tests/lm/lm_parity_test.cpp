@@ -31,7 +31,7 @@ struct Case {
 std::vector<Case> cases() {
   std::vector<Case> c;
   for (const char* n : {"llama-tiny", "phi-tiny", "openelm-tiny"}) c.push_back({n, testing::fixture(n), true});
-  for (const char* n : {"llama-variant", "phi-variant", "openelm-variant"})
+  for (const char* n : {"llama-variant", "llama3-variant", "phi-variant", "openelm-variant"})
     c.push_back({n, testing::source_dir() / "tests/data/lm" / n, false});
   return c;
 }
@@ -209,7 +209,9 @@ TEST_P(LmParity, GgufRoundTrip) {
     const auto path = tmp / (std::string(dtype_name(d)) + ".gguf");
     save_lm_gguf(converted, path);
     const LmModel loaded = LmModel::load(path);
-    EXPECT_EQ(loaded.layers()[0].down.weight.dtype(), d);
+    // Rows that are not a multiple of 32 long cannot be block-quantised and are stored as F16.
+    const Tensor& down = loaded.layers()[0].down.weight;
+    EXPECT_EQ(down.dtype(), dtype_is_quantized(d) && down.dim(1) % 32 != 0 ? DType::F16 : d);
     ASSERT_EQ(loaded.tensors().size(), converted.tensors().size());
     LmSession a(converted), b(loaded);
     EXPECT_EQ(testing::rel_error(a.forward(ids_, true), b.forward(ids_, true)), 0.0) << dtype_name(d);

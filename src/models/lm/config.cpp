@@ -69,18 +69,30 @@ void read_special_ids(const JsonObject& c, LmConfig* cfg) {
   }
 }
 
-// rope_scaling: {"type" or "rope_type": "linear" | "default", "factor": f}. Other
-// schemes change the frequencies with the sequence length or per band; they are
-// refused rather than run wrongly.
+// rope_scaling: {"type" or "rope_type": ..., "factor": f, ...}. "default" and
+// "dynamic" change nothing within max_position_embeddings (dynamic NTK only
+// rescales past it, and tinyemo refuses longer sequences); "linear" and "llama3"
+// rescale the frequencies. yarn / longrope also scale the attention and are refused.
 void read_rope_scaling(const JsonObject& c, LmConfig* cfg) {
   if (!c.has("rope_scaling")) return;
   const JsonObject s = c.object("rope_scaling");
   const std::string type = s.has("rope_type") ? s.get<std::string>("rope_type") : s.get<std::string>("type");
+  RopeScaling& r = cfg->rope_scaling;
   if (type == "default") return;
-  TE_CHECK(type == "linear",
-           "{}: rope_scaling type \"{}\" is not supported (only \"linear\"; dynamic/yarn/llama3/longrope are not)",
+  r.factor = positive_float(s, "factor", 1.0);
+  if (type == "dynamic") return;
+  if (type == "linear") {
+    r.kind = RopeScaling::Kind::Linear;
+    return;
+  }
+  TE_CHECK(type == "llama3", "{}: rope_scaling type \"{}\" is not supported (linear, llama3, dynamic, default)",
            c.where(), type);
-  cfg->rope_linear_factor = positive_float(s, "factor", 1.0);
+  r.kind = RopeScaling::Kind::Llama3;
+  r.low_freq_factor = positive_float(s, "low_freq_factor", 1.0);
+  r.high_freq_factor = positive_float(s, "high_freq_factor", 4.0);
+  r.original_max_position = positive_float(s, "original_max_position_embeddings", 8192.0);
+  TE_CHECK(r.high_freq_factor > r.low_freq_factor, "{}: rope_scaling high_freq_factor must exceed low_freq_factor",
+           c.where());
 }
 
 // What LlamaConfig and PhiConfig share: sizes, heads, context, activation, RoPE.

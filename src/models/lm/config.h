@@ -18,6 +18,18 @@ enum class Activation { Silu, GeluTanh, GeluErf };
 
 std::string_view lm_arch_name(LmArch a);  // "llama", "phi", "openelm"
 
+// config.json's rope_scaling, as far as tinyemo runs it.
+struct RopeScaling {
+  enum class Kind { None, Linear, Llama3 };
+  Kind kind = Kind::None;
+  double factor = 1.0;
+  // llama3: frequencies below low_freq_factor / original context are divided by
+  // factor, above high_freq_factor / original context kept, smoothed between.
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  double original_max_position = 8192.0;
+};
+
 struct LmLayerConfig {
   int64_t n_heads = 0;
   int64_t n_kv_heads = 0;
@@ -51,7 +63,7 @@ struct LmConfig {
   // RoPE, rotate-half convention, on the first `rotary_dim` dims of each head.
   double rope_theta = 10000.0;
   int64_t rotary_dim = 0;
-  double rope_linear_factor = 1.0;  // rope_scaling {"type": "linear"}: positions divided by this
+  RopeScaling rope_scaling;
 
   int32_t bos_id = -1;
   std::vector<int32_t> eos_ids;

@@ -6,15 +6,28 @@
 
 namespace tinyemo {
 
-Rope::Rope(int64_t rotary_dim, double theta, double linear_factor) : rotary_dim_(rotary_dim) {
+Rope::Rope(int64_t rotary_dim, double theta, const RopeScaling& scaling) : rotary_dim_(rotary_dim) {
   TE_CHECK(rotary_dim > 0 && rotary_dim % 2 == 0, "RoPE: rotary dimension {} must be even and positive", rotary_dim);
   // inv_freq = 1 / theta^(2i / d), each step in f32 like torch's
-  // `1.0 / (base ** (arange(0, d, 2).float() / d))`.
+  // `1.0 / (base ** (arange(0, d, 2).float() / d))`; scalings as transformers'
+  // rope_init functions apply them, in f32.
   const float base = static_cast<float>(theta);
+  const float factor = static_cast<float>(scaling.factor);
   for (int64_t i = 0; i < rotary_dim / 2; ++i) {
     const float exponent = static_cast<float>(2 * i) / static_cast<float>(rotary_dim);
     float f = 1.0f / std::pow(base, exponent);
-    if (linear_factor != 1.0) f /= static_cast<float>(linear_factor);
+    if (scaling.kind == RopeScaling::Kind::Linear) f /= factor;
+    if (scaling.kind == RopeScaling::Kind::Llama3) {
+      const float old_context = static_cast<float>(scaling.original_max_position);
+      const float low = static_cast<float>(scaling.low_freq_factor), high = static_cast<float>(scaling.high_freq_factor);
+      const float wavelen = 2.0f * static_cast<float>(M_PI) / f;
+      if (wavelen > old_context / low) {
+        f /= factor;  // long wavelengths: interpolated
+      } else if (!(wavelen < old_context / high)) {
+        const float smooth = (old_context / wavelen - low) / (high - low);
+        f = (1.0f - smooth) * f / factor + smooth * f;
+      }
+    }
     inv_freq_.push_back(f);
   }
 }

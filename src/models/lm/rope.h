@@ -8,12 +8,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "models/lm/config.h"
+
 namespace tinyemo {
 
 class Rope {
  public:
-  // linear_factor: rope_scaling "linear" (positions divided by the factor).
-  Rope(int64_t rotary_dim, double theta, double linear_factor = 1.0);
+  Rope(int64_t rotary_dim, double theta, const RopeScaling& scaling = {});
 
   int64_t rotary_dim() const { return rotary_dim_; }
   // cos and sin of the angles for positions [pos0, pos0 + n): [n, rotary_dim/2] each.

@@ -28,7 +28,7 @@ const char* context_field(LmArch a) { return a == LmArch::OpenElm ? "max_context
 
 LmSession::LmSession(const LmModel& model)
     : model_(model),
-      rope_(model.config().rotary_dim, model.config().rope_theta, model.config().rope_linear_factor),
+      rope_(model.config().rotary_dim, model.config().rope_theta, model.config().rope_scaling),
       cache_(model.layers().size()) {}
 
 void LmSession::reserve(int64_t positions) {
