@@ -22,6 +22,7 @@ constexpr int64_t kMaxChunksPerRound = 8;
 struct Stratum {
   std::vector<int> categories;
   std::vector<int64_t> group_sizes;
+  std::vector<double> category_totals;
 };
 
 std::vector<Stratum> split_strata(const PermutationDesign& d) {
@@ -32,7 +33,10 @@ std::vector<Stratum> split_strata(const PermutationDesign& d) {
            "permutation test: {} group labels, {} categories, {} strata labels", n, d.category.size(),
            d.stratum.size());
   std::vector<Stratum> strata(d.num_strata);
-  for (auto& s : strata) s.group_sizes.assign(d.num_groups, 0);
+  for (auto& s : strata) {
+    s.group_sizes.assign(d.num_groups, 0);
+    s.category_totals.assign(d.num_categories, 0.0);
+  }
   for (size_t i = 0; i < n; ++i) {
     const int s = d.stratum.empty() ? 0 : d.stratum[i];
     TE_CHECK(s >= 0 && s < d.num_strata && d.group[i] >= 0 && d.group[i] < d.num_groups && d.category[i] >= 0 &&
@@ -40,6 +44,7 @@ std::vector<Stratum> split_strata(const PermutationDesign& d) {
              "permutation test: item {} has stratum {}, group {}, category {}", i, s, d.group[i], d.category[i]);
     strata[s].categories.push_back(d.category[i]);
     ++strata[s].group_sizes[d.group[i]];
+    strata[s].category_totals[d.category[i]] += 1.0;
   }
   return strata;
 }
@@ -75,17 +80,24 @@ ChunkTally run_chunk(std::vector<Stratum> strata, const PermutationDesign& d, in
     for (int s = 0; s < d.num_strata; ++s) {
       auto& cats = strata[s].categories;
       const auto n = static_cast<int64_t>(cats.size());
-      // The last group takes whatever is left, so the shuffle can stop early.
-      const int64_t shuffled = n - strata[s].group_sizes[d.num_groups - 1];
-      for (int64_t i = 0; i < shuffled && i + 1 < n; ++i) {
-        const auto j = i + static_cast<int64_t>(rng.below(static_cast<uint64_t>(n - i)));
-        std::swap(cats[i], cats[j]);
-      }
       double* base = counts.data() + static_cast<size_t>(s) * d.num_groups * d.num_categories;
+      // Positions are dealt to groups in order; each is final once swapped in,
+      // so it is counted in the same pass. The last group takes what is left:
+      // its counts are the stratum's totals minus the others'.
       int64_t pos = 0;
-      for (int g = 0; g < d.num_groups; ++g) {
+      for (int g = 0; g + 1 < d.num_groups; ++g) {
         double* row = base + static_cast<size_t>(g) * d.num_categories;
-        for (const int64_t end = pos + strata[s].group_sizes[g]; pos < end; ++pos) row[cats[pos]] += 1.0;
+        for (const int64_t end = pos + strata[s].group_sizes[g]; pos < end; ++pos) {
+          const auto j = pos + static_cast<int64_t>(rng.below(static_cast<uint64_t>(n - pos)));
+          std::swap(cats[pos], cats[j]);
+          row[cats[pos]] += 1.0;
+        }
+      }
+      double* last = base + static_cast<size_t>(d.num_groups - 1) * d.num_categories;
+      for (int c = 0; c < d.num_categories; ++c) {
+        double rest = strata[s].category_totals[c];
+        for (int g = 0; g + 1 < d.num_groups; ++g) rest -= base[static_cast<size_t>(g) * d.num_categories + c];
+        last[c] = rest;
       }
     }
     statistics(counts, stats.data());
