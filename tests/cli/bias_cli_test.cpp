@@ -198,6 +198,93 @@ TEST(BiasCli, StructuralProblemsAreClearErrors) {
   EXPECT_NE(bad_alpha.exit_code, 0);
 }
 
+// A projector trained by tinyemo (3 epochs, H = 256) on the Emotion6 features.
+const fs::path& trained_projector() {
+  static const fs::path path = [] {
+    const fs::path out = fixture().dir / "trained.safetensors";
+    const auto r = testing::run_cli({"projector", "train", "--features", emotion6().string(), "--out", out.string(),
+                                     "--epochs", "3", "--hidden", "256", "--seed", "0"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return out;
+  }();
+  return path;
+}
+
+TEST(BiasCli, TinyemoTrainedProjectorPlantedAndRandomGroups) {
+  const fs::path csv = fixture().write("planted_trained.csv", groups_csv(21, {"joy", "sadness"}, 0.8, 0.4, true));
+  const auto r = testing::run_cli({"bias", "audit", "--model", trained_projector().string(), "--features",
+                                   emotion6().string(), "--groups", csv.string(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  bool joy = false, sadness = false;
+  for (const auto& f : j["flags"]) {
+    if (f["kind"] != "prediction_rate" || f["group"] != "A" || f["effect"].get<double>() <= 0) continue;
+    joy |= f["emotion"] == "joy";
+    sadness |= f["emotion"] == "sadness";
+    EXPECT_TRUE(f["emotion"] == "joy" || f["emotion"] == "sadness") << f["explanation"];
+  }
+  EXPECT_TRUE(joy && sadness) << j["flags"].dump(1);
+  for (uint64_t seed : {31, 32}) {
+    const fs::path random = fixture().write("random_trained.csv", groups_csv(seed, {}, 0.5, 0.5, true));
+    const auto rr = testing::run_cli({"bias", "audit", "--model", trained_projector().string(), "--features",
+                                      emotion6().string(), "--groups", random.string(), "--json", "--seed",
+                                      std::to_string(seed)});
+    ASSERT_EQ(rr.exit_code, 0) << rr.err;
+    EXPECT_TRUE(nlohmann::json::parse(rr.out)["flags"].empty()) << rr.out;
+  }
+}
+
+TEST(BiasCli, ModelTreatingAGroupDifferentlyIsAttributedToTheModel) {
+  // Same label mix in both groups, but group A's joy images are moved most of
+  // the way to the mean anger feature (as if the encoder saw them as angry):
+  // the trained projector calls them anger, which only the conditional test
+  // can tell apart from a difference in the data.
+  auto set = projector::load_feature_folder(emotion6());
+  const int64_t D = set.dim(), anger = std::find(set.labels.begin(), set.labels.end(), "anger") - set.labels.begin(),
+                joy = std::find(set.labels.begin(), set.labels.end(), "joy") - set.labels.begin();
+  std::vector<float> mean_anger(D, 0.0f);
+  int64_t n_anger = 0;
+  float* x = set.features.mutable_data<float>();
+  for (int64_t i = 0; i < set.size(); ++i) {
+    if (set.label_ids[i] != anger) continue;
+    ++n_anger;
+    for (int64_t k = 0; k < D; ++k) mean_anger[k] += x[i * D + k];
+  }
+  for (auto& v : mean_anger) v /= static_cast<float>(n_anger);
+  analysis::Rng rng(5);
+  std::string csv = "file,group,label\n";
+  for (int64_t i = 0; i < set.size(); ++i) {
+    const bool in_a = rng.uniform() < 0.5;
+    if (in_a && set.label_ids[i] == joy) {
+      for (int64_t k = 0; k < D; ++k) x[i * D + k] = 0.2f * x[i * D + k] + 0.8f * mean_anger[k];
+    }
+    csv += set.files[i] + (in_a ? ",A," : ",B,") + set.labels[set.label_ids[i]] + "\n";
+  }
+  const fs::path shard = fixture().dir / "shifted.safetensors";
+  projector::save_feature_shard(shard, set);
+  const fs::path groups = fixture().write("shifted.csv", csv);
+  const fs::path report = fixture().dir / "shifted.html";
+  const auto r = testing::run_cli({"bias", "audit", "--model", trained_projector().string(), "--features",
+                                   shard.string(), "--groups", groups.string(), "--json", "--report",
+                                   report.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  bool conditional = false, attributed = false;
+  for (const auto& f : j["flags"]) {
+    if (f["group"] != "A" || f["emotion"] != "anger") continue;
+    conditional |= f["kind"] == "conditional_on_label" && f["effect"].get<double>() > 0.1;
+    attributed |= f["kind"] == "prediction_rate" && f.value("attribution", "") == "model";
+  }
+  EXPECT_TRUE(conditional && attributed) << j["flags"].dump(1);
+  EXPECT_GT(j["label_independence"]["p_value"].get<double>(), 1e-3);  // the data do not differ
+  for (const auto& p : j["pairs"]) {
+    if (p["group"] == "A" && p["emotion"] == "joy") {
+      EXPECT_LT(p["recall_gap"].get<double>(), -0.3);  // equal opportunity broken for joy
+      EXPECT_LT(p["recall_gap_ci"][1].get<double>(), 0.0);
+    }
+  }
+}
+
 // --- bias associations -----------------------------------------------------
 
 const std::vector<std::string> kEmotions = {"anger", "disgust", "fear", "joy", "sadness", "surprise"};
