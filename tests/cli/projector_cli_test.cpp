@@ -6,8 +6,12 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "io/file.h"
 #include "io/pytorch.h"
 #include "io/safetensors.h"
+#include "models/lm/embeddings.h"
+#include "models/lm/model.h"
+#include "models/lm/tokenizer.h"
 #include "models/projector/rng.h"
 #include "testing/testing.h"
 
@@ -258,6 +262,69 @@ TEST(ProjectorCli, OpenTaxonomyLabelsSubset) {
   EXPECT_EQ(j["labels"], nlohmann::json({"joy", "sadness"}));
   expect_failure_naming({"projector", "classify", "--model", m.model.string(), "--labels", "awe", files[0].string()},
                         "awe");
+}
+
+// An LM folder the GPT-2 tokenizer fits: llama-tiny's weights with a random
+// 50257-row embedding table, config.json to match, GPT-2's tokenizer.json.
+fs::path write_lm_with_gpt2_vocab(const fs::path& dir) {
+  fs::create_directories(dir);
+  const SafetensorsFile src = SafetensorsFile::open(fixture("llama-tiny/model.safetensors"));
+  NamedTensors tensors;
+  for (const auto& e : src.entries()) {
+    if (e.name != "model.embed_tokens.weight" && e.name != "lm_head.weight") tensors.emplace_back(e.name, src.get(e.name));
+  }
+  projector::Rng rng(5);
+  std::vector<float> rows(50257 * 64);
+  for (auto& v : rows) v = static_cast<float>(rng.normal());
+  const Tensor table = Tensor::from_vector<float>({50257, 64}, rows);
+  tensors.emplace_back("model.embed_tokens.weight", table);
+  tensors.emplace_back("lm_head.weight", table);
+  write_safetensors(dir / "model.safetensors", tensors);
+  auto config = nlohmann::json::parse(read_file(fixture("llama-tiny/config.json")));
+  config["vocab_size"] = 50257;
+  write_file_atomic(dir / "config.json", config.dump());
+  fs::copy_file(fixture("gpt2-bpe/tokenizer.json"), dir / "tokenizer.json");
+  return dir;
+}
+
+TEST(ProjectorCli, AnchorsFromAnLmsInputEmbeddings) {
+  testing::TempDir tmp;
+  const fs::path lm = write_lm_with_gpt2_vocab(tmp / "lm");
+  write_clusters(tmp / "features", 12, 16);
+  const std::string model = (tmp / "m.safetensors").string(), grounding = "a scene evoking {label} to viewers";
+  const auto r = run_cli({"projector", "train", "--features", (tmp / "features").string(), "--out", model,
+                          "--anchors-lm", lm.string(), "--grounding", grounding, "--epochs", "2", "--batch", "8"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // The anchors are the LM's label anchors of the grounding texts, fixed during training.
+  const LmModel lm_model = LmModel::load(lm);
+  const auto tokenizer = Tokenizer::load(lm);
+  const SafetensorsFile m = SafetensorsFile::open(model);
+  const Tensor anchors = m.get("anchors");
+  ASSERT_EQ(anchors.shape(), Shape({3, 64}));
+  const char* labels[] = {"anger", "fear", "joy"};
+  for (int l = 0; l < 3; ++l) {
+    const auto want = label_anchor(lm_model, *tokenizer, "a scene evoking " + std::string(labels[l]) + " to viewers");
+    EXPECT_EQ(anchors.row(l).to_f32_vector(), want.to_f32_vector()) << labels[l];
+  }
+  // A new label list at inference (open taxonomy), and anchors written for --anchors.
+  const fs::path feature = tmp / "features" / "joy" / "0.pt";
+  const auto c = run_cli({"projector", "classify", "--model", model, "--anchors-lm", lm.string(), "--labels",
+                          "awe,joy,contentment", "--json", feature.string()});
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_EQ(nlohmann::json::parse(c.out)["labels"], nlohmann::json({"awe", "joy", "contentment"}));
+  const std::string anchors_file = (tmp / "anchors.safetensors").string();
+  ASSERT_EQ(run_cli({"projector", "anchors", "--anchors-lm", lm.string(), "--labels", "awe,joy", "--out",
+                     anchors_file})
+                .exit_code,
+            0);
+  const auto c2 = run_cli({"projector", "classify", "--model", model, "--anchors", anchors_file, "--json",
+                           feature.string()});
+  ASSERT_EQ(c2.exit_code, 0) << c2.err;
+  EXPECT_EQ(nlohmann::json::parse(c2.out)["labels"], nlohmann::json({"awe", "joy"}));
+  // The projector's width must be the LM's.
+  expect_failure_naming({"projector", "train", "--features", (tmp / "features").string(), "--out",
+                         (tmp / "bad.safetensors").string(), "--anchors-lm", lm.string(), "--hidden", "32"},
+                        lm.string());
 }
 
 }  // namespace

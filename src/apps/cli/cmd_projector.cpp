@@ -6,6 +6,9 @@
 #include <sstream>
 
 #include "apps/cli/command.h"
+#include "models/lm/embeddings.h"
+#include "models/lm/model.h"
+#include "models/lm/tokenizer.h"
 #include "models/projector/classify.h"
 #include "models/projector/dataset.h"
 #include "models/projector/model.h"
@@ -23,6 +26,51 @@ std::vector<std::string> split_commas(const std::string& s) {
     if (!item.empty()) out.push_back(item);
   }
   return out;
+}
+
+// Label anchors from an LM's input embeddings (TinyEmo's LLM.get_embds): for
+// each label, the mean of the embedding rows of the grounding text's tokens
+// ("{label}" replaced by the label), BOS included where the tokenizer adds one.
+struct LmAnchorOptions {
+  std::string lm, tokenizer, grounding = "{label}";
+
+  void add_to(CLI::App* cmd) {
+    cmd->add_option("--anchors-lm", lm, "label anchors from this LM's input embeddings (HF folder or .gguf)");
+    cmd->add_option("--grounding", grounding,
+                    "grounding text of an LM anchor, {label} replaced, e.g. \"a scene evoking {label} to viewers\"")
+        ->capture_default_str();
+    cmd->add_option("--tokenizer", tokenizer, "tokenizer for --anchors-lm (default: the one in the LM folder)");
+  }
+  bool given() const { return !lm.empty(); }
+
+  AnchorSet anchors(const std::vector<std::string>& labels) const {
+    const LmModel model = LmModel::load(lm);
+    std::string tokenizer_path = tokenizer;
+    if (tokenizer_path.empty()) {
+      const std::filesystem::path p(lm);
+      tokenizer_path = (std::filesystem::is_directory(p) ? p : p.parent_path()).string();
+    }
+    const std::unique_ptr<Tokenizer> tok = Tokenizer::load(tokenizer_path);
+    AnchorSet a;
+    a.labels = labels;
+    a.hidden = model.token_embeddings().dim(1);
+    for (const auto& label : labels) {
+      std::string text = grounding;
+      for (size_t at = text.find("{label}"); at != std::string::npos; at = text.find("{label}", at + label.size())) {
+        text.replace(at, 7, label);
+      }
+      const std::vector<float> row = label_anchor(model, *tok, text).to_f32_vector();
+      a.rows.insert(a.rows.end(), row.begin(), row.end());
+    }
+    return a;
+  }
+};
+
+// Replaces the model's labels and anchors (open taxonomy); checks the width.
+void use_anchors(ProjectorModel& model, AnchorSet a, const std::string& source) {
+  TE_CHECK(a.hidden == model.hidden_dim(), "{}: anchors have dimension {}, the projector's output has {}", source,
+           a.hidden, model.hidden_dim());
+  model.set_anchors(std::move(a.labels), std::move(a.rows));
 }
 
 // The rows of `set` that the model held out (`val`), the others (`train`) or all.
@@ -72,9 +120,10 @@ void add_train(CLI::App& group) {
     std::string features, out, loss = "infonce", recipe = "tinyemo", anchors;
     int64_t hidden = 1280;
     int epochs = 5, batch = 32;
-    uint64_t seed = 0;
+    uint64_t seed = 0, split_seed = 0;
     double val_fraction = 0.2;
     bool json = false;
+    LmAnchorOptions lm;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = group.add_subcommand("train", "train a projector on precomputed features");
@@ -84,23 +133,28 @@ void add_train(CLI::App& group) {
   auto* loss = cmd->add_option("--loss", o->loss,
                                "infonce (TinyEmo's, temperature 0.1), cosine (CosineEmbedding), ntxent (0.07) or ce "
                                "(softmax over anchors) [recipe's]");
-  cmd->add_option("--hidden", o->hidden, "output size H = the LM hidden size (1280 OpenELM-270M)")
-      ->check(CLI::PositiveNumber);
+  auto* hidden = cmd->add_option("--hidden", o->hidden,
+                                 "output size H = the LM hidden size (1280 OpenELM-270M; default with --anchors-lm: "
+                                 "the LM's)")
+                     ->check(CLI::PositiveNumber);
   auto* epochs = cmd->add_option("--epochs", o->epochs, "epochs (per ensemble member)")->check(CLI::PositiveNumber);
   cmd->add_option("--batch", o->batch, "batch size (last partial batch dropped, as TinyEmo)")
       ->check(CLI::Range(2, 1 << 20));
-  cmd->add_option("--seed", o->seed, "seed of the split, initialisation, shuffling and dropout");
+  cmd->add_option("--seed", o->seed, "seed of the initialisation, shuffling and dropout");
   cmd->add_option("--val-fraction", o->val_fraction,
                   "part of every label held out for validation (recorded in the model: `eval --split val`)")
       ->check(CLI::Range(0.0, 0.95));
+  cmd->add_option("--split-seed", o->split_seed, "seed of the held-out split (kept apart from --seed so that "
+                                                 "training seeds share one held-out set)");
   cmd->add_option("--recipe", o->recipe,
                   "tinyemo: TinyEmo's trainer (InfoNCE); best: cosine loss, L2-normalised inputs, 5-member "
                   "ensemble (docs/projector.md)")
       ->check(CLI::IsMember({"tinyemo", "best"}));
   cmd->add_option("--anchors", o->anchors,
                   "fixed label anchors: safetensors with `anchors` [L, H] and metadata `labels` (default: learned)");
+  o->lm.add_to(cmd);
   cmd->add_flag("--json", o->json, "print a JSON summary (with the held-out evaluation)");
-  cmd->callback([o, loss, epochs] {
+  cmd->callback([o, loss, epochs, hidden] {
     TrainOptions opt = TrainOptions::for_recipe(parse_recipe(o->recipe));
     if (loss->count()) {
       opt.loss.kind = parse_loss(o->loss);
@@ -110,10 +164,17 @@ void add_train(CLI::App& group) {
     opt.hidden = o->hidden;
     opt.batch = o->batch;
     opt.seed = o->seed;
+    TE_CHECK(o->anchors.empty() || !o->lm.given(), "give --anchors or --anchors-lm, not both");
     if (!o->anchors.empty()) opt.anchors = load_anchors(o->anchors, o->hidden);
 
     const FeatureSet all = load_features(o->features);
-    const Split split = split_train_val(all, o->val_fraction, o->seed);
+    if (o->lm.given()) {
+      opt.anchors = o->lm.anchors(all.labels);
+      TE_CHECK(!hidden->count() || o->hidden == opt.anchors->hidden,
+               "--hidden {} does not match the hidden size {} of {}", o->hidden, opt.anchors->hidden, o->lm.lm);
+      opt.hidden = opt.anchors->hidden;
+    }
+    const Split split = split_train_val(all, o->val_fraction, o->split_seed);
     TE_CHECK(split.train.size() >= 2, "{}: too few features to train on ({} after holding out {})", o->features,
              split.train.size(), split.val.size());
     const FeatureSet train_set = all.subset(split.train);
@@ -126,7 +187,7 @@ void add_train(CLI::App& group) {
     });
     model.split.features = o->features;
     model.split.fraction = o->val_fraction;
-    model.split.seed = o->seed;
+    model.split.seed = o->split_seed;
     for (int64_t i : split.val) model.split.files.push_back(all.files[i]);
     model.save(o->out);
 
@@ -150,8 +211,9 @@ void add_train(CLI::App& group) {
 
 void add_eval(CLI::App& group) {
   struct Opts {
-    std::string model, features, split = "all", labels;
+    std::string model, features, split = "all", labels, anchors;
     bool json = false;
+    LmAnchorOptions lm;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = group.add_subcommand("eval", "top-1 accuracy, confusion matrix and per-class F1 on labelled features");
@@ -163,12 +225,16 @@ void add_eval(CLI::App& group) {
                   "train: the others")
       ->check(CLI::IsMember({"all", "val", "train"}));
   cmd->add_option("--labels", o->labels, "comma-separated subset of the model's labels to choose among");
+  cmd->add_option("--anchors", o->anchors, "replace the label set: safetensors with `anchors` [L, H] + `labels`");
+  o->lm.add_to(cmd);
   cmd->add_flag("--json", o->json,
                 "print one JSON object: accuracy, n, labels, confusion (rows = true), per_class, macro_f1");
   cmd->callback([o] {
     ProjectorModel model = ProjectorModel::load(o->model);
-    if (!o->labels.empty()) restrict_labels(model, split_commas(o->labels));
     const FeatureSet all = load_features(o->features, model.input_dim());
+    if (!o->anchors.empty()) use_anchors(model, load_anchors(o->anchors), o->anchors);
+    if (o->lm.given()) use_anchors(model, o->lm.anchors(all.labels), o->lm.lm);
+    if (!o->labels.empty()) restrict_labels(model, split_commas(o->labels));
     FeatureSet set = select_split(all, model, o->split, o->model);
     const Evaluation e = evaluate_set(model, std::move(set));
     if (o->json) {
@@ -187,24 +253,28 @@ void add_classify(CLI::App& group) {
     std::vector<std::string> files;
     int64_t top_k = 3;
     bool json = false;
+    LmAnchorOptions lm;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = group.add_subcommand("classify", "classify feature files by their nearest label anchor");
   cmd->add_option("--model", o->model, "projector model (.safetensors)")->required();
   cmd->add_option("--top-k", o->top_k, "labels to list per file, best first")->check(CLI::PositiveNumber);
-  cmd->add_option("--labels", o->labels, "comma-separated subset of the labels to choose among");
+  cmd->add_option("--labels", o->labels,
+                  "comma-separated labels to choose among: a subset of the model's, or any with --anchors-lm");
   cmd->add_option("--anchors", o->anchors,
                   "replace the label set: safetensors with `anchors` [L, H] + metadata `labels` (open taxonomy)");
+  o->lm.add_to(cmd);
   cmd->add_flag("--json", o->json, "print one JSON object {labels, results: [{file, predicted, top: [...]}]}");
   cmd->add_option("files", o->files, "feature files (.pt with one [D] tensor) or feature shards (.safetensors)")
       ->required();
   cmd->callback([o] {
     ProjectorModel model = ProjectorModel::load(o->model);
-    if (!o->anchors.empty()) {
-      AnchorSet a = load_anchors(o->anchors, model.hidden_dim());
-      model.set_anchors(std::move(a.labels), std::move(a.rows));
+    if (!o->anchors.empty()) use_anchors(model, load_anchors(o->anchors), o->anchors);
+    if (o->lm.given()) {
+      use_anchors(model, o->lm.anchors(o->labels.empty() ? model.labels() : split_commas(o->labels)), o->lm.lm);
+    } else if (!o->labels.empty()) {
+      restrict_labels(model, split_commas(o->labels));
     }
-    if (!o->labels.empty()) restrict_labels(model, split_commas(o->labels));
     const int64_t D = model.input_dim();
     std::vector<std::string> names;
     std::vector<float> x;
@@ -271,6 +341,22 @@ void add_import(CLI::App& group) {
   });
 }
 
+void add_anchors(CLI::App& group) {
+  struct Opts {
+    std::string labels, out;
+    LmAnchorOptions lm;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = group.add_subcommand("anchors", "write label anchors from an LM's input embeddings (for --anchors)");
+  cmd->add_option("--labels", o->labels, "comma-separated label names")->required();
+  cmd->add_option("--out", o->out, "output .safetensors (`anchors` [L, H], metadata `labels`)")->required();
+  o->lm.add_to(cmd);
+  cmd->callback([o] {
+    TE_CHECK(o->lm.given(), "projector anchors: --anchors-lm is required");
+    save_anchors(o->out, o->lm.anchors(split_commas(o->labels)));
+  });
+}
+
 const CommandRegistration kProjector("projector", [](CLI::App& root) {
   auto* group = root.add_subcommand("projector", "TinyEmo's Metric Projector: train, evaluate, classify, import");
   group->require_subcommand(1);
@@ -278,6 +364,7 @@ const CommandRegistration kProjector("projector", [](CLI::App& root) {
   add_eval(*group);
   add_classify(*group);
   add_import(*group);
+  add_anchors(*group);
 });
 
 }  // namespace

@@ -296,29 +296,4 @@ void save_anchors(const fs::path& path, const AnchorSet& anchors) {
                     {{"labels", nlohmann::json(anchors.labels).dump()}});
 }
 
-AnchorSet anchors_from_embeddings(const Tensor& embeddings, const std::vector<std::string>& labels,
-                                  const std::vector<std::vector<int32_t>>& token_ids) {
-  TE_CHECK(embeddings.ndim() == 2, "embedding table must be 2-D, got {}", shape_str(embeddings.shape()));
-  TE_CHECK(labels.size() == token_ids.size(), "{} labels but {} token lists", labels.size(), token_ids.size());
-  const int64_t V = embeddings.dim(0), H = embeddings.dim(1);
-  AnchorSet a;
-  a.labels = labels;
-  a.hidden = H;
-  a.rows.assign(labels.size() * static_cast<size_t>(H), 0.0f);
-  std::vector<float> row(static_cast<size_t>(H));
-  const size_t row_bytes = dtype_bytes(embeddings.dtype(), H);
-  for (size_t l = 0; l < labels.size(); ++l) {
-    TE_CHECK(!token_ids[l].empty(), "label \"{}\": its grounding text has no tokens", labels[l]);
-    std::vector<double> sum(static_cast<size_t>(H), 0.0);
-    for (int32_t id : token_ids[l]) {
-      TE_CHECK(id >= 0 && id < V, "label \"{}\": token id {} outside the embedding table ({} rows)", labels[l], id, V);
-      convert(embeddings.dtype(), static_cast<const char*>(embeddings.raw()) + id * row_bytes, DType::F32, row.data(),
-              H);
-      for (int64_t h = 0; h < H; ++h) sum[h] += row[h];
-    }
-    for (int64_t h = 0; h < H; ++h) a.rows[l * H + h] = static_cast<float>(sum[h] / token_ids[l].size());
-  }
-  return a;
-}
-
 }  // namespace tinyemo::projector

@@ -113,8 +113,11 @@ class ProjectorModel {
   std::vector<float> anchors_;
 };
 
-// Label anchors from a safetensors file: tensor `anchors` [L, H] (or the only
-// tensor in the file) and metadata `labels`. `expected_hidden` > 0 checks H.
+// Label anchors, one row per label. From a safetensors file: tensor
+// `anchors` [L, H] (or the only tensor in the file) and metadata `labels`;
+// `expected_hidden` > 0 checks H. LM-derived anchors (TinyEmo: the mean of
+// the LM's input-embedding rows of a grounding text's tokens, BOS included)
+// come from lm::label_anchor, filled in by the CLI (`--anchors-lm`).
 struct AnchorSet {
   std::vector<std::string> labels;
   std::vector<float> rows;  // [L, H]
@@ -122,11 +125,5 @@ struct AnchorSet {
 };
 AnchorSet load_anchors(const std::filesystem::path& path, int64_t expected_hidden = 0);
 void save_anchors(const std::filesystem::path& path, const AnchorSet& anchors);
-
-// The hook for LM-derived anchors (TinyEmo's LLM.get_embds): the anchor of a
-// label is the mean of the LM's input-embedding rows of its grounding text's
-// tokens (BOS included). `embeddings` [V, H] any float dtype; token ids per label.
-AnchorSet anchors_from_embeddings(const Tensor& embeddings, const std::vector<std::string>& labels,
-                                  const std::vector<std::vector<int32_t>>& token_ids);
 
 }  // namespace tinyemo::projector
