@@ -44,6 +44,7 @@ nlohmann::json pair_json(const AuditResult& r, const PairResult& p) {
     j["label_rate"] = json_number(p.label_rate);
     j["label_rate_rest"] = json_number(p.label_rate_rest);
     j["conditional"] = {{"effect", json_number(p.conditional_effect)},
+                        {"effect_ci", interval(p.conditional_effect_ci)},
                         {"p_value", json_number(p.conditional.p_value)},
                         {"p_adjusted", json_number(p.conditional.p_adjusted)},
                         {"z", json_number(p.conditional.z)},

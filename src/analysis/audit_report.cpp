@@ -87,22 +87,24 @@ std::string flag_html(const json& f, size_t rank) {
        "<th>z</th><th>attribution</th></tr>";
   s += fmt::format("<tr><td class=\"t\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1f}</td><td>{}</td></tr>",
                    conditional ? "within-label permutation (MH risk difference)" : "group-label permutation",
-                   pts(num(f, "effect")), conditional ? "" : ci_text(e["effect_ci"]), pval(num(f, "p_value")),
+                   pts(num(f, "effect")), ci_text(conditional ? e["conditional"]["effect_ci"] : e["effect_ci"]),
+                   pval(num(f, "p_value")),
                    pval(num(f, "p_adjusted")), num(f, "z"),
                    f.contains("attribution") ? escape(f["attribution"].get<std::string>()) : "");
   s += "</table>";
-  if (e.contains("label_rate")) {
+  // Conditional flags' explanations already give the recall and the CMH test.
+  if (!conditional && e.contains("label_rate")) {
     s += fmt::format("<p class=\"muted\">Recall of \"{}\" in the group: {} vs {} elsewhere (gap {} points {}); "
-                     "CMH X&sup2; = {:.2f} (p = {}) for predicting \"{}\" given the true label.",
+                     "CMH X&sup2; = {:.2f} (p = {}) for predicting \"{}\" given the true label.</p>",
                      escape(e["emotion"].get<std::string>()), pct(num(e, "recall")), pct(num(e, "recall_rest")),
                      pts(num(e, "recall_gap")), ci_text(e["recall_gap_ci"]), num(e["conditional"], "cmh_statistic"),
                      pval(num(e["conditional"], "cmh_p_value")), escape(e["emotion"].get<std::string>()));
-  } else {
+  } else if (!conditional) {
     s += fmt::format("<p class=\"muted\">{} of the group's images predicted \"{}\". No true labels were given, so "
-                     "the audit cannot tell whether the data or the model make the difference.",
+                     "the audit cannot tell whether the data or the model make the difference.</p>",
                      e["count"].dump(), escape(e["emotion"].get<std::string>()));
   }
-  return s + "</p></div>";
+  return s + "</div>";
 }
 
 html::HeatMap effect_map(const json& j, const std::string& kind) {

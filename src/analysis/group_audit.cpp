@@ -196,27 +196,34 @@ struct Tallies {
   std::vector<double> true_count;   // [g][e]
   std::vector<double> true_correct; // [g][e]
   std::vector<double> size;         // [g]
+  CountTable3 by_label;             // [true label][g][predicted]
   Tallies(int G, int L)
       : predicted(static_cast<size_t>(G) * L), correct(G), labelled(G), true_count(static_cast<size_t>(G) * L),
-        true_correct(static_cast<size_t>(G) * L), size(G) {}
+        true_correct(static_cast<size_t>(G) * L), size(G), by_label(static_cast<size_t>(L) * G * L), G_(G) {}
   void add(int g, int pred, int truth, int L) {
     size[g] += 1.0;
     predicted[g * L + pred] += 1.0;
     if (truth < 0) return;
     labelled[g] += 1.0;
     true_count[g * L + truth] += 1.0;
+    by_label[(static_cast<size_t>(truth) * G_ + g) * L + pred] += 1.0;
     if (pred == truth) {
       correct[g] += 1.0;
       true_correct[g * L + truth] += 1.0;
     }
   }
+
+ private:
+  int G_;
 };
 
 // Statistics with bootstrap intervals, as a flat vector: [G*L effects,
-// G accuracies, G accuracy gaps, G*L recall gaps].
+// G accuracies, G accuracy gaps, G*L recall gaps, G*L conditional effects].
+constexpr int num_bootstrap_statistics(int G, int L) { return 3 * G * L + 2 * G; }
+
 std::vector<double> bootstrap_statistics(const Tallies& t, int G, int L) {
   std::vector<double> out;
-  out.reserve(2 * G * L + 2 * G);
+  out.reserve(num_bootstrap_statistics(G, L));
   const double n = std::accumulate(t.size.begin(), t.size.end(), 0.0);
   const double labelled = std::accumulate(t.labelled.begin(), t.labelled.end(), 0.0);
   const double correct = std::accumulate(t.correct.begin(), t.correct.end(), 0.0);
@@ -239,6 +246,10 @@ std::vector<double> bootstrap_statistics(const Tallies& t, int G, int L) {
     for (int e = 0; e < L; ++e)
       out.push_back(ratio(t.true_correct[g * L + e], t.true_count[g * L + e]) -
                     ratio(true_correct_total[e] - t.true_correct[g * L + e], true_total[e] - t.true_count[g * L + e]));
+  // Mantel-Haenszel risk differences, with this resample's stratum margins.
+  std::vector<double> conditional(G * L + 1);
+  ConditionalDifferences(t.by_label, L, G, L)(t.by_label, conditional.data());
+  out.insert(out.end(), conditional.begin(), conditional.begin() + G * L);
   return out;
 }
 
@@ -248,7 +259,7 @@ std::vector<Interval> bootstrap_intervals(const Prepared& p, const AuditData& d,
   const int G = p.num_groups, L = p.num_labels;
   std::vector<std::vector<int64_t>> members(G);
   for (int64_t i = 0; i < p.n; ++i) members[p.group[i]].push_back(i);
-  const int num_stats = 2 * G * L + 2 * G;
+  const int num_stats = num_bootstrap_statistics(G, L);
   std::vector<double> samples(static_cast<size_t>(o.bootstrap) * num_stats);
   parallel_for(o.bootstrap, 16, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
@@ -309,10 +320,11 @@ void describe_flags(AuditResult& r, const std::vector<std::string>& group_names)
       }
     } else {
       f.explanation = fmt::format(
-          "Among images with the same true label, group \"{}\" is predicted \"{}\" {} more often than the other "
-          "images (Mantel-Haenszel risk difference; within-label permutation p = {:.3g}, BH-adjusted p = {:.3g}; "
-          "CMH X^2 = {:.2f}, p = {:.3g}).",
-          group, emotion, points(pr.conditional_effect), pr.conditional.p_value, pr.conditional.p_adjusted,
+          "Among images with the same true label, group \"{}\" is predicted \"{}\" {:.1f} points {} often than the "
+          "other images (Mantel-Haenszel risk difference{}; within-label permutation p = {:.3g}, BH-adjusted p = "
+          "{:.3g}; CMH X^2 = {:.2f}, p = {:.3g}).",
+          group, emotion, 100.0 * std::fabs(pr.conditional_effect), pr.conditional_effect >= 0 ? "more" : "less",
+          interval_text(pr.conditional_effect_ci, level), pr.conditional.p_value, pr.conditional.p_adjusted,
           pr.cmh.statistic, pr.cmh.p_value);
       if (pr.n_true > 0) {
         f.explanation += fmt::format(" Recall of \"{}\": {} in the group ({} images) vs {} elsewhere, gap {}{}.",
@@ -487,7 +499,10 @@ AuditResult run_group_audit(const AuditData& d, const AuditOptions& o) {
     for (int g = 0; g < G; ++g) {
       for (int e = 0; e < L; ++e) {
         r.pairs[g * L + e].effect_ci = ci[g * L + e];
-        if (r.has_labels) r.pairs[g * L + e].recall_gap_ci = ci[G * L + 2 * G + g * L + e];
+        if (r.has_labels) {
+          r.pairs[g * L + e].recall_gap_ci = ci[G * L + 2 * G + g * L + e];
+          r.pairs[g * L + e].conditional_effect_ci = ci[2 * G * L + 2 * G + g * L + e];
+        }
       }
       if (r.has_labels) {
         r.groups[g].accuracy_ci = ci[G * L + g];
@@ -504,8 +519,9 @@ AuditResult run_group_audit(const AuditData& d, const AuditOptions& o) {
                          pr.evidence.p_adjusted, pr.evidence.z, "", ""});
     }
     if (r.has_labels && pr.conditional.p_adjusted < o.alpha && std::fabs(pr.conditional_effect) > o.min_effect) {
+      // Given the true label, a difference is the model's by construction.
       r.flags.push_back({"conditional_on_label", static_cast<int>(i), pr.conditional_effect, pr.conditional.p_value,
-                         pr.conditional.p_adjusted, pr.conditional.z, "", ""});
+                         pr.conditional.p_adjusted, pr.conditional.z, "model", ""});
     }
   }
   std::stable_sort(r.flags.begin(), r.flags.end(), [](const Flag& a, const Flag& b) {

@@ -90,6 +90,7 @@ struct PairResult {
   double label_rate = 0.0;       // share of the group whose true label is the emotion
   double label_rate_rest = 0.0;
   double conditional_effect = 0.0;  // MH risk difference across true-label strata
+  Interval conditional_effect_ci;
   PermutationEvidence conditional;  // within-stratum permutation test of conditional_effect
   MantelHaenszelTest cmh;           // analytic companion (CMH chi-square, 1 df)
   int64_t n_true = 0;               // images of the group whose true label is the emotion
@@ -106,7 +107,9 @@ struct Flag {
   double p_value = 1.0;
   double p_adjusted = 1.0;
   double z = 0.0;
-  std::string attribution;  // prediction_rate with labels: "model", "data" or "undetermined"; else ""
+  // prediction_rate with labels: "model", "data" or "undetermined"; conditional_on_label: "model";
+  // without labels: "" (the audit cannot tell).
+  std::string attribution;
   std::string explanation;  // one sentence with the numbers
 };
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fmt/format.h>
 
 #include "analysis/audit_json.h"
 #include "analysis/rng.h"
@@ -25,7 +26,7 @@ struct Synthetic {
     data.labels = kLabels;
     Rng rng(seed);
     for (size_t g = 0; g < label_mix.size(); ++g) {
-      data.groups.push_back("g" + std::to_string(g));
+      data.groups.push_back(fmt::format("g{}", g));
       for (int i = 0; i < n; ++i) {
         double u = rng.uniform();
         int truth = 0;
