@@ -147,5 +147,19 @@ TEST(SentencePieceTokenizer, CorruptModelsAreRefusedNamingTheFile) {
   expect_load_error(dir / "missing.model");
 }
 
+TEST(SentencePieceTokenizer, ModelWithAPieceStartingWithNulIsRefused) {
+  // Found by fuzz/tokenizer_model_fuzz.cpp: libsentencepiece's trie (darts-clone)
+  // throws "zero-length key" for a piece starting with NUL instead of returning a
+  // status. ModelProto pieces {"<unk>", UNKNOWN}, {"\0a", NORMAL}, {"a", NORMAL},
+  // written out as protobuf.
+  const std::string proto("\x0a\x09\x0a\x05<unk>\x18\x02"
+                          "\x0a\x06\x0a\x02\x00" "a\x18\x01"
+                          "\x0a\x05\x0a\x01" "a\x18\x01",
+                          26);
+  testing::TempDir dir;
+  write_file_atomic(dir / "nul_piece.model", proto);
+  expect_load_error(dir / "nul_piece.model");
+}
+
 }  // namespace
 }  // namespace tinyemo

@@ -11,7 +11,14 @@ namespace tinyemo {
 
 SentencePieceTokenizer::SentencePieceTokenizer(std::string_view model_bytes, const std::string& source)
     : source_(source), processor_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
-  const auto status = processor_->LoadFromSerializedProto(model_bytes);
+  sentencepiece::util::Status status;
+  try {
+    status = processor_->LoadFromSerializedProto(model_bytes);
+  } catch (const std::exception& e) {
+    // The library reports some corrupt models by throwing (e.g. darts-clone's
+    // trie builder on an empty piece) rather than through its status.
+    fail("{}: not a valid SentencePiece model ({})", source_, e.what());
+  }
   TE_CHECK(status.ok(), "{}: not a valid SentencePiece model ({})", source_, status.ToString());
   TE_CHECK(processor_->GetPieceSize() > 0, "{}: the SentencePiece model has no pieces", source_);
   for (int id = 0; id < processor_->GetPieceSize(); ++id) {
