@@ -4,11 +4,14 @@
 // Compared with TinyEmo's PyTorch trainer on the same work (tools/
 // tinyemo_reference_train.py --bench; 15.6 s in the issue) and against the
 // physical limit: the matmul FLOPs counted exactly over the measured f32 peak.
-// Usage: projector_train_bench [threads] [features_dir]  (default: 2 threads,
-// synthetic features of the same shape). Prints one JSON object.
+// Usage: projector_train_bench [threads] [features_dir] [--once]  (default: 2
+// threads, synthetic features of the same shape). Prints one JSON object.
+// --once: a single training run and nothing else, for whole-process timing
+// against the PyTorch script (e.g. paired runs with /usr/bin/time).
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "bench_util.h"
 #include "core/thread_pool.h"
@@ -46,15 +49,24 @@ FeatureSet synthetic_features() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  const bool once = std::erase(args, "--once") > 0;
+  const int threads = !args.empty() ? std::atoi(args[0].c_str()) : 2;
   set_num_threads(threads);
-  const FeatureSet data = argc > 2 ? load_features(argv[2], kD) : synthetic_features();
+  const FeatureSet data = args.size() > 1 ? load_features(args[1], kD) : synthetic_features();
   TE_CHECK(data.size() == kN, "{}: expected {} features, got {}", data.source, kN, data.size());
 
   TrainOptions o = TrainOptions::for_recipe(Recipe::TinyEmo);
   o.hidden = kH;
   o.epochs = kEpochs;
   o.batch = kBatch;
+  if (once) {
+    const double t0 = bench::now_seconds();
+    train_projector(data, o);
+    std::printf("{\"benchmark\": \"projector_train\", \"once\": true, \"threads\": %d, \"seconds\": %.4f}\n", threads,
+                bench::now_seconds() - t0);
+    return 0;
+  }
   const double seconds = bench::median_seconds(3, [&] { train_projector(data, o); });
 
   // Matmul FLOPs per optimiser step, exactly as executed: forward x W1^T and

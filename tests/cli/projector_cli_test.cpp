@@ -244,6 +244,16 @@ TEST(ProjectorCli, BadImportInputs) {
   EXPECT_FALSE(fs::exists(tmp / "m.safetensors"));
 }
 
+TEST(ProjectorCli, FixedAnchorsMustCoverTheLabels) {
+  testing::TempDir tmp;
+  write_clusters(tmp / "features", 4, 8);
+  const fs::path anchors = tmp / "anchors.safetensors";
+  write_safetensors(anchors, {{"anchors", Tensor::zeros(DType::F32, {2, 16})}}, {{"labels", R"(["anger","fear"])"}});
+  expect_failure_naming({"projector", "train", "--features", (tmp / "features").string(), "--out",
+                         (tmp / "m.safetensors").string(), "--hidden", "16", "--anchors", anchors.string()},
+                        anchors.string());
+}
+
 TEST(ProjectorCli, HeldOutSplitNeedsTheModelsFiles) {
   ImportedModel m;  // an imported model records no held-out files
   m.write_features(m.tmp / "features", 6);

@@ -168,6 +168,12 @@ void add_train(CLI::App& group) {
     if (!o->anchors.empty()) opt.anchors = load_anchors(o->anchors, o->hidden);
 
     const FeatureSet all = load_features(o->features);
+    if (opt.anchors) {
+      for (const auto& label : all.labels) {
+        TE_CHECK(std::find(opt.anchors->labels.begin(), opt.anchors->labels.end(), label) != opt.anchors->labels.end(),
+                 "{}: no anchor for label \"{}\" of {}", o->anchors, label, o->features);
+      }
+    }
     if (o->lm.given()) {
       opt.anchors = o->lm.anchors(all.labels);
       TE_CHECK(!hidden->count() || o->hidden == opt.anchors->hidden,
