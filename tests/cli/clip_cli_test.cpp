@@ -191,8 +191,9 @@ std::filesystem::path write_projector(const testing::TempDir& dir) {
   projector::ProjectorConfig config;
   config.dims = {48, 16};
   projector::ProjectorModel model(config, {"anger", "joy", "fear"});
-  projector::MlpWeights& w = model.member(0);
+  projector::MlpWeights w(model.layout());
   for (size_t i = 0; i < w.params.size(); ++i) w.params[i] = 0.3f * std::sin(0.7f * static_cast<float>(i) + 0.1f);
+  model.set_members({w});
   std::vector<float> anchors(3 * 16);
   for (size_t i = 0; i < anchors.size(); ++i) anchors[i] = std::cos(1.3f * static_cast<float>(i));
   model.set_anchors({"anger", "joy", "fear"}, anchors);
