@@ -156,10 +156,7 @@ __attribute__((noinline)) float sum_floats(const float* p, int64_t n) {
 // of L3 are not a thing on the machines tinyemo targets).
 constexpr size_t kBandwidthBytes = size_t{256} << 20;
 
-struct AlignedFree {
-  void operator()(float* p) const { std::free(p); }
-};
-using Buffer = std::unique_ptr<float, AlignedFree>;
+using Buffer = std::unique_ptr<float, BandwidthProbe::FreeBuffer>;
 
 Buffer filled_buffer(size_t bytes) {
   Buffer b(static_cast<float*>(std::aligned_alloc(64, bytes)));
@@ -188,36 +185,52 @@ double peak_gflops(PeakKind kind, int threads) {
   return best;
 }
 
-double measure_read_bandwidth(int threads) {
-  threads = resolve_threads(threads);
-  const Buffer buf = filled_buffer(kBandwidthBytes);
+void BandwidthProbe::FreeBuffer::operator()(float* p) const { std::free(p); }
+
+BandwidthProbe::BandwidthProbe(int threads)
+    : threads_(resolve_threads(threads)), src_(filled_buffer(kBandwidthBytes)), dst_(filled_buffer(kBandwidthBytes)) {}
+
+BandwidthProbe::~BandwidthProbe() = default;
+
+double BandwidthProbe::read() {
+  const int threads = threads_;
+  const float* buf = src_.get();
   const int64_t n = static_cast<int64_t>(kBandwidthBytes / sizeof(float));
   double best = 0.0;
   for (int rep = 0; rep < 6; ++rep) {
     std::vector<float> sink(static_cast<size_t>(threads));
     const double t = time_on_threads(threads, [&](int th) {
       const int64_t begin = n * th / threads / 64 * 64, end = n * (th + 1) / threads / 64 * 64;
-      sink[th] = sum_floats(buf.get() + begin, end - begin);
+      sink[th] = sum_floats(buf + begin, end - begin);
     });
     best = std::max(best, kBandwidthBytes / t / 1e9);
   }
   return best;
 }
 
-double measure_copy_bandwidth(int threads) {
-  threads = resolve_threads(threads);
-  const Buffer src = filled_buffer(kBandwidthBytes), dst = filled_buffer(kBandwidthBytes);
+double BandwidthProbe::copy() {
+  const int threads = threads_;
   double best = 0.0;
   for (int rep = 0; rep < 6; ++rep) {
     const double t = time_on_threads(threads, [&](int th) {
       const size_t begin = kBandwidthBytes * th / threads / 64 * 64;
       const size_t end = kBandwidthBytes * (th + 1) / threads / 64 * 64;
-      std::memcpy(reinterpret_cast<char*>(dst.get()) + begin, reinterpret_cast<const char*>(src.get()) + begin,
+      std::memcpy(reinterpret_cast<char*>(dst_.get()) + begin, reinterpret_cast<const char*>(src_.get()) + begin,
                   end - begin);
     });
     best = std::max(best, 2.0 * kBandwidthBytes / t / 1e9);
   }
   return best;
+}
+
+double measure_read_bandwidth(int threads) {
+  BandwidthProbe probe(threads);
+  return probe.read();
+}
+
+double measure_copy_bandwidth(int threads) {
+  BandwidthProbe probe(threads);
+  return probe.copy();
 }
 
 }  // namespace tinyemo

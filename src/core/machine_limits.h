@@ -3,6 +3,8 @@
 // their speed as a fraction of these, measured in the same run.
 #pragma once
 
+#include <memory>
+
 namespace tinyemo {
 
 // What one "operation" is for peak_gflops: an f32 FMA lane (2 flops), a
@@ -21,5 +23,28 @@ double peak_gflops(PeakKind kind = PeakKind::F32Fma, int threads = 0);
 // copy: bytes loaded + stored per second (memcpy, STREAM "copy" convention).
 double measure_read_bandwidth(int threads = 0);
 double measure_copy_bandwidth(int threads = 0);
+
+// The two bandwidth measurements above, repeatable without re-allocating and
+// faulting in their buffers (512 MB, held until destruction): benchmarks probe
+// several times interleaved with their timed work, because a shared VM's
+// bandwidth drifts within a run (docs/lm.md "Speed").
+class BandwidthProbe {
+ public:
+  explicit BandwidthProbe(int threads = 0);
+  ~BandwidthProbe();
+  BandwidthProbe(const BandwidthProbe&) = delete;
+  BandwidthProbe& operator=(const BandwidthProbe&) = delete;
+
+  double read();  // GB/s, as measure_read_bandwidth
+  double copy();  // GB/s, as measure_copy_bandwidth
+
+  struct FreeBuffer {
+    void operator()(float* p) const;
+  };
+
+ private:
+  int threads_;
+  std::unique_ptr<float, FreeBuffer> src_, dst_;
+};
 
 }  // namespace tinyemo

@@ -2,6 +2,8 @@
 // including the refusals of bad models, ids, prompts and files.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "../lm/tokenizer_spm_training.h"
@@ -142,6 +144,18 @@ TEST(LmCli, BenchPrintsTheContractFields) {
     EXPECT_GT(j[k].get<double>(), 0.0) << k;
   }
   EXPECT_EQ(j["arch"], "openelm-270m");
+  // Bandwidth probed before the prefill and after each decode chunk (2 tokens: 2 chunks); the bound is the
+  // best copy probe, the read bound the best read probe.
+  ASSERT_EQ(j["copy_bandwidth_probes_gb_s"].size(), 3u);
+  ASSERT_EQ(j["read_bandwidth_probes_gb_s"].size(), 3u);
+  ASSERT_EQ(j["decode_chunk_tokens_per_s"].size(), 2u);
+  double best_copy = 0.0;
+  for (const auto& p : j["copy_bandwidth_probes_gb_s"]) best_copy = std::max(best_copy, p.get<double>());
+  EXPECT_EQ(j["copy_bandwidth_gb_s"].get<double>(), best_copy);
+  const double bytes = j["weight_bytes_per_token"].get<double>(), tps = j["decode_tokens_per_s"].get<double>();
+  EXPECT_NEAR(j["decode_fraction_of_bound"].get<double>(), tps * bytes / (best_copy * 1e9), 1e-9);
+  EXPECT_NEAR(j["decode_fraction_of_read_bound"].get<double>(),
+              tps * bytes / (j["read_bandwidth_gb_s"].get<double>() * 1e9), 1e-9);
   expect_failure(run_cli({"lm", "bench", "--arch", "gpt-5", "--random-weights", "--json"}), "gpt-5");
   expect_failure(run_cli({"lm", "bench", "--arch", "phi-2", "--random-weights", "--dtype", "q2_k"}), "--dtype");
 }
