@@ -1,7 +1,6 @@
-// The projector's random numbers: one small generator whose output is fully
-// specified here (xoshiro256** seeded through splitmix64), so a `--seed`
-// gives the same model on every compiler and standard library (std::
-// distributions are implementation-defined).
+// The projector's random numbers: core's fully specified xoshiro256** plus the
+// ranges and distributions training needs, so a `--seed` gives the same model
+// on every compiler and standard library.
 #pragma once
 
 #include <cmath>
@@ -9,34 +8,14 @@
 #include <utility>
 #include <vector>
 
+#include "core/rng.h"
+
 namespace tinyemo::projector {
 
-class Rng {
+class Rng : public Xoshiro256StarStar {
  public:
-  explicit Rng(uint64_t seed) {
-    for (auto& s : state_) {
-      seed += 0x9e3779b97f4a7c15ull;
-      uint64_t z = seed;
-      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-      s = z ^ (z >> 31);
-    }
-  }
+  explicit Rng(uint64_t seed) : Xoshiro256StarStar(seed) {}
 
-  uint64_t next() {
-    const uint64_t result = rotl(state_[1] * 5, 7) * 9;
-    const uint64_t t = state_[1] << 17;
-    state_[2] ^= state_[0];
-    state_[3] ^= state_[1];
-    state_[1] ^= state_[2];
-    state_[0] ^= state_[3];
-    state_[2] ^= t;
-    state_[3] = rotl(state_[3], 45);
-    return result;
-  }
-
-  // Uniform in [0, 1) with 53 random bits.
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
   // Uniform integer in [0, n) (n > 0), without modulo bias.
   uint64_t below(uint64_t n) {
     const uint64_t limit = -n % n;  // 2^64 mod n
@@ -66,8 +45,6 @@ class Rng {
   }
 
  private:
-  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  uint64_t state_[4];
   double spare_ = 0.0;
   bool has_spare_ = false;
 };
