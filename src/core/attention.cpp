@@ -23,6 +23,9 @@ namespace {
 // Query rows per task: bounds the score buffer (rows x kv_len floats).
 constexpr int64_t kQueryBlock = 256;
 
+// Decode reads the whole K/V cache on one thread below this many bytes.
+constexpr int64_t kMinParallelCacheBytes = 64 << 10;
+
 void check_shape(const AttentionShape& s) {
   TE_CHECK(s.n_heads > 0 && s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0,
            "attention: {} query heads are not a multiple of {} key/value heads", s.n_heads, s.n_kv_heads);
@@ -79,10 +82,16 @@ void attention(const AttentionShape& s, float scale, const float* q, int64_t q_s
   if (s.q_len == 1) {
     // Decode: the `group` query heads of a key/value head are consecutive
     // columns of the single query row: one GEMM of `group` rows per kv head.
-    thread_pool().run(s.n_kv_heads, [&](int64_t kvh, int) {
-      const int64_t h0 = kvh * group;
-      attend_block(s, scale, group, 0, q + h0 * d, d, k + kvh * d, k_stride, v + kvh * d, v_stride,
-                   out + h0 * d, d, /*all_rows_same_query=*/true);
+    // A small cache (tiny models, short contexts) is read on the calling
+    // thread: forking the pool would cost more than the work.
+    const int64_t cache_bytes = 2 * s.n_kv_heads * s.kv_len * d * static_cast<int64_t>(sizeof(float));
+    const int64_t tasks = cache_bytes < kMinParallelCacheBytes ? 1 : s.n_kv_heads;
+    thread_pool().run(tasks, [&](int64_t task, int) {
+      for (int64_t kvh = s.n_kv_heads * task / tasks; kvh < s.n_kv_heads * (task + 1) / tasks; ++kvh) {
+        const int64_t h0 = kvh * group;
+        attend_block(s, scale, group, 0, q + h0 * d, d, k + kvh * d, k_stride, v + kvh * d, v_stride,
+                     out + h0 * d, d, /*all_rows_same_query=*/true);
+      }
     });
     return;
   }

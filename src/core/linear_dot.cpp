@@ -23,31 +23,48 @@ namespace tinyemo::detail {
 
 namespace {
 
-constexpr int64_t kRowsPerTile = 4;  // weight rows per inner kernel call
-constexpr int64_t kMaxDotRows = 4;   // activation rows per inner kernel call (more: another pass over L2)
+constexpr int64_t kMaxDotRows = 4;  // activation rows per inner kernel call (more: another pass over L2)
 
 #if TINYEMO_AVX512
 
+// Weight rows per inner kernel call for S activation rows. The rows of a tile
+// are read side by side, so the tile's height is the number of memory streams
+// (and prefetches) a core keeps in flight: on the Zen 5 VM 8 rows decode
+// 1.1-1.4x faster than 4, 16 no faster than 8 (docs/kernels.md). With more
+// activation rows, 8 x S accumulators would not fit in the 32 registers.
+template <int S>
+constexpr int64_t tile_rows() {
+  return S == 1 ? 8 : 4;
+}
+constexpr int64_t kRowsPerTask = 8;  // task boundaries: a multiple of every tile_rows
+
 // Weight rows [n0, n1) for each thread task: enough tasks to balance a shared
-// machine, few enough that the per-task overhead stays small.
-int64_t task_rows(int64_t N) {
+// machine, few enough that the per-task overhead stays small, and at least
+// kMinTaskBytes of weights each, so that small matrices (the test models'
+// 48-wide layers) run on the calling thread without forking the pool.
+constexpr int64_t kMinTaskBytes = 64 << 10;
+
+int64_t task_rows(int64_t N, int64_t row_bytes) {
   const int64_t want_tasks = 4 * num_threads();
-  return std::max<int64_t>(32, (N + want_tasks - 1) / want_tasks + kRowsPerTile - 1) / kRowsPerTile * kRowsPerTile;
+  const int64_t min_rows = std::max<int64_t>(32, kMinTaskBytes / std::max<int64_t>(1, row_bytes));
+  return std::max<int64_t>(min_rows, (N + want_tasks - 1) / want_tasks + kRowsPerTask - 1) / kRowsPerTask *
+         kRowsPerTask;
 }
 
 template <class Body>
-void for_row_tasks(int64_t N, Body&& body) {
-  const int64_t rows = task_rows(N);
+void for_row_tasks(int64_t N, int64_t row_bytes, Body&& body) {
+  const int64_t rows = task_rows(N, row_bytes);
   thread_pool().run((N + rows - 1) / rows, [&](int64_t t, int) { body(t * rows, std::min(N, (t + 1) * rows)); });
 }
 
 const char* row_ptr(const BOperand& w, int64_t n) { return static_cast<const char*>(w.data) + n * w.ld; }
 
 // Weight rows [n0, n1) against S activation rows: tile.operator()<R, S>(n, out)
-// computes rows n..n+R-1 into out[s * R + r] (R = kRowsPerTile, or 1 at the
+// computes rows n..n+R-1 into out[s * R + r] (R = tile_rows<S>(), or 1 at the
 // ragged end); y[s][n + r] = out + bias.
 template <int S, class Tile>
 void dot_rows(int64_t n0, int64_t n1, float* y, int64_t ldy, const float* bias, Tile&& tile) {
+  constexpr int64_t kRowsPerTile = tile_rows<S>();
   float out[S * kRowsPerTile];
   auto store = [&](int64_t n, int64_t rows) {
     for (int s = 0; s < S; ++s)
@@ -136,7 +153,7 @@ void dot_tile_float(const BOperand& w, int64_t n0, int64_t K, const float* x, in
 template <DType T>
 void dot_float(const float* x, int64_t M, int64_t ldx, const BOperand& w, int64_t N, int64_t K, const float* bias,
                float* y, int64_t ldy) {
-  for_row_tasks(N, [&](int64_t n0, int64_t n1) {
+  for_row_tasks(N, w.ld, [&](int64_t n0, int64_t n1) {
     for_activation_groups(M, [&]<int S>(int64_t m) {
       const float* xm = x + m * ldx;
       dot_rows<S>(n0, n1, y + m * ldy, ldy, bias,
@@ -333,7 +350,7 @@ void dot_quant(const float* x, int64_t M, int64_t ldx, const BOperand& w, int64_
       static_cast<Activations*>(std::aligned_alloc(64, static_cast<size_t>(M * groups) * sizeof(Activations))));
   TE_CHECK(xq != nullptr, "out of memory quantising {} x {} activations", M, K);
   for (int64_t m = 0; m < M; ++m) quantize_activation_row<G>(x + m * ldx, K, xq.get() + m * groups);
-  for_row_tasks(N, [&](int64_t n0, int64_t n1) {
+  for_row_tasks(N, w.ld, [&](int64_t n0, int64_t n1) {
     for_activation_groups(M, [&]<int S>(int64_t m) {
       const Activations* xm = xq.get() + m * groups;
       dot_rows<S>(n0, n1, y + m * ldy, ldy, bias,
