@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "models/projector/fast_math.h"
 #include "models/projector/mlp.h"
@@ -18,6 +19,19 @@ TEST(ProjectorFastMath, ExpRelativeError) {
   }
   EXPECT_LT(worst, 2e-7);
   EXPECT_EQ(fast::exp(-200.0f), std::exp(-87.3f));  // clamped (and finite) far below
+}
+
+// Non-finite inputs (a corrupt model file's weights, NaN features) stay defined
+// behaviour (UBSan aborts on a NaN-to-int conversion) and NaN propagates.
+TEST(ProjectorFastMath, NonFiniteInputs) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(fast::exp(nan), fast::exp(-inf));
+  EXPECT_EQ(fast::exp(-inf), std::exp(-87.3f));
+  EXPECT_TRUE(std::isfinite(fast::exp(inf)));
+  float value, grad;
+  fast::gelu_with_grad(nan, value, grad);
+  EXPECT_TRUE(std::isnan(value));
+  EXPECT_TRUE(std::isnan(grad));
 }
 
 TEST(ProjectorFastMath, SqrtRelativeErrorAndZero) {

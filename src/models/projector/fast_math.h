@@ -11,9 +11,12 @@
 namespace tinyemo::projector::fast {
 
 // e^x, relative error < 2e-7 for x in [-87, 88] (Cephes expf's range
-// reduction and polynomial); 0 below, clamped above.
+// reduction and polynomial); clamped below and above. NaN takes the lower
+// clamp (the comparisons are written so that it fails them): converting a NaN
+// to int below would be undefined, and callers' own arithmetic on their NaN
+// argument still yields NaN (gelu_with_grad: x * Phi(x)).
 inline float exp(float x) {
-  x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+  x = x > -87.3f ? (x < 88.3f ? x : 88.3f) : -87.3f;
   // n = round(x / ln 2) by the 1.5 * 2^23 trick (no rounding-mode calls).
   constexpr float kShift = 12582912.0f;
   float n = x * 1.44269504088896341f + kShift;
