@@ -29,7 +29,15 @@ for a in "${areas[@]}"; do
   grep -q '__ubsan_handle_' <<<"$symbols" || { echo "sanitize.sh: $bin has no UBSan checks" >&2; exit 1; }
 done
 
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1}
+# GCC 12 places over-aligned locals (64-byte AVX-512 temporaries under -march=native)
+# in ASan's fake stack without their alignment, so detect_stack_use_after_return
+# turns aligned vector moves into SEGVs in correct code (seen in
+# ProjectorGradcheck.LossesFromCosines: vmovdqa64 from a misaligned fake-stack
+# address; fine with the check off, and in the previous build). The check stays on
+# for clang builds (CXX=clang++).
+use_after_return=1
+"${CXX:-g++}" --version | grep -q clang || use_after_return=0
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=$use_after_return:check_initialization_order=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 label=$(IFS='|'; echo "^(${areas[*]})\$")
 ctest --test-dir "$build" -L "$label" -j"$(nproc)" --output-on-failure --timeout 1200
