@@ -38,15 +38,7 @@ double thread_cpu_seconds() {
 // Median thread-CPU seconds of `reps` runs after a warm-up.
 template <class Fn>
 double median_cpu_seconds(int reps, Fn&& fn) {
-  fn();
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    const double t0 = thread_cpu_seconds();
-    fn();
-    t.push_back(thread_cpu_seconds() - t0);
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return bench::median_seconds(reps, fn, thread_cpu_seconds);
 }
 
 std::string read_texts(const std::vector<std::filesystem::path>& files) {
