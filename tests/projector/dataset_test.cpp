@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <limits>
 
 #include "core/dtype.h"
 #include "io/pytorch.h"
@@ -101,6 +102,20 @@ TEST(ProjectorDataset, HostilePickleIsRefusedNamingTheFile) {
   fs::create_directories(tmp / "f" / "joy");
   fs::copy_file(testing::fixture("hostile/os_system.pt"), tmp / "f" / "joy" / "1.pt");
   expect_error_naming([&] { load_features(tmp / "f"); }, (tmp / "f" / "joy" / "1.pt").string());
+}
+
+TEST(ProjectorDataset, NonFiniteFeaturesAreRefusedNamingTheFile) {
+  testing::TempDir tmp;
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  write_feature(tmp / "f" / "joy" / "1.pt", {1, 2});
+  write_feature(tmp / "f" / "joy" / "2.pt", {1, nan});
+  expect_error_naming([&] { load_features(tmp / "f"); }, (tmp / "f" / "joy" / "2.pt").string());
+  write_feature(tmp / "f" / "joy" / "2.pt", {1, 2});
+  FeatureSet set = load_features(tmp / "f");
+  set.features.mutable_data<float>()[3] = -inf;
+  save_feature_shard(tmp / "shard.safetensors", set);
+  expect_error_naming([&] { load_features(tmp / "shard.safetensors"); }, (tmp / "shard.safetensors").string());
+  expect_error_naming([&] { load_features(tmp / "shard.safetensors"); }, "features[1, 1] (joy/2)");
 }
 
 TEST(ProjectorDataset, ShardRoundTripAndSubset) {

@@ -1,6 +1,7 @@
 #include "models/projector/dataset.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -22,6 +23,14 @@ bool is_float_dtype(DType t) { return t == DType::F32 || t == DType::F16 || t ==
   const std::string what = e.what();
   if (what.find(file.string()) != std::string::npos) throw Error(what);
   fail("{}: {}", file.string(), what);
+}
+
+// Index of the first NaN/Inf in v[0, n), or -1. A non-finite feature would
+// train a NaN model or classify as whatever label comes first, silently.
+int64_t first_non_finite(const float* v, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(v[i])) return i;
+  return -1;
 }
 
 }  // namespace
@@ -59,7 +68,11 @@ std::vector<float> load_feature_file(const fs::path& file, int64_t expected_dim)
   TE_CHECK(d > 0, "{}: empty feature tensor", file.string());
   TE_CHECK(expected_dim <= 0 || d == expected_dim, "{}: feature has {} dimensions, expected {}", file.string(), d,
            expected_dim);
-  return t.to_f32_vector();
+  std::vector<float> v = t.to_f32_vector();
+  const int64_t bad = first_non_finite(v.data(), d);
+  TE_CHECK(bad < 0, "{}: feature value {} is {} (features must be finite)", file.string(), bad,
+           bad < 0 ? 0.0f : v[bad]);
+  return v;
 }
 
 FeatureSet load_feature_folder(const fs::path& dir, int64_t expected_dim) {
@@ -138,6 +151,9 @@ FeatureSet load_feature_shard(const fs::path& file, int64_t expected_dim) {
     for (int64_t i = 0; i < N; ++i) set.files.push_back(fmt::format("#{}", i));
   }
   set.features = features.to(DType::F32);
+  const int64_t bad = first_non_finite(set.features.data<float>(), N * D);
+  TE_CHECK(bad < 0, "{}: features[{}, {}] ({}) is {} (features must be finite)", where, bad / D, bad % D,
+           bad < 0 ? std::string() : set.files[bad / D], bad < 0 ? 0.0f : set.features.data<float>()[bad]);
   return set;
 }
 
