@@ -50,14 +50,16 @@ void fill(std::vector<float>& v, uint64_t seed) {
   }
 }
 
-// A layer's weights in `dtype`, replicated until the stack holds >= min_bytes.
+// A layer's weights in `dtype` (Q8_0x16/Q4_0x16: quantised, then interleaved as
+// prepare_linear_weight does when a model loads), replicated until the stack
+// holds >= min_bytes.
 std::vector<std::vector<Tensor>> make_stack(const Model& m, DType dtype, size_t min_bytes, size_t* layer_bytes) {
   std::vector<Tensor> first;
   *layer_bytes = 0;
   for (size_t i = 0; i < m.layer.size(); ++i) {
     std::vector<float> w(m.layer[i].n * m.layer[i].k);
     fill(w, i + 1);
-    first.push_back(Tensor::from_vector<float>({m.layer[i].n, m.layer[i].k}, w).to(dtype));
+    first.push_back(Tensor::from_vector<float>({m.layer[i].n, m.layer[i].k}, w).to(dtype_of_rows(dtype)).to(dtype));
     *layer_bytes += first.back().nbytes();
   }
   std::vector<std::vector<Tensor>> stack{first};
@@ -76,7 +78,8 @@ int main(int argc, char** argv) {
   set_num_threads(threads);
   const double read_bw = measure_read_bandwidth(threads);
   const double peak = peak_gflops(PeakKind::F32Fma, threads);
-  const DType dtypes[] = {DType::F32, DType::BF16, DType::F16, DType::Q8_0, DType::Q4_0};
+  const DType dtypes[] = {DType::F32,  DType::BF16,    DType::F16,    DType::Q8_0,
+                          DType::Q4_0, DType::Q8_0x16, DType::Q4_0x16};
   nlohmann::json decode = nlohmann::json::array(), prefill = nlohmann::json::array(),
                  crossover = nlohmann::json::array();
   for (const Model& model : kModels) {

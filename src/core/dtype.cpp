@@ -20,13 +20,21 @@ size_t dtype_size(DType t) {
     case DType::I8: return 1;
     case DType::U8: return 1;
     case DType::Bool: return 1;
-    case DType::Q8_0: return sizeof(BlockQ8_0);
-    case DType::Q4_0: return sizeof(BlockQ4_0);
+    case DType::Q8_0:
+    case DType::Q8_0x16: return sizeof(BlockQ8_0);
+    case DType::Q4_0:
+    case DType::Q4_0x16: return sizeof(BlockQ4_0);
   }
   return 0;
 }
 
-bool dtype_is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+bool dtype_is_quantized(DType t) { return dtype_of_rows(t) == DType::Q8_0 || dtype_of_rows(t) == DType::Q4_0; }
+
+DType dtype_of_rows(DType t) {
+  if (t == DType::Q8_0x16) return DType::Q8_0;
+  if (t == DType::Q4_0x16) return DType::Q4_0;
+  return t;
+}
 
 size_t dtype_bytes(DType t, int64_t n) {
   if (dtype_is_quantized(t)) {
@@ -51,6 +59,8 @@ std::string_view dtype_name(DType t) {
     case DType::Bool: return "bool";
     case DType::Q8_0: return "q8_0";
     case DType::Q4_0: return "q4_0";
+    case DType::Q8_0x16: return "q8_0x16";
+    case DType::Q4_0x16: return "q4_0x16";
   }
   return "?";
 }

@@ -22,6 +22,11 @@ enum class DType : uint8_t {
   // Block-quantised types (GGUF layouts): 32 weights per block, one scale.
   Q8_0,  // block: f16 scale + 32 x int8               (34 bytes)
   Q4_0,  // block: f16 scale + 16 bytes of 4-bit codes (18 bytes)
+  // The same blocks with 16 rows interleaved (core/quant.h): the layout the
+  // decode mat-vec streams. Only whole [rows, cols] matrices with rows % 16 == 0
+  // (Tensor::to converts to and from them); single rows are not addressable.
+  Q8_0x16,
+  Q4_0x16,
 };
 
 inline constexpr int64_t kQuantBlock = 32;
@@ -29,6 +34,9 @@ inline constexpr int64_t kQuantBlock = 32;
 // Bytes of one element; for block types, bytes of one 32-element block.
 size_t dtype_size(DType t);
 bool dtype_is_quantized(DType t);
+// Q8_0 for Q8_0x16, Q4_0 for Q4_0x16, t itself otherwise: the row-major dtype
+// whose blocks a layout holds.
+DType dtype_of_rows(DType t);
 // Bytes needed for n elements (n must be a multiple of 32 for block types).
 size_t dtype_bytes(DType t, int64_t n);
 std::string_view dtype_name(DType t);

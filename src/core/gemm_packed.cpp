@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "core/matmul_internal.h"
@@ -145,6 +146,46 @@ void pack_rows_panel(const BOperand& b, int64_t n0, int64_t nr, int64_t k0, int6
   }
 }
 
+// Interleaved Q8_0x16/Q4_0x16 rows (core/quant.h) are already 16 rows side by
+// side: each 64-byte code group gives 4 columns of the panel for 16 rows, one
+// vector per element without a transpose. n0 and nr are multiples of 16 (N is,
+// and panels start at multiples of 32); k0 and kc of 32.
+void pack_interleaved_panel(const BOperand& b, int64_t n0, int64_t nr, int64_t k0, int64_t kc, float* panel) {
+  const bool q8 = b.dtype == DType::Q8_0x16;
+  const int64_t nb = b.ld / static_cast<int64_t>(dtype_size(b.dtype));
+  const int64_t code_bytes = kInterleavedRows * (q8 ? 32 : 16);
+  for (int64_t j0 = 0; j0 < kNR; j0 += kInterleavedRows) {
+    if (j0 >= nr) {
+      for (int64_t k = 0; k < kc; ++k) _mm512_store_ps(panel + k * kNR + j0, _mm512_setzero_ps());
+      continue;
+    }
+    const uint8_t* rows = static_cast<const uint8_t*>(b.data) + (n0 + j0) * b.ld;  // the panel of 16 rows
+    for (int64_t blk = k0 / 32; blk < (k0 + kc) / 32; ++blk) {
+      const InterleavedOffsets o = interleaved_offsets(blk, nb, code_bytes);
+      const __m512 scales = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows + o.scales)));
+      float* out = panel + (blk * 32 - k0) * kNR + j0;  // element e of the block at out[e * kNR]
+      auto store = [&](int64_t e, __m512i codes) {
+        _mm512_store_ps(out + e * kNR, _mm512_mul_ps(scales, _mm512_cvtepi32_ps(codes)));
+      };
+      for (int64_t g = 0; g < (q8 ? 8 : 4); ++g) {
+        const __m512i w = _mm512_loadu_si512(rows + o.codes + 64 * g);
+        for (int i = 0; i < 4; ++i) {
+          if (q8) {
+            // Byte i of each lane, sign-extended, after undoing the +128.
+            const __m512i signed_codes = _mm512_xor_si512(w, _mm512_set1_epi8(-128));
+            store(4 * g + i, _mm512_srai_epi32(_mm512_slli_epi32(signed_codes, 24 - 8 * i), 24));
+          } else {
+            const __m512i byte = _mm512_and_si512(_mm512_srli_epi32(w, 8 * i), _mm512_set1_epi32(0xff));
+            const __m512i eight = _mm512_set1_epi32(8);
+            store(4 * g + i, _mm512_sub_epi32(_mm512_and_si512(byte, _mm512_set1_epi32(0x0f)), eight));
+            store(16 + 4 * g + i, _mm512_sub_epi32(_mm512_srli_epi32(byte, 4), eight));
+          }
+        }
+      }
+    }
+  }
+}
+
 void pack_rowmajor_panel(const BOperand& b, int64_t n0, int64_t nr, int64_t k0, int64_t kc, float* panel) {
   const float* src = static_cast<const float*>(b.data);
   const __mmask16 m0 = simd::first_lanes(nr), m1 = simd::first_lanes(nr - 16);
@@ -193,6 +234,25 @@ void micro_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_
 void pack_rows_panel(const BOperand& b, int64_t n0, int64_t nr, int64_t k0, int64_t kc, float* panel) {
   for (int64_t j = 0; j < kNR; ++j) {
     for (int64_t k = 0; k < kc; ++k) panel[k * kNR + j] = j < nr ? row_element(b, n0 + j, k0 + k) : 0.0f;
+  }
+}
+
+void pack_interleaved_panel(const BOperand& b, int64_t n0, int64_t nr, int64_t k0, int64_t kc, float* panel) {
+  const int64_t nb = b.ld / static_cast<int64_t>(dtype_size(b.dtype)), K = nb * 32;
+  std::vector<float> row(static_cast<size_t>(K));
+  for (int64_t j = 0; j < kNR; ++j) {
+    if (j < nr) {
+      if (b.dtype == DType::Q8_0x16) {
+        std::vector<BlockQ8_0> blocks(static_cast<size_t>(nb));
+        interleaved_row_q8_0(b.data, nb, n0 + j, blocks.data());
+        dequantize_q8_0(blocks.data(), row.data(), K);
+      } else {
+        std::vector<BlockQ4_0> blocks(static_cast<size_t>(nb));
+        interleaved_row_q4_0(b.data, nb, n0 + j, blocks.data());
+        dequantize_q4_0(blocks.data(), row.data(), K);
+      }
+    }
+    for (int64_t k = 0; k < kc; ++k) panel[k * kNR + j] = j < nr ? row[k0 + k] : 0.0f;
   }
 }
 
@@ -281,6 +341,8 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
   if (M <= 0 || N <= 0) return;
   const bool quantized = dtype_is_quantized(b.dtype);
   TE_CHECK(!quantized || K % 32 == 0, "gemm: quantised weights need K % 32 == 0, got K={}", K);
+  TE_CHECK(dtype_of_rows(b.dtype) == b.dtype || N % kInterleavedRows == 0, "gemm: {} weights need N % {} == 0, got N={}",
+           dtype_name(b.dtype), kInterleavedRows, N);
   const Plan plan = make_plan(M, N, K, quantized);
   thread_pool().run(plan.n_chunks * plan.m_splits, [&](int64_t task, int) {
     thread_local Scratch b_scratch, a_scratch;
@@ -295,7 +357,9 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
       for (int64_t p = 0; p < panels; ++p) {
         const int64_t pn0 = n0 + p * kNR, nr = std::min(kNR, N - pn0);
         float* panel = bpack + p * kc * kNR;
-        if (b.layout == BOperand::Layout::Rows) {
+        if (dtype_of_rows(b.dtype) != b.dtype) {
+          pack_interleaved_panel(b, pn0, nr, k0, kc, panel);
+        } else if (b.layout == BOperand::Layout::Rows) {
           pack_rows_panel(b, pn0, nr, k0, kc, panel);
         } else {
           pack_rowmajor_panel(b, pn0, nr, k0, kc, panel);

@@ -11,7 +11,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
+#include <vector>
 
 #include "core/error.h"
 #include "core/matmul_internal.h"
@@ -359,6 +361,131 @@ void dot_quant(const float* x, int64_t M, int64_t ldx, const BOperand& w, int64_
   });
 }
 
+// ---- interleaved quantised weights (Q8_0x16, Q4_0x16) -----------------------
+//
+// A panel of 16 rows is one sequential stream; each 64-byte load holds the same
+// 4 codes of 16 rows, multiplied with 4 activation codes broadcast (vpdpbusd):
+// the 16 integer row sums of a block come out in one register, are scaled once
+// and accumulated, so a block costs 8 (q8_0) or 12 (q4_0) vector instructions
+// for 16 rows instead of ~6 per row in the row-major kernel above.
+
+// One activation row quantised per block of 32: codes as 4-byte groups (group
+// g of block b at 8 b + g), and per block the scale and the sum of the codes
+// (which removes the weights' offset: sum (w + offset) x = sum w x + offset sum x).
+struct ActivationRow {
+  const int32_t* groups;
+  const float* scales;
+  const int32_t* code_sums;
+};
+
+struct Q8Panel {
+  static constexpr DType kType = DType::Q8_0x16;
+  static constexpr int64_t kCodeBytes = kInterleavedRows * 32;
+  static constexpr int32_t kOffset = 128;
+  template <int S>
+  static void block(const uint8_t* codes, const ActivationRow* x, int64_t b, __m512i* sums) {
+    for (int g = 0; g < 8; ++g) {
+      const __m512i w = _mm512_loadu_si512(codes + 64 * g);
+      for (int s = 0; s < S; ++s) sums[s] = _mm512_dpbusd_epi32(sums[s], w, _mm512_set1_epi32(x[s].groups[8 * b + g]));
+    }
+  }
+};
+
+struct Q4Panel {
+  static constexpr DType kType = DType::Q4_0x16;
+  static constexpr int64_t kCodeBytes = kInterleavedRows * 16;
+  static constexpr int32_t kOffset = 8;
+  template <int S>
+  static void block(const uint8_t* codes, const ActivationRow* x, int64_t b, __m512i* sums) {
+    const __m512i nibble = _mm512_set1_epi8(0x0f);
+    for (int g = 0; g < 4; ++g) {
+      const __m512i w = _mm512_loadu_si512(codes + 64 * g);
+      const __m512i low = _mm512_and_si512(w, nibble), high = _mm512_and_si512(_mm512_srli_epi16(w, 4), nibble);
+      for (int s = 0; s < S; ++s) {
+        sums[s] = _mm512_dpbusd_epi32(sums[s], low, _mm512_set1_epi32(x[s].groups[8 * b + g]));
+        sums[s] = _mm512_dpbusd_epi32(sums[s], high, _mm512_set1_epi32(x[s].groups[8 * b + 4 + g]));
+      }
+    }
+  }
+};
+
+// Prefetch distance inside a panel's stream: ~2 block pairs of q8_0 (measured
+// on the Zen 5 VM: 1 KiB streams slower, 2-4 KiB alike, 8 KiB slower again).
+constexpr int64_t kPanelPrefetchBytes = 2048;
+
+// out[s * 16 + r] = row r of the panel . x[s], for S activation rows.
+template <class P, int S>
+void dot_panel(const uint8_t* panel, int64_t nb, const ActivationRow* x, float* out) {
+  __m512 acc[S];
+  for (int s = 0; s < S; ++s) acc[s] = _mm512_setzero_ps();
+  constexpr int64_t kBlockBytes = 2 * kInterleavedRows + P::kCodeBytes;
+  auto block = [&](const uint8_t* scales, const uint8_t* codes, int64_t b) {
+    const __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales)));
+    __m512i sums[S];
+    for (int s = 0; s < S; ++s) sums[s] = _mm512_set1_epi32(-P::kOffset * x[s].code_sums[b]);
+    P::template block<S>(codes, x, b, sums);
+    for (int s = 0; s < S; ++s)
+      acc[s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums[s]), _mm512_mul_ps(ws, _mm512_set1_ps(x[s].scales[b])), acc[s]);
+  };
+  int64_t b = 0;
+  const uint8_t* p = panel;
+  for (; b + 2 <= nb; b += 2, p += 2 * kBlockBytes) {
+    for (int64_t line = 0; line < 2 * kBlockBytes; line += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(p + kPanelPrefetchBytes + line), _MM_HINT_T0);
+    block(p, p + 4 * kInterleavedRows, b);
+    block(p + 2 * kInterleavedRows, p + 4 * kInterleavedRows + P::kCodeBytes, b + 1);
+  }
+  if (b < nb) block(p, p + 2 * kInterleavedRows, b);
+  for (int s = 0; s < S; ++s) _mm512_storeu_ps(out + 16 * s, acc[s]);
+}
+
+// Each thread streams its own contiguous share of the panels and then helps
+// with the others' from their ends (parallel_for_stealing), claiming this many
+// bytes at a time: the threads finish within ~1 us of each other.
+constexpr int64_t kPanelGrainBytes = 32 << 10;
+
+template <class P>
+void dot_interleaved(const float* x, int64_t M, int64_t ldx, const BOperand& w, int64_t N, int64_t K,
+                     const float* bias, float* y, int64_t ldy) {
+  TE_CHECK(K % 32 == 0 && N % kInterleavedRows == 0, "linear: {} weights need K % 32 == 0 and N % {} == 0, got {} x {}",
+           dtype_name(P::kType), kInterleavedRows, N, K);
+  const int64_t nb = K / 32;
+  // Per activation row: K code bytes, then nb code sums (scales apart).
+  const int64_t row_words = K / 4 + nb;
+  std::vector<int32_t> buffer(static_cast<size_t>(M * row_words));
+  std::vector<float> scales(static_cast<size_t>(M * nb));
+  std::vector<ActivationRow> rows(static_cast<size_t>(M));
+  for (int64_t m = 0; m < M; ++m) {
+    int32_t* groups = buffer.data() + m * row_words;
+    int32_t* code_sums = groups + K / 4;
+    float* row_scales = scales.data() + m * nb;
+    for (int64_t b = 0; b < nb; ++b) {
+      const ActivationBlock q = quantize_activation_block(x + m * ldx + 32 * b);
+      std::memcpy(groups + 8 * b, q.q, 32);
+      row_scales[b] = q.d;
+      code_sums[b] = q.sum;
+    }
+    rows[m] = {groups, row_scales, code_sums};
+  }
+  const int64_t panels = N / kInterleavedRows, panel_bytes = kInterleavedRows * w.ld;
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  auto dot_panels = [&](int64_t p0, int64_t p1) {
+    for (int64_t pn = p0; pn < p1; ++pn) {
+      for_activation_groups(M, [&]<int S>(int64_t m) {
+        float out[S * kInterleavedRows];
+        dot_panel<P, S>(base + pn * panel_bytes, nb, rows.data() + m, out);
+        for (int s = 0; s < S; ++s)
+          for (int64_t r = 0; r < kInterleavedRows; ++r) {
+            const int64_t n = pn * kInterleavedRows + r;
+            y[(m + s) * ldy + n] = out[s * kInterleavedRows + r] + (bias ? bias[n] : 0.0f);
+          }
+      });
+    }
+  };
+  if (panels * panel_bytes < 2 * kMinTaskBytes) return dot_panels(0, panels);
+  parallel_for_stealing(panels, (kPanelGrainBytes + panel_bytes - 1) / panel_bytes, dot_panels);
+}
+
 constexpr bool kHasQuantDot = true;
 #else
 constexpr bool kHasQuantDot = false;
@@ -370,6 +497,8 @@ constexpr bool kHasQuantDot = false;
 // the dot path reads W once but does S FMAs per weight vector; the packed GEMM
 // pays a pass over W to pack it. Quantised weights switch later because their
 // GEMM also dequantises while packing.
+bool has_interleaved_dot() { return kHasQuantDot; }
+
 int64_t dot_path_max_rows(DType weight_dtype) {
   if (dtype_is_quantized(weight_dtype)) return kHasQuantDot ? 8 : 0;
   return TINYEMO_AVX512 ? 5 : 0;
@@ -385,6 +514,8 @@ void linear_rows_dot(const float* x, int64_t M, int64_t ldx, const BOperand& w, 
 #if defined(__AVX512VNNI__) && defined(__AVX512VBMI__)
     case DType::Q8_0: return dot_quant<Q8Group>(x, M, ldx, w, N, K, bias, y, ldy);
     case DType::Q4_0: return dot_quant<Q4Group>(x, M, ldx, w, N, K, bias, y, ldy);
+    case DType::Q8_0x16: return dot_interleaved<Q8Panel>(x, M, ldx, w, N, K, bias, y, ldy);
+    case DType::Q4_0x16: return dot_interleaved<Q4Panel>(x, M, ldx, w, N, K, bias, y, ldy);
 #endif
     default: break;
   }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/matmul_internal.h"
+#include "core/quant.h"
 #include "core/simd.h"
 
 namespace tinyemo {
@@ -41,7 +42,7 @@ void linear(const float* x, int64_t M, const Tensor& W, const float* bias, float
   TE_CHECK(W.ndim() == 2, "linear: weight must be 2-D, got {}", shape_str(W.shape()));
   const int64_t N = W.dim(0), K = W.dim(1);
   const DType t = W.dtype();
-  TE_CHECK(t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 || t == DType::Q4_0,
+  TE_CHECK(t == DType::F32 || t == DType::F16 || t == DType::BF16 || dtype_is_quantized(t),
            "linear: unsupported weight dtype {}", dtype_name(t));
   if (ldx == 0) ldx = K;
   if (ldy == 0) ldy = N;
@@ -56,6 +57,14 @@ void linear(const float* x, int64_t M, const Tensor& W, const float* bias, float
   } else {
     detail::gemm_packed(M, N, K, 1.0f, x, ldx, 1, w, 0.0f, bias, y, ldy);
   }
+}
+
+Tensor prepare_linear_weight(const Tensor& W) {
+  const DType t = W.dtype();
+  if ((t != DType::Q8_0 && t != DType::Q4_0) || W.ndim() != 2 || W.dim(0) % kInterleavedRows != 0 ||
+      !detail::has_interleaved_dot())
+    return W;
+  return W.to(t == DType::Q8_0 ? DType::Q8_0x16 : DType::Q4_0x16);
 }
 
 namespace reference {

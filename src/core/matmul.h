@@ -15,7 +15,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
 // PyTorch Linear: y[M,N] = x[M,K] * W^T + bias, with W a [N,K] tensor of
-// dtype F32, F16, BF16, Q8_0 or Q4_0 (accumulation in f32). bias: N floats or null.
+// dtype F32, F16, BF16, Q8_0, Q4_0, Q8_0x16 or Q4_0x16 (accumulation in f32). bias: N floats or null.
 // x rows are `ldx` floats apart, y rows `ldy` apart (0 = packed).
 // 16-bit and quantised weights are used as stored (widened/dequantised exactly).
 // For Q8_0/Q4_0 with fewer than 8 rows (decode) x is quantised to 8 bits per
@@ -23,6 +23,13 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
 // rows or more x stays f32. Multi-threaded on the global pool.
 void linear(const float* x, int64_t M, const Tensor& W, const float* bias, float* y, int64_t ldx = 0,
             int64_t ldy = 0);
+
+// W in the layout linear() reads fastest here: a Q8_0/Q4_0 matrix with
+// rows % 16 == 0 becomes Q8_0x16/Q4_0x16 (16 rows interleaved, core/quant.h)
+// where this build has the kernel for it; anything else is returned as is.
+// Same bytes, same values; single rows of the result are read with
+// Tensor::row_to_f32.
+Tensor prepare_linear_weight(const Tensor& W);
 
 // Scalar references kept beside the optimised kernels; tests compare the two.
 namespace reference {

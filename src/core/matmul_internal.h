@@ -35,6 +35,10 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
 void linear_rows_dot(const float* x, int64_t M, int64_t ldx, const BOperand& w, int64_t N, int64_t K,
                      const float* bias, float* y, int64_t ldy);
 
+// Whether linear_rows_dot has the kernel for Q8_0x16/Q4_0x16 weights in this
+// build (AVX-512 VNNI); without it weights stay row-major.
+bool has_interleaved_dot();
+
 // Below this many rows linear() uses linear_rows_dot, from it gemm_packed
 // (0 where this build has no dot kernel for the dtype).
 int64_t dot_path_max_rows(DType weight_dtype);

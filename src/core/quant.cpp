@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/dtype.h"
 
@@ -55,6 +56,64 @@ void dequantize_q4_0(const BlockQ4_0* in, float* x, int64_t n) {
       x[b * 32 + j + 16] = d * ((in[b].q[j] >> 4) - 8);
     }
   }
+}
+
+namespace {
+
+// Byte offsets from the matrix start of row `row`'s block b in the interleaved
+// layout: its scale, and its first code (code byte i at codes + 64 (i / 4) + i % 4).
+struct BlockSlots {
+  int64_t scale, codes;
+};
+
+template <class Block>
+BlockSlots interleaved_slots(int64_t nb, int64_t row, int64_t b) {
+  constexpr int64_t kCodeBytes = sizeof(Block::q);
+  const int64_t panel = row / kInterleavedRows, r = row % kInterleavedRows;
+  const int64_t base = panel * nb * kInterleavedRows * static_cast<int64_t>(sizeof(Block));
+  const InterleavedOffsets o = interleaved_offsets(b, nb, kInterleavedRows * kCodeBytes);
+  return {base + o.scales + 2 * r, base + o.codes + 4 * r};
+}
+
+template <class Block>
+constexpr uint8_t kCodeFlip = sizeof(Block::q) == 32 ? 0x80 : 0x00;  // q8_0 codes stored unsigned
+
+template <class Block>
+void interleave(const Block* in, void* out, int64_t rows, int64_t nb) {
+  uint8_t* dst = static_cast<uint8_t*>(out);
+  for (int64_t row = 0; row < rows; ++row) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const Block& blk = in[row * nb + b];
+      const BlockSlots slots = interleaved_slots<Block>(nb, row, b);
+      std::memcpy(dst + slots.scale, &blk.scale, sizeof(blk.scale));
+      for (size_t i = 0; i < sizeof(blk.q); ++i)
+        dst[slots.codes + 64 * (i / 4) + i % 4] = static_cast<uint8_t>(blk.q[i]) ^ kCodeFlip<Block>;
+    }
+  }
+}
+
+template <class Block>
+void interleaved_row(const void* in, int64_t nb, int64_t row, Block* out) {
+  const uint8_t* src = static_cast<const uint8_t*>(in);
+  for (int64_t b = 0; b < nb; ++b) {
+    const BlockSlots slots = interleaved_slots<Block>(nb, row, b);
+    std::memcpy(&out[b].scale, src + slots.scale, sizeof(out[b].scale));
+    for (size_t i = 0; i < sizeof(out[b].q); ++i) {
+      const uint8_t code = src[slots.codes + 64 * (i / 4) + i % 4] ^ kCodeFlip<Block>;
+      std::memcpy(&out[b].q[i], &code, 1);
+    }
+  }
+}
+
+}  // namespace
+
+void interleave_q8_0(const BlockQ8_0* in, void* out, int64_t rows, int64_t nb) { interleave(in, out, rows, nb); }
+void interleave_q4_0(const BlockQ4_0* in, void* out, int64_t rows, int64_t nb) { interleave(in, out, rows, nb); }
+void interleaved_row_q8_0(const void* in, int64_t nb, int64_t row, BlockQ8_0* out) {
+  interleaved_row(in, nb, row, out);
+}
+void interleaved_row_q4_0(const void* in, int64_t nb, int64_t row, BlockQ4_0* out) {
+  interleaved_row(in, nb, row, out);
 }
 
 }  // namespace tinyemo

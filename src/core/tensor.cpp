@@ -3,6 +3,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <vector>
+
+#include "core/quant.h"
 
 namespace tinyemo {
 
@@ -97,6 +100,9 @@ Tensor Tensor::rows(int64_t begin, int64_t end) const {
   TE_CHECK(ndim() >= 1, "cannot slice a scalar");
   TE_CHECK(0 <= begin && begin <= end && end <= shape_[0], "rows [{}, {}) out of range for shape {}", begin, end,
            shape_str(shape_));
+  TE_CHECK(dtype_of_rows(dtype_) == dtype_ || (begin % kInterleavedRows == 0 && end % kInterleavedRows == 0),
+           "rows [{}, {}) of a {} tensor: interleaved rows are sliced in whole panels of {}", begin, end,
+           dtype_name(dtype_), kInterleavedRows);
   Tensor t = *this;
   t.shape_[0] = end - begin;
   Shape row_shape(shape_.begin() + 1, shape_.end());
@@ -112,15 +118,54 @@ Tensor Tensor::row(int64_t i) const {
 }
 
 Tensor Tensor::to(DType dtype) const {
+  const bool from_interleaved = dtype_of_rows(dtype_) != dtype_, to_interleaved = dtype_of_rows(dtype) != dtype;
+  if ((from_interleaved || to_interleaved) && dtype != dtype_) {
+    TE_CHECK(ndim() == 2 && shape_[0] % kInterleavedRows == 0,
+             "cannot convert a {} tensor of shape {} to {}: interleaved layouts need [rows, cols] with rows % {} == 0",
+             dtype_name(dtype_), shape_str(shape_), dtype_name(dtype), kInterleavedRows);
+    const int64_t nb = shape_[1] / kQuantBlock;
+    if (from_interleaved) {
+      Tensor rows_major = empty(dtype_of_rows(dtype_), shape_);
+      char* dst = static_cast<char*>(rows_major.data_);
+      const size_t row_bytes = dtype_bytes(rows_major.dtype_, shape_[1]);
+      for (int64_t r = 0; r < shape_[0]; ++r) {
+        if (dtype_ == DType::Q8_0x16) interleaved_row_q8_0(data_, nb, r, reinterpret_cast<BlockQ8_0*>(dst + r * row_bytes));
+        else interleaved_row_q4_0(data_, nb, r, reinterpret_cast<BlockQ4_0*>(dst + r * row_bytes));
+      }
+      return rows_major.to(dtype);
+    }
+    const Tensor blocks = dtype_ == dtype_of_rows(dtype) ? *this : to(dtype_of_rows(dtype));
+    Tensor t = empty(dtype, shape_);
+    if (dtype == DType::Q8_0x16) interleave_q8_0(static_cast<const BlockQ8_0*>(blocks.data_), t.data_, shape_[0], nb);
+    else interleave_q4_0(static_cast<const BlockQ4_0*>(blocks.data_), t.data_, shape_[0], nb);
+    return t;
+  }
   Tensor t = empty(dtype, shape_);
   convert(dtype_, data_, dtype, t.data_, numel());
   return t;
 }
 
 std::vector<float> Tensor::to_f32_vector() const {
+  if (dtype_of_rows(dtype_) != dtype_) return to(DType::F32).to_f32_vector();
   std::vector<float> v(static_cast<size_t>(numel()));
   convert(dtype_, data_, DType::F32, v.data(), numel());
   return v;
+}
+
+void Tensor::row_to_f32(int64_t i, float* out) const {
+  TE_CHECK(ndim() == 2 && 0 <= i && i < shape_[0], "row {} of a tensor of shape {}", i, shape_str(shape_));
+  const int64_t cols = shape_[1];
+  if (dtype_of_rows(dtype_) == dtype_) {
+    convert(dtype_, static_cast<const char*>(data_) + i * dtype_bytes(dtype_, cols), DType::F32, out, cols);
+  } else if (dtype_ == DType::Q8_0x16) {
+    std::vector<BlockQ8_0> blocks(static_cast<size_t>(cols / kQuantBlock));
+    interleaved_row_q8_0(data_, cols / kQuantBlock, i, blocks.data());
+    dequantize_q8_0(blocks.data(), out, cols);
+  } else {
+    std::vector<BlockQ4_0> blocks(static_cast<size_t>(cols / kQuantBlock));
+    interleaved_row_q4_0(data_, cols / kQuantBlock, i, blocks.data());
+    dequantize_q4_0(blocks.data(), out, cols);
+  }
 }
 
 }  // namespace tinyemo

@@ -75,13 +75,17 @@ class Tensor {
 
   // Views sharing the buffer.
   Tensor reshape(Shape shape) const;
-  Tensor rows(int64_t begin, int64_t end) const;  // slice of the first dimension
-  Tensor row(int64_t i) const;                    // index the first dimension
+  // Slice of the first dimension (in whole 16-row panels for Q8_0x16/Q4_0x16).
+  Tensor rows(int64_t begin, int64_t end) const;
+  Tensor row(int64_t i) const;  // index the first dimension (not for Q8_0x16/Q4_0x16)
 
-  // Copies.
+  // Copies. Converting to or from Q8_0x16/Q4_0x16 needs a [rows, cols] matrix
+  // with rows % 16 == 0 (to: rows are block-quantised first when needed).
   Tensor to(DType dtype) const;
   Tensor clone() const { return to(dtype_); }
   std::vector<float> to_f32_vector() const;
+  // Row i of a 2-D tensor as f32 (cols floats), for every dtype.
+  void row_to_f32(int64_t i, float* out) const;
 
  private:
   void check_type(DType want) const;

@@ -6,6 +6,8 @@
 #include <memory>
 #include <utility>
 
+#include "core/error.h"
+
 namespace tinyemo {
 
 namespace {
@@ -180,6 +182,58 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
     const int64_t begin = n * c / chunks;
     const int64_t end = n * (c + 1) / chunks;
     if (begin < end) fn(begin, end);
+  });
+}
+
+namespace {
+
+// One thread's range [front, back) in one word, so that its owner (taking from
+// the front) and thieves (taking from the back) claim items with one CAS each.
+struct alignas(64) StealableRange {
+  std::atomic<uint64_t> bounds;
+  static uint64_t pack(int64_t front, int64_t back) {
+    return static_cast<uint64_t>(front) | static_cast<uint64_t>(back) << 32;
+  }
+  // The owner claims a quarter of what is left (at least `grain`): few claims,
+  // each a locked instruction that stalls the loads in flight (measured: ~3 % of
+  // a decode with one claim per 32 KiB), shrinking to `grain` near the end so
+  // that a thief finds work until the last grain. Thieves claim `grain` from the
+  // back. False when nothing is left.
+  bool claim(int64_t grain, bool owner, int64_t* begin, int64_t* end) {
+    uint64_t b = bounds.load(std::memory_order_relaxed);
+    for (;;) {
+      const int64_t front = static_cast<int64_t>(b & 0xffffffffu), back = static_cast<int64_t>(b >> 32);
+      if (front >= back) return false;
+      *begin = owner ? front : std::max(front, back - grain);
+      *end = owner ? std::min(back, front + std::max(grain, (back - front) / 4)) : back;
+      const uint64_t next = owner ? pack(*end, back) : pack(front, *begin);
+      if (bounds.compare_exchange_weak(b, next, std::memory_order_relaxed)) return true;
+    }
+  }
+};
+
+}  // namespace
+
+void parallel_for_stealing(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  TE_CHECK(n < (int64_t{1} << 32), "parallel_for_stealing: {} items is more than it can split", n);
+  ThreadPool& pool = thread_pool();
+  grain = std::max<int64_t>(1, grain);
+  const int64_t ranges = std::min<int64_t>(pool.size(), (n + grain - 1) / grain);
+  if (ranges <= 1 || in_parallel_region()) {
+    fn(0, n);
+    return;
+  }
+  std::unique_ptr<StealableRange[]> range(new StealableRange[static_cast<size_t>(ranges)]);
+  for (int64_t r = 0; r < ranges; ++r)
+    range[r].bounds.store(StealableRange::pack(n * r / ranges, n * (r + 1) / ranges));
+  pool.run(ranges, [&](int64_t own, int) {
+    int64_t begin, end;
+    while (range[own].claim(grain, true, &begin, &end)) fn(begin, end);
+    for (int64_t k = 1; k < ranges; ++k) {
+      StealableRange& other = range[(own + k) % ranges];
+      while (other.claim(grain, false, &begin, &end)) fn(begin, end);
+    }
   });
 }
 

@@ -58,4 +58,13 @@ bool in_parallel_region();
 // per thread, and calls fn(begin, end) for each on the global pool.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
 
+// Splits [0, n) into one contiguous range per thread. Each thread walks its own
+// range front to back, in pieces that shrink to `grain` items near its end, then
+// takes `grain` items at a time from the back of the others' ranges. So each
+// thread reads one long sequential run (a memory stream the prefetchers follow),
+// and the threads still finish within about one grain of each other, also when
+// one starts late (a mat-vec over a weight matrix: docs/kernels.md).
+// fn(begin, end) is called per piece, from any thread.
+void parallel_for_stealing(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
+
 }  // namespace tinyemo

@@ -1,10 +1,15 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <random>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/dtype.h"
+#include "core/error.h"
 #include "core/quant.h"
 #include "core/tensor.h"
 
@@ -128,6 +133,65 @@ TEST(Quant, Q4MatchesGgmlLayout) {
   std::vector<float> y(32);
   dequantize_q4_0(&b, y.data(), 32);
   EXPECT_EQ(x, y);
+}
+
+// The interleaved layouts (core/quant.h) at known byte positions, and exact
+// round trips through them.
+TEST(Quant, InterleavedLayoutsPlaceBlocksAsDocumentedAndRoundTrip) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist;
+  const int64_t rows = 48, cols = 96, nb = 3;  // an odd block count: the last block is stored alone
+  std::vector<float> x(rows * cols);
+  for (auto& v : x) v = dist(rng);
+  const Tensor f = Tensor::from_vector<float>({rows, cols}, x);
+  const Tensor q8 = f.to(DType::Q8_0), q4 = f.to(DType::Q4_0);
+  const Tensor i8 = q8.to(DType::Q8_0x16), i4 = q4.to(DType::Q4_0x16);
+  ASSERT_EQ(i8.nbytes(), q8.nbytes());
+  const auto* rm8 = static_cast<const BlockQ8_0*>(q8.raw());
+  const auto* il8 = static_cast<const uint8_t*>(i8.raw());
+  // Row 17 = panel 1, lane 1. Block 1 is the second of the pair (blocks 0, 1):
+  // its scales after block 0's, its codes after both scale rows and block 0's codes.
+  const int64_t panel1 = nb * 16 * 34;
+  uint16_t scale;
+  std::memcpy(&scale, il8 + panel1 + 32 + 2 * 1, 2);
+  EXPECT_EQ(scale, rm8[17 * nb + 1].scale);
+  EXPECT_EQ(il8[panel1 + 64 + 512 + 64 * (5 / 4) + 4 * 1 + 5 % 4],
+            static_cast<uint8_t>(rm8[17 * nb + 1].q[5] ^ 0x80));  // code 5, stored + 128
+  // Block 2 stands alone: [scales][codes] after the pair's 2 x (32 + 512) bytes.
+  std::memcpy(&scale, il8 + panel1 + 1088 + 2 * 1, 2);
+  EXPECT_EQ(scale, rm8[17 * nb + 2].scale);
+  EXPECT_EQ(il8[panel1 + 1088 + 32 + 64 * 7 + 4 * 1 + 3], static_cast<uint8_t>(rm8[17 * nb + 2].q[31] ^ 0x80));
+  // q4_0 keeps the stored bytes (two codes each), 4 groups of 64 per block.
+  const auto* rm4 = static_cast<const BlockQ4_0*>(q4.raw());
+  const auto* il4 = static_cast<const uint8_t*>(i4.raw());
+  EXPECT_EQ(il4[nb * 16 * 18 + 64 + 256 + 64 * 3 + 4 * 1 + 2], rm4[17 * nb + 1].q[14]);
+
+  // Back to rows: the same bytes; single rows and panel slices read the same values.
+  for (const auto& [rowwise, interleaved] : {std::pair{q8, i8}, std::pair{q4, i4}}) {
+    const Tensor back = interleaved.to(rowwise.dtype());
+    ASSERT_EQ(std::memcmp(back.raw(), rowwise.raw(), rowwise.nbytes()), 0) << dtype_name(interleaved.dtype());
+    EXPECT_EQ(interleaved.to_f32_vector(), rowwise.to_f32_vector());
+    const std::vector<float> all = rowwise.to_f32_vector();
+    std::vector<float> row(cols);
+    for (int64_t r : {int64_t{0}, int64_t{17}, int64_t{47}}) {
+      interleaved.row_to_f32(r, row.data());
+      EXPECT_TRUE(std::equal(row.begin(), row.end(), all.begin() + r * cols)) << r;
+    }
+    EXPECT_EQ(interleaved.rows(16, 32).to_f32_vector(),
+              std::vector<float>(all.begin() + 16 * cols, all.begin() + 32 * cols));
+    EXPECT_THROW(interleaved.rows(1, 2), Error);
+    EXPECT_THROW(interleaved.row(3), Error);
+  }
+  // f32 straight to an interleaved type quantises first.
+  EXPECT_EQ(f.to(DType::Q4_0x16).to_f32_vector(), q4.to_f32_vector());
+  // Rows that do not fill whole panels are refused, naming the layout.
+  const Tensor odd = Tensor::zeros(DType::Q8_0, {17, 32});
+  try {
+    odd.to(DType::Q8_0x16);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("rows % 16"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Tensor, ViewsShareStorageAndCheckBounds) {

@@ -134,6 +134,39 @@ TEST(Linear, EveryWeightTypeMatchesTheReferenceOnOddShapes) {
   }
 }
 
+// Interleaved Q8_0x16/Q4_0x16 weights (prepare_linear_weight's output) on the
+// decode kernel (M < 8, odd and even block counts, several panels) and the
+// packed GEMM (M >= 8): against the reference and against the row-major kernel.
+TEST(Linear, InterleavedWeightsMatchTheReferenceAndTheRowMajorKernel) {
+  for (const int64_t K : {int64_t{96}, int64_t{128}, int64_t{1056}}) {
+    for (const int64_t N : {int64_t{16}, int64_t{48}, int64_t{304}}) {
+      const Tensor w32 = Tensor::from_vector<float>({N, K}, randn(N * K, 7));
+      const auto b = randn(N, 8);
+      for (DType rowwise : {DType::Q8_0, DType::Q4_0}) {
+        const Tensor w = w32.to(rowwise);
+        const Tensor wi = w.to(rowwise == DType::Q8_0 ? DType::Q8_0x16 : DType::Q4_0x16);
+        for (const int64_t M : {int64_t{1}, int64_t{2}, int64_t{5}, int64_t{7}, int64_t{8}, int64_t{33}}) {
+          const auto x = randn(M * K, 9);
+          std::vector<float> y(M * N), y_rows(M * N), yref(M * N);
+          linear(x.data(), M, wi, b.data(), y.data());
+          linear(x.data(), M, w, b.data(), y_rows.data());
+          const bool quantised_activations = M < detail::dot_path_max_rows(wi.dtype());
+          const auto xr = quantised_activations ? round_activations_q8(x) : x;
+          reference::linear(xr.data(), M, wi, b.data(), yref.data());
+          EXPECT_LT(testing::rel_error(y, yref), 1e-5) << dtype_name(wi.dtype()) << " M=" << M << " N=" << N
+                                                       << " K=" << K;
+          EXPECT_LT(testing::rel_error(y, y_rows), 1e-6) << dtype_name(wi.dtype()) << " M=" << M << " N=" << N
+                                                         << " K=" << K;
+        }
+      }
+    }
+  }
+  // prepare_linear_weight interleaves whole panels only.
+  EXPECT_EQ(dtype_of_rows(prepare_linear_weight(Tensor::zeros(DType::Q8_0, {32, 64})).dtype()), DType::Q8_0);
+  EXPECT_EQ(prepare_linear_weight(Tensor::zeros(DType::Q8_0, {33, 64})).dtype(), DType::Q8_0);
+  EXPECT_EQ(prepare_linear_weight(Tensor::zeros(DType::F32, {32, 64})).dtype(), DType::F32);
+}
+
 TEST(Linear, StridedRowsAndNoBias) {
   const int64_t M = 5, N = 19, K = 64, ldx = 80, ldy = 24;
   Tensor w = Tensor::from_vector<float>({N, K}, randn(N * K, 11)).to(DType::BF16);

@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "core/matmul.h"
 #include "io/safetensors.h"
 #include "models/lm/model.h"
 #include "models/lm/presets.h"
@@ -212,9 +213,16 @@ TEST(LmWeights, MatricesStayMappedAndConvertOnRequest) {
   LoadOptions o;
   o.weight_dtype = DType::Q4_0;
   const LmModel q = LmModel::load(testing::fixture("llama-tiny"), o);
-  EXPECT_EQ(q.layers()[0].q.weight.dtype(), DType::Q4_0);
+  const Tensor& wq = q.layers()[0].q.weight;
+  EXPECT_EQ(dtype_of_rows(wq.dtype()), DType::Q4_0);
   EXPECT_EQ(q.final_norm().weight.dtype(), DType::F32);
   EXPECT_LT(q.weight_bytes_per_token(), m.weight_bytes_per_token() / 5);
+  // Quantised matrices are rearranged for linear() unless asked not to.
+  o.compute_layout = false;
+  const LmModel rows = LmModel::load(testing::fixture("llama-tiny"), o);
+  EXPECT_EQ(rows.layers()[0].q.weight.dtype(), DType::Q4_0);
+  EXPECT_EQ(wq.dtype(), prepare_linear_weight(rows.layers()[0].q.weight).dtype());
+  EXPECT_EQ(q.weight_bytes_per_token(), rows.weight_bytes_per_token());
 }
 
 }  // namespace

@@ -33,6 +33,7 @@ const CommandRegistration kConvert("convert", [](CLI::App& root) {
              "--quant \"{}\": expected f16, q8_0 or q4_0 (or f32, bf16)", o->quant);
     LoadOptions options;
     options.weight_dtype = d;
+    options.compute_layout = false;
     const LmModel model = LmModel::load(o->model, options);
     save_lm_gguf(model, o->out);
     const nlohmann::json summary = {{"out", o->out},

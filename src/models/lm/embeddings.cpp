@@ -11,12 +11,6 @@ void check_id(const LmModel& model, int32_t id, size_t position) {
            position, model.config().vocab);
 }
 
-void copy_row(const Tensor& table, int64_t row, float* out) {
-  const int64_t H = table.dim(1);
-  convert(table.dtype(), static_cast<const char*>(table.raw()) + row * dtype_bytes(table.dtype(), H), DType::F32,
-          out, H);
-}
-
 }  // namespace
 
 Tensor embed_tokens(const LmModel& model, std::span<const int32_t> ids) {
@@ -25,7 +19,7 @@ Tensor embed_tokens(const LmModel& model, std::span<const int32_t> ids) {
   float* dst = out.mutable_data<float>();
   for (size_t t = 0; t < ids.size(); ++t) {
     check_id(model, ids[t], t);
-    copy_row(model.token_embeddings(), ids[t], dst + t * H);
+    model.token_embeddings().row_to_f32(ids[t], dst + t * H);
   }
   return out;
 }
@@ -59,7 +53,7 @@ Tensor embed_with_inserted(const LmModel& model, std::span<const int32_t> ids, i
       dst += e.numel();
     } else {
       check_id(model, ids[t], t);
-      copy_row(model.token_embeddings(), ids[t], dst);
+      model.token_embeddings().row_to_f32(ids[t], dst);
       dst += H;
     }
   }

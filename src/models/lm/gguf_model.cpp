@@ -117,7 +117,7 @@ void save_lm_gguf(const LmModel& model, const std::filesystem::path& out) {
                             (source.has_filename() ? source.filename() : source.parent_path().filename()).string()));
   // The dtype of the attention/MLP matrices describes the file.
   const LmLayer& first = model.layers().front();
-  g.set("general.file_type", GgufValue::u32(file_type(first.down.weight.dtype())));
+  g.set("general.file_type", GgufValue::u32(file_type(dtype_of_rows(first.down.weight.dtype()))));
   g.set("general.quantization_version", GgufValue::u32(2));
   g.set("general.alignment", GgufValue::u32(32));
   g.set(a + ".context_length", GgufValue::u32(static_cast<uint32_t>(c.max_context)));
@@ -151,7 +151,8 @@ void save_lm_gguf(const LmModel& model, const std::filesystem::path& out) {
     g.set("tokenizer.ggml.eos_token_id", GgufValue::u32(static_cast<uint32_t>(c.eos_ids[0])));
   for (const auto& [name, bytes] : lm_tokenizer_files(model.source()))
     g.set(kTokenizerFilePrefix + name, GgufValue::u8_array(bytes));
-  for (const auto& [name, t] : model.tensors()) g.add_tensor(name, t);
+  // Interleaved matrices (a model loaded for compute) go back to GGUF's row layout.
+  for (const auto& [name, t] : model.tensors()) g.add_tensor(name, t.dtype() == dtype_of_rows(t.dtype()) ? t : t.to(dtype_of_rows(t.dtype())));
   g.write(out);
 }
 

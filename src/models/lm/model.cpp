@@ -1,5 +1,7 @@
 #include "models/lm/model.h"
 
+#include "core/matmul.h"
+
 #include "core/thread_pool.h"
 #include "io/json.h"
 #include "models/lm/gguf_model.h"
@@ -207,6 +209,7 @@ LmModel LmModel::bind(LmConfig config, nlohmann::json hf_config, const WeightSou
                "{}: tensor \"{}\" has dtype {} (F32, F16, BF16, Q8_0 or Q4_0 expected)", weights.where(name), name,
                dtype_name(t.dtype()));
       if (options.weight_dtype) t = convert_weight(t, *options.weight_dtype);
+      if (options.compute_layout) t = prepare_linear_weight(t);
     } else {
       TE_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::F16 || t.dtype() == DType::BF16,
                "{}: tensor \"{}\" has dtype {} (F32, F16 or BF16 expected)", weights.where(name), name,

@@ -18,7 +18,7 @@
 namespace tinyemo {
 
 struct LmLinear {
-  Tensor weight;  // [out, in]: F32, F16, BF16, Q8_0 or Q4_0
+  Tensor weight;  // [out, in]: F32, F16, BF16, Q8_0, Q4_0 or their interleaved Q8_0x16, Q4_0x16
   Tensor bias;    // [out] F32, or undefined
   bool defined() const { return weight.ndim() == 2; }
   const float* bias_data() const { return bias.ndim() == 1 ? bias.data<float>() : nullptr; }
@@ -52,6 +52,10 @@ struct LoadOptions {
   // A safetensors file (or index) in the model folder to read instead of
   // model.safetensors / model.safetensors.index.json.
   std::filesystem::path weights_file;
+  // Rearranges quantised matrices into the layout linear() reads fastest
+  // (prepare_linear_weight: Q8_0 -> Q8_0x16, Q4_0 -> Q4_0x16). Off for a model
+  // that is only written back to a file.
+  bool compute_layout = true;
 };
 
 class LmModel {
