@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "core/error.h"
@@ -444,11 +445,20 @@ void dot_panel(const uint8_t* panel, int64_t nb, const ActivationRow* x, float* 
 // bytes at a time: the threads finish within ~1 us of each other.
 constexpr int64_t kPanelGrainBytes = 32 << 10;
 
+// Every output's mat-vec in one pass of the pool: the outputs' panels form one
+// index space that the threads split (one synchronisation for all of them).
 template <class P>
-void dot_interleaved(const float* x, int64_t M, int64_t ldx, const BOperand& w, int64_t N, int64_t K,
-                     const float* bias, float* y, int64_t ldy) {
-  TE_CHECK(K % 32 == 0 && N % kInterleavedRows == 0, "linear: {} weights need K % 32 == 0 and N % {} == 0, got {} x {}",
-           dtype_name(P::kType), kInterleavedRows, N, K);
+void dot_interleaved(const float* x, int64_t M, int64_t ldx, int64_t K, std::span<const DotOutput> outputs) {
+  int64_t panels = 0;
+  std::vector<int64_t> first_panel;  // of each output in the joint index space
+  for (const DotOutput& o : outputs) {
+    TE_CHECK(K % 32 == 0 && o.N % kInterleavedRows == 0 && o.w.dtype == P::kType,
+             "linear: {} weights need K % 32 == 0 and N % {} == 0, got {} {} x {}", dtype_name(P::kType),
+             kInterleavedRows, dtype_name(o.w.dtype), o.N, K);
+    first_panel.push_back(panels);
+    panels += o.N / kInterleavedRows;
+  }
+  first_panel.push_back(panels);
   const int64_t nb = K / 32;
   // Per activation row: K code bytes, then nb code sums (scales apart).
   const int64_t row_words = K / 4 + nb;
@@ -467,17 +477,20 @@ void dot_interleaved(const float* x, int64_t M, int64_t ldx, const BOperand& w, 
     }
     rows[m] = {groups, row_scales, code_sums};
   }
-  const int64_t panels = N / kInterleavedRows, panel_bytes = kInterleavedRows * w.ld;
-  const auto* base = static_cast<const uint8_t*>(w.data);
+  const int64_t panel_bytes = kInterleavedRows * dtype_bytes(P::kType, K);
   auto dot_panels = [&](int64_t p0, int64_t p1) {
+    size_t i = 0;
     for (int64_t pn = p0; pn < p1; ++pn) {
+      while (pn >= first_panel[i + 1]) ++i;
+      const DotOutput& o = outputs[i];
+      const int64_t local = pn - first_panel[i];
       for_activation_groups(M, [&]<int S>(int64_t m) {
         float out[S * kInterleavedRows];
-        dot_panel<P, S>(base + pn * panel_bytes, nb, rows.data() + m, out);
+        dot_panel<P, S>(static_cast<const uint8_t*>(o.w.data) + local * panel_bytes, nb, rows.data() + m, out);
         for (int s = 0; s < S; ++s)
           for (int64_t r = 0; r < kInterleavedRows; ++r) {
-            const int64_t n = pn * kInterleavedRows + r;
-            y[(m + s) * ldy + n] = out[s * kInterleavedRows + r] + (bias ? bias[n] : 0.0f);
+            const int64_t n = local * kInterleavedRows + r;
+            o.y[(m + s) * o.ldy + n] = out[s * kInterleavedRows + r] + (o.bias ? o.bias[n] : 0.0f);
           }
       });
     }
@@ -499,6 +512,16 @@ constexpr bool kHasQuantDot = false;
 // GEMM also dequantises while packing.
 bool has_interleaved_dot() { return kHasQuantDot; }
 
+void linear_rows_dot_shared_input(const float* x, int64_t M, int64_t ldx, int64_t K,
+                                  std::span<const DotOutput> outputs) {
+  if (outputs.empty()) return;
+#if TINYEMO_AVX512 && defined(__AVX512VNNI__) && defined(__AVX512VBMI__)
+  if (outputs[0].w.dtype == DType::Q8_0x16) return dot_interleaved<Q8Panel>(x, M, ldx, K, outputs);
+  if (outputs[0].w.dtype == DType::Q4_0x16) return dot_interleaved<Q4Panel>(x, M, ldx, K, outputs);
+#endif
+  for (const DotOutput& o : outputs) linear_rows_dot(x, M, ldx, o.w, o.N, K, o.bias, o.y, o.ldy);
+}
+
 int64_t dot_path_max_rows(DType weight_dtype) {
   if (dtype_is_quantized(weight_dtype)) return kHasQuantDot ? 8 : 0;
   return TINYEMO_AVX512 ? 5 : 0;
@@ -514,8 +537,11 @@ void linear_rows_dot(const float* x, int64_t M, int64_t ldx, const BOperand& w, 
 #if defined(__AVX512VNNI__) && defined(__AVX512VBMI__)
     case DType::Q8_0: return dot_quant<Q8Group>(x, M, ldx, w, N, K, bias, y, ldy);
     case DType::Q4_0: return dot_quant<Q4Group>(x, M, ldx, w, N, K, bias, y, ldy);
-    case DType::Q8_0x16: return dot_interleaved<Q8Panel>(x, M, ldx, w, N, K, bias, y, ldy);
-    case DType::Q4_0x16: return dot_interleaved<Q4Panel>(x, M, ldx, w, N, K, bias, y, ldy);
+    case DType::Q8_0x16:
+    case DType::Q4_0x16: {
+      const DotOutput output{w, N, bias, y, ldy};
+      return linear_rows_dot_shared_input(x, M, ldx, K, {&output, 1});
+    }
 #endif
     default: break;
   }

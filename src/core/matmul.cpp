@@ -59,6 +59,34 @@ void linear(const float* x, int64_t M, const Tensor& W, const float* bias, float
   }
 }
 
+void linear_shared_input(const float* x, int64_t M, std::span<const LinearTarget> targets) {
+  if (targets.empty()) return;
+  const Tensor& first = *targets[0].weight;
+  const DType t = first.dtype();
+  bool joint = first.ndim() == 2 && dtype_of_rows(t) != t && M < detail::dot_path_max_rows(t);
+  for (const LinearTarget& target : targets)
+    joint = joint && target.weight->dtype() == t && target.weight->ndim() == 2 &&
+            target.weight->dim(1) == first.dim(1);
+  if (!joint) {
+    for (const LinearTarget& target : targets) linear(x, M, *target.weight, target.bias, target.y);
+    return;
+  }
+  const int64_t K = first.dim(1);
+  std::vector<detail::DotOutput> outputs;
+  for (const LinearTarget& target : targets) {
+    detail::DotOutput o;
+    o.w.dtype = t;
+    o.w.data = target.weight->raw();
+    o.w.ld = static_cast<int64_t>(dtype_bytes(t, K));
+    o.N = target.weight->dim(0);
+    o.bias = target.bias;
+    o.y = target.y;
+    o.ldy = o.N;
+    outputs.push_back(o);
+  }
+  detail::linear_rows_dot_shared_input(x, M, K, K, outputs);
+}
+
 Tensor prepare_linear_weight(const Tensor& W) {
   const DType t = W.dtype();
   if ((t != DType::Q8_0 && t != DType::Q4_0) || W.ndim() != 2 || W.dim(0) % kInterleavedRows != 0 ||

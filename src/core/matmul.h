@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "core/tensor.h"
 
@@ -23,6 +24,17 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
 // rows or more x stays f32. Multi-threaded on the global pool.
 void linear(const float* x, int64_t M, const Tensor& W, const float* bias, float* y, int64_t ldx = 0,
             int64_t ldy = 0);
+
+// linear() for several weights on the same x (q/k/v projections, gate and up):
+// target i gets y_i = x W_i^T + b_i (ldx = K, ldy = N_i). With interleaved
+// quantised weights of one dtype and fewer than 8 rows, all mat-vecs run as one
+// pass of the thread pool (one synchronisation, one quantisation of x).
+struct LinearTarget {
+  const Tensor* weight = nullptr;
+  const float* bias = nullptr;
+  float* y = nullptr;
+};
+void linear_shared_input(const float* x, int64_t M, std::span<const LinearTarget> targets);
 
 // W in the layout linear() reads fastest here: a Q8_0/Q4_0 matrix with
 // rows % 16 == 0 becomes Q8_0x16/Q4_0x16 (16 rows interleaved, core/quant.h)

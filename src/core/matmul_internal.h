@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "core/dtype.h"
@@ -34,6 +35,18 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
 // integer dot products.
 void linear_rows_dot(const float* x, int64_t M, int64_t ldx, const BOperand& w, int64_t N, int64_t K,
                      const float* bias, float* y, int64_t ldy);
+
+// One linear_rows_dot per output, all on the same x: Q8_0x16/Q4_0x16 weights
+// (all of one dtype) share one quantisation of x and one pass of the pool.
+struct DotOutput {
+  BOperand w;
+  int64_t N = 0;
+  const float* bias = nullptr;
+  float* y = nullptr;
+  int64_t ldy = 0;
+};
+void linear_rows_dot_shared_input(const float* x, int64_t M, int64_t ldx, int64_t K,
+                                  std::span<const DotOutput> outputs);
 
 // Whether linear_rows_dot has the kernel for Q8_0x16/Q4_0x16 weights in this
 // build (AVX-512 VNNI); without it weights stay row-major.

@@ -1,8 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <random>
+#include <thread>
 
 #include "core/attention.h"
 #include "core/matmul.h"
@@ -34,6 +37,30 @@ TEST(ThreadPool, RunsEveryTaskOnceAndPropagatesErrors) {
   std::atomic<int> n{0};
   pool.run(7, [&](int64_t, int) { n++; });
   EXPECT_EQ(n.load(), 7);
+}
+
+// Every item exactly once, in pieces of at most the owner's claim, for ragged
+// sizes, a grain larger than n, and a thread that starts late (its range is
+// then taken by the other from the back).
+TEST(ThreadPool, StealingSplitCoversEveryItemOnce) {
+  set_num_threads(2);
+  for (const int64_t n : {int64_t{1}, int64_t{7}, int64_t{100}, int64_t{4097}}) {
+    for (const int64_t grain : {int64_t{1}, int64_t{3}, int64_t{5000}}) {
+      for (const bool late : {false, true}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        std::atomic<int> pieces{0};
+        std::atomic<bool> first{true};
+        parallel_for_stealing(n, grain, [&](int64_t begin, int64_t end) {
+          if (late && first.exchange(false)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+          ASSERT_LT(begin, end);
+          for (int64_t i = begin; i < end; ++i) hits[static_cast<size_t>(i)]++;
+          pieces++;
+        });
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << n << " " << grain << " " << i;
+        if (grain >= n) EXPECT_EQ(pieces.load(), 1);  // one grain: no split, the calling thread
+      }
+    }
+  }
 }
 
 TEST(ThreadPool, BackToBackJobsNestedLoopsAndFailuresKeepCountsExact) {
@@ -165,6 +192,31 @@ TEST(Linear, InterleavedWeightsMatchTheReferenceAndTheRowMajorKernel) {
   EXPECT_EQ(dtype_of_rows(prepare_linear_weight(Tensor::zeros(DType::Q8_0, {32, 64})).dtype()), DType::Q8_0);
   EXPECT_EQ(prepare_linear_weight(Tensor::zeros(DType::Q8_0, {33, 64})).dtype(), DType::Q8_0);
   EXPECT_EQ(prepare_linear_weight(Tensor::zeros(DType::F32, {32, 64})).dtype(), DType::F32);
+}
+
+// Several weights on one input in one pass: the same numbers as linear() for
+// each, for interleaved weights (the joint path), mixed dtypes and many rows.
+TEST(Linear, SharedInputMatchesOneLinearPerWeight) {
+  const int64_t K = 96;
+  const Tensor wq = Tensor::from_vector<float>({64, K}, randn(64 * K, 21)).to(DType::Q8_0x16);
+  const Tensor wk = Tensor::from_vector<float>({16, K}, randn(16 * K, 22)).to(DType::Q8_0x16);
+  const Tensor wv = Tensor::from_vector<float>({32, K}, randn(32 * K, 23)).to(DType::Q8_0x16);
+  const Tensor w4 = Tensor::from_vector<float>({32, K}, randn(32 * K, 24)).to(DType::Q4_0x16);
+  const auto bias = randn(64, 25);
+  for (const int64_t M : {int64_t{1}, int64_t{3}, int64_t{9}}) {
+    const auto x = randn(M * K, 26);
+    for (const Tensor* third : {&wv, &w4}) {
+      std::vector<float> q(M * 64), k(M * 16), v(M * third->dim(0));
+      const LinearTarget targets[] = {{&wq, bias.data(), q.data()}, {&wk, nullptr, k.data()}, {third, bias.data(), v.data()}};
+      linear_shared_input(x.data(), M, targets);
+      for (const LinearTarget& t : targets) {
+        std::vector<float> want(M * t.weight->dim(0));
+        linear(x.data(), M, *t.weight, t.bias, want.data());
+        EXPECT_EQ(std::vector<float>(t.y, t.y + want.size()), want)
+            << dtype_name(t.weight->dtype()) << " M=" << M << " third " << dtype_name(third->dtype());
+      }
+    }
+  }
 }
 
 TEST(Linear, StridedRowsAndNoBias) {

@@ -71,9 +71,10 @@ void LmSession::attention_block(const LmLayer& L, LayerCache& cache, int64_t T) 
       std::memcpy(v_new + t * kvdim, row + qdim + kvdim, sizeof(float) * kvdim);
     }
   } else {
-    linear(h_.data(), T, L.q.weight, L.q.bias_data(), q_.data());
-    linear(h_.data(), T, L.k.weight, L.k.bias_data(), k_new);
-    linear(h_.data(), T, L.v.weight, L.v.bias_data(), v_new);
+    const LinearTarget qkv[] = {{&L.q.weight, L.q.bias_data(), q_.data()},
+                                {&L.k.weight, L.k.bias_data(), k_new},
+                                {&L.v.weight, L.v.bias_data(), v_new}};
+    linear_shared_input(h_.data(), T, qkv);
   }
   if (c.qk_norm) {
     norm(L.q_norm, c.qk_norm_kind, c.qk_norm_eps, q_.data(), T * nq, hd, q_.data());
@@ -115,8 +116,9 @@ void LmSession::mlp_block(const LmLayer& L, int64_t T, const float* in, float* o
   mlp_.resize(static_cast<size_t>(T * F));
   if (L.gate.defined()) {
     mlp_up_.resize(static_cast<size_t>(T * F));
-    linear(in, T, L.gate.weight, L.gate.bias_data(), mlp_.data());
-    linear(in, T, L.up.weight, L.up.bias_data(), mlp_up_.data());
+    const LinearTarget gate_up[] = {{&L.gate.weight, L.gate.bias_data(), mlp_.data()},
+                                    {&L.up.weight, L.up.bias_data(), mlp_up_.data()}};
+    linear_shared_input(in, T, gate_up);
     activate(c.activation, mlp_.data(), T * F);
     for (int64_t i = 0; i < T * F; ++i) mlp_[i] *= mlp_up_[i];
   } else {
