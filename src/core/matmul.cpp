@@ -90,7 +90,7 @@ void linear_shared_input(const float* x, int64_t M, std::span<const LinearTarget
 Tensor prepare_linear_weight(const Tensor& W) {
   const DType t = W.dtype();
   if ((t != DType::Q8_0 && t != DType::Q4_0) || W.ndim() != 2 || W.dim(0) % kInterleavedRows != 0 ||
-      !detail::has_interleaved_dot())
+      W.dim(1) % kQuantBlock != 0 || !detail::has_interleaved_dot())
     return W;
   return W.to(t == DType::Q8_0 ? DType::Q8_0x16 : DType::Q4_0x16);
 }

@@ -120,9 +120,10 @@ Tensor Tensor::row(int64_t i) const {
 Tensor Tensor::to(DType dtype) const {
   const bool from_interleaved = dtype_of_rows(dtype_) != dtype_, to_interleaved = dtype_of_rows(dtype) != dtype;
   if ((from_interleaved || to_interleaved) && dtype != dtype_) {
-    TE_CHECK(ndim() == 2 && shape_[0] % kInterleavedRows == 0,
-             "cannot convert a {} tensor of shape {} to {}: interleaved layouts need [rows, cols] with rows % {} == 0",
-             dtype_name(dtype_), shape_str(shape_), dtype_name(dtype), kInterleavedRows);
+    TE_CHECK(ndim() == 2 && shape_[0] % kInterleavedRows == 0 && shape_[1] % kQuantBlock == 0,
+             "cannot convert a {} tensor of shape {} to {}: interleaved layouts need [rows, cols] with rows % {} == 0 "
+             "and cols % {} == 0",
+             dtype_name(dtype_), shape_str(shape_), dtype_name(dtype), kInterleavedRows, kQuantBlock);
     const int64_t nb = shape_[1] / kQuantBlock;
     if (from_interleaved) {
       Tensor rows_major = empty(dtype_of_rows(dtype_), shape_);

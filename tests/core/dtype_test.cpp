@@ -184,7 +184,8 @@ TEST(Quant, InterleavedLayoutsPlaceBlocksAsDocumentedAndRoundTrip) {
   }
   // f32 straight to an interleaved type quantises first.
   EXPECT_EQ(f.to(DType::Q4_0x16).to_f32_vector(), q4.to_f32_vector());
-  // Rows that do not fill whole panels are refused, naming the layout.
+  // Rows that do not fill whole panels (or whole blocks) are refused, naming the layout.
+  EXPECT_THROW(Tensor::zeros(DType::F32, {64, 16}).to(DType::Q8_0x16), Error);
   const Tensor odd = Tensor::zeros(DType::Q8_0, {17, 32});
   try {
     odd.to(DType::Q8_0x16);
