@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/simd.h"
+#include "core/tensor.h"
 #include "core/thread_pool.h"
 
 namespace tinyemo {
@@ -159,7 +160,9 @@ constexpr size_t kBandwidthBytes = size_t{256} << 20;
 using Buffer = std::unique_ptr<float, BandwidthProbe::FreeBuffer>;
 
 Buffer filled_buffer(size_t bytes) {
-  Buffer b(static_cast<float*>(std::aligned_alloc(64, bytes)));
+  // The same allocation as tensors (huge pages where available), so the bound
+  // is the copy bandwidth the weights' memory can have.
+  Buffer b(static_cast<float*>(allocate_buffer(bytes)));
   TE_CHECK(b != nullptr, "cannot allocate {} bytes for the bandwidth measurement", bytes);
   std::memset(b.get(), 0, bytes);  // faults the pages in before timing
   return b;

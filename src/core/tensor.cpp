@@ -5,6 +5,10 @@
 #include <limits>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "core/quant.h"
 
 namespace tinyemo {
@@ -29,13 +33,23 @@ int64_t shape_numel(const Shape& shape) {
   return n;
 }
 
+void* allocate_buffer(size_t bytes) {
+  constexpr size_t kHugePage = size_t{2} << 20;
+  if (bytes < kHugePage) return std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  void* p = std::aligned_alloc(kHugePage, rounded);
+#if defined(__linux__)
+  if (p != nullptr) madvise(p, rounded, MADV_HUGEPAGE);  // a hint: without THP the pages stay 4 KiB
+#endif
+  return p;
+}
+
 Tensor Tensor::empty(DType dtype, Shape shape) {
   Tensor t;
   t.dtype_ = dtype;
   t.shape_ = std::move(shape);
   const size_t bytes = t.nbytes();
-  const size_t alloc = ((bytes + 63) / 64) * 64 + 64;
-  void* p = std::aligned_alloc(64, alloc);
+  void* p = allocate_buffer(bytes + 64);
   if (p == nullptr) fail("out of memory allocating a {} {} tensor ({} bytes)", dtype_name(dtype), shape_str(t.shape_), bytes);
   t.owner_ = std::shared_ptr<const void>(p, [](const void* q) { std::free(const_cast<void*>(q)); });
   t.data_ = p;
