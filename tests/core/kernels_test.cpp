@@ -57,7 +57,9 @@ TEST(ThreadPool, StealingSplitCoversEveryItemOnce) {
           pieces++;
         });
         for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << n << " " << grain << " " << i;
-        if (grain >= n) EXPECT_EQ(pieces.load(), 1);  // one grain: no split, the calling thread
+        if (grain >= n) {
+          EXPECT_EQ(pieces.load(), 1);  // one grain: no split, the calling thread
+        }
       }
     }
   }
@@ -256,6 +258,7 @@ TEST(Attention, MatchesReferenceOnCLIPPrefillAndDecodeShapes) {
       {"causal prefill longer than a query block", 300, 300, 2, 1, 32, true, 0},
       {"decode, GQA 4:1, long cache", 1, 300, 8, 2, 64, true, 299},
       {"decode seeing part of the cache", 1, 50, 4, 4, 16, true, 20},
+      {"decode through the mat-vec path, head_dim 80, GQA 8:1", 1, 200, 16, 2, 80, true, 199},
       {"few query rows", 3, 20, 2, 1, 8, true, 17},
       {"head_dim not a multiple of 16", 5, 9, 3, 3, 7, false, 0},
   };
