@@ -35,11 +35,14 @@ int64_t shape_numel(const Shape& shape) {
 
 void* allocate_buffer(size_t bytes) {
   constexpr size_t kHugePage = size_t{2} << 20;
-  if (bytes < kHugePage) return std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-  const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
-  void* p = std::aligned_alloc(kHugePage, rounded);
+  bytes = (bytes + 63) / 64 * 64;
+  if (bytes < kHugePage) return std::aligned_alloc(64, bytes);
+  // posix_memalign: no multiple-of-alignment size (a 4 MiB + 64 B tensor
+  // takes 4 MiB + 64 B, not 6 MiB); the tail past the last whole 2 MiB stays 4 KiB pages.
+  void* p = nullptr;
+  if (posix_memalign(&p, kHugePage, bytes) != 0) return nullptr;
 #if defined(__linux__)
-  if (p != nullptr) madvise(p, rounded, MADV_HUGEPAGE);  // a hint: without THP the pages stay 4 KiB
+  madvise(p, bytes / kHugePage * kHugePage, MADV_HUGEPAGE);  // a hint: without THP the pages stay 4 KiB
 #endif
   return p;
 }
