@@ -115,9 +115,10 @@ void weighted_value_sum(const float* p, int64_t rows, int64_t kv, const float* v
 }
 
 // Decode: the `group` query heads of one key/value head (consecutive rows of d
-// floats at q) against the keys the query sees (kv > 0 of them). Two passes over the cache rows instead
-// of two packed GEMMs (which would repack K and V every token): scores by the
-// mat-vec kernel, then the probability-weighted sum of the value rows.
+// floats at q) against the kv > 0 keys the query sees. Two passes over the
+// cache rows instead of two packed GEMMs (which repack K and V every token):
+// scores by the mat-vec kernel, then the probability-weighted sum of the value
+// rows. Each score costs a horizontal sum, so long caches take the GEMMs.
 void attend_decode(const AttentionShape& s, int64_t kv, float scale, int64_t group, const float* q, const float* k,
                    int64_t k_stride, const float* v, int64_t v_stride, float* out) {
   const int64_t d = s.head_dim;

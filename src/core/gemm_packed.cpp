@@ -238,21 +238,11 @@ void pack_rows_panel(const BOperand& b, int64_t n0, int64_t nr, int64_t k0, int6
 }
 
 void pack_interleaved_panel(const BOperand& b, int64_t n0, int64_t nr, int64_t k0, int64_t kc, float* panel) {
-  const int64_t nb = b.ld / static_cast<int64_t>(dtype_size(b.dtype)), K = nb * 32;
-  std::vector<float> row(static_cast<size_t>(K));
+  const int64_t nb = b.ld / static_cast<int64_t>(dtype_size(b.dtype));
+  std::vector<float> row(static_cast<size_t>(kc));
   for (int64_t j = 0; j < kNR; ++j) {
-    if (j < nr) {
-      if (b.dtype == DType::Q8_0x16) {
-        std::vector<BlockQ8_0> blocks(static_cast<size_t>(nb));
-        interleaved_row_q8_0(b.data, nb, n0 + j, blocks.data());
-        dequantize_q8_0(blocks.data(), row.data(), K);
-      } else {
-        std::vector<BlockQ4_0> blocks(static_cast<size_t>(nb));
-        interleaved_row_q4_0(b.data, nb, n0 + j, blocks.data());
-        dequantize_q4_0(blocks.data(), row.data(), K);
-      }
-    }
-    for (int64_t k = 0; k < kc; ++k) panel[k * kNR + j] = j < nr ? row[k0 + k] : 0.0f;
+    if (j < nr) dequantize_interleaved_row(b.dtype, b.data, nb, n0 + j, k0 / 32, (k0 + kc) / 32, row.data());
+    for (int64_t k = 0; k < kc; ++k) panel[k * kNR + j] = j < nr ? row[k] : 0.0f;
   }
 }
 

@@ -512,6 +512,11 @@ constexpr bool kHasQuantDot = false;
 // the dot path reads W once but does S FMAs per weight vector; the packed GEMM
 // pays a pass over W to pack it. Quantised weights switch later because their
 // GEMM also dequantises while packing.
+int64_t dot_path_max_rows(DType weight_dtype) {
+  if (dtype_is_quantized(weight_dtype)) return kHasQuantDot ? 8 : 0;
+  return TINYEMO_AVX512 ? 5 : 0;
+}
+
 bool has_interleaved_dot() { return kHasQuantDot; }
 
 void linear_rows_dot_shared_input(const float* x, int64_t M, int64_t ldx, int64_t K,
@@ -521,12 +526,7 @@ void linear_rows_dot_shared_input(const float* x, int64_t M, int64_t ldx, int64_
   if (outputs[0].w.dtype == DType::Q8_0x16) return dot_interleaved<Q8Panel>(x, M, ldx, K, outputs);
   if (outputs[0].w.dtype == DType::Q4_0x16) return dot_interleaved<Q4Panel>(x, M, ldx, K, outputs);
 #endif
-  for (const DotOutput& o : outputs) linear_rows_dot(x, M, ldx, o.w, o.N, K, o.bias, o.y, o.ldy);
-}
-
-int64_t dot_path_max_rows(DType weight_dtype) {
-  if (dtype_is_quantized(weight_dtype)) return kHasQuantDot ? 8 : 0;
-  return TINYEMO_AVX512 ? 5 : 0;
+  fail("linear: no shared-input kernel for {} weights in this build", dtype_name(outputs[0].w.dtype));
 }
 
 void linear_rows_dot(const float* x, int64_t M, int64_t ldx, const BOperand& w, int64_t N, int64_t K,

@@ -36,8 +36,8 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
 void linear_rows_dot(const float* x, int64_t M, int64_t ldx, const BOperand& w, int64_t N, int64_t K,
                      const float* bias, float* y, int64_t ldy);
 
-// One linear_rows_dot per output, all on the same x: Q8_0x16/Q4_0x16 weights
-// (all of one dtype) share one quantisation of x and one pass of the pool.
+// linear_rows_dot for several Q8_0x16 or Q4_0x16 weights (all of one dtype) on
+// the same x: one quantisation of x and one pass of the pool for all of them.
 struct DotOutput {
   BOperand w;
   int64_t N = 0;

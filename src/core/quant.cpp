@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "core/dtype.h"
 
@@ -93,27 +94,41 @@ void interleave(const Block* in, void* out, int64_t rows, int64_t nb) {
 }
 
 template <class Block>
-void interleaved_row(const void* in, int64_t nb, int64_t row, Block* out) {
+void interleaved_row(const void* in, int64_t nb, int64_t row, int64_t b0, int64_t b1, Block* out) {
   const uint8_t* src = static_cast<const uint8_t*>(in);
-  for (int64_t b = 0; b < nb; ++b) {
+  for (int64_t b = b0; b < b1; ++b, ++out) {
     const BlockSlots slots = interleaved_slots<Block>(nb, row, b);
-    std::memcpy(&out[b].scale, src + slots.scale, sizeof(out[b].scale));
-    for (size_t i = 0; i < sizeof(out[b].q); ++i) {
+    std::memcpy(&out->scale, src + slots.scale, sizeof(out->scale));
+    for (size_t i = 0; i < sizeof(out->q); ++i) {
       const uint8_t code = src[slots.codes + 64 * (i / 4) + i % 4] ^ kCodeFlip<Block>;
-      std::memcpy(&out[b].q[i], &code, 1);
+      std::memcpy(&out->q[i], &code, 1);
     }
   }
 }
 
 }  // namespace
 
-void interleave_q8_0(const BlockQ8_0* in, void* out, int64_t rows, int64_t nb) { interleave(in, out, rows, nb); }
-void interleave_q4_0(const BlockQ4_0* in, void* out, int64_t rows, int64_t nb) { interleave(in, out, rows, nb); }
-void interleaved_row_q8_0(const void* in, int64_t nb, int64_t row, BlockQ8_0* out) {
-  interleaved_row(in, nb, row, out);
+void interleave_rows(DType interleaved, const void* in, void* out, int64_t rows, int64_t nb) {
+  if (interleaved == DType::Q8_0x16) return interleave(static_cast<const BlockQ8_0*>(in), out, rows, nb);
+  interleave(static_cast<const BlockQ4_0*>(in), out, rows, nb);
 }
-void interleaved_row_q4_0(const void* in, int64_t nb, int64_t row, BlockQ4_0* out) {
-  interleaved_row(in, nb, row, out);
+
+void interleaved_row_blocks(DType interleaved, const void* in, int64_t nb, int64_t row, int64_t b0, int64_t b1,
+                            void* out) {
+  if (interleaved == DType::Q8_0x16) return interleaved_row(in, nb, row, b0, b1, static_cast<BlockQ8_0*>(out));
+  interleaved_row(in, nb, row, b0, b1, static_cast<BlockQ4_0*>(out));
+}
+
+void dequantize_interleaved_row(DType interleaved, const void* in, int64_t nb, int64_t row, int64_t b0, int64_t b1,
+                                float* out) {
+  if (interleaved == DType::Q8_0x16) {
+    std::vector<BlockQ8_0> blocks(static_cast<size_t>(b1 - b0));
+    interleaved_row(in, nb, row, b0, b1, blocks.data());
+    return dequantize_q8_0(blocks.data(), out, 32 * (b1 - b0));
+  }
+  std::vector<BlockQ4_0> blocks(static_cast<size_t>(b1 - b0));
+  interleaved_row(in, nb, row, b0, b1, blocks.data());
+  dequantize_q4_0(blocks.data(), out, 32 * (b1 - b0));
 }
 
 }  // namespace tinyemo

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "core/dtype.h"
+
 namespace tinyemo {
 
 struct BlockQ8_0 {
@@ -46,12 +48,15 @@ constexpr InterleavedOffsets interleaved_offsets(int64_t b, int64_t nb, int64_t 
   return {base + (b % 2) * 2 * kInterleavedRows, base + in_pair * 2 * kInterleavedRows + (b % 2) * code_bytes};
 }
 
-// rows % 16 == 0; nb blocks per row. `in`/`out` hold rows x nb blocks.
-void interleave_q8_0(const BlockQ8_0* in, void* out, int64_t rows, int64_t nb);
-void interleave_q4_0(const BlockQ4_0* in, void* out, int64_t rows, int64_t nb);
-// Row `row`'s nb blocks, back in the row-major layout.
-void interleaved_row_q8_0(const void* in, int64_t nb, int64_t row, BlockQ8_0* out);
-void interleaved_row_q4_0(const void* in, int64_t nb, int64_t row, BlockQ4_0* out);
+// `interleaved` is DType::Q8_0x16 or DType::Q4_0x16; nb blocks per row.
+// rows x nb row-major blocks of dtype_of_rows(interleaved) -> the interleaved layout (rows % 16 == 0).
+void interleave_rows(DType interleaved, const void* in, void* out, int64_t rows, int64_t nb);
+// Blocks [b0, b1) of row `row`, back in the row-major layout.
+void interleaved_row_blocks(DType interleaved, const void* in, int64_t nb, int64_t row, int64_t b0, int64_t b1,
+                            void* out);
+// Elements [32 b0, 32 b1) of row `row` as f32.
+void dequantize_interleaved_row(DType interleaved, const void* in, int64_t nb, int64_t row, int64_t b0, int64_t b1,
+                                float* out);
 
 // n must be a multiple of 32. Rounding follows ggml's reference quantisers.
 void quantize_q8_0(const float* x, BlockQ8_0* out, int64_t n);

@@ -146,16 +146,12 @@ Tensor Tensor::to(DType dtype) const {
       Tensor rows_major = empty(dtype_of_rows(dtype_), shape_);
       char* dst = static_cast<char*>(rows_major.data_);
       const size_t row_bytes = dtype_bytes(rows_major.dtype_, shape_[1]);
-      for (int64_t r = 0; r < shape_[0]; ++r) {
-        if (dtype_ == DType::Q8_0x16) interleaved_row_q8_0(data_, nb, r, reinterpret_cast<BlockQ8_0*>(dst + r * row_bytes));
-        else interleaved_row_q4_0(data_, nb, r, reinterpret_cast<BlockQ4_0*>(dst + r * row_bytes));
-      }
+      for (int64_t r = 0; r < shape_[0]; ++r) interleaved_row_blocks(dtype_, data_, nb, r, 0, nb, dst + r * row_bytes);
       return rows_major.to(dtype);
     }
     const Tensor blocks = dtype_ == dtype_of_rows(dtype) ? *this : to(dtype_of_rows(dtype));
     Tensor t = empty(dtype, shape_);
-    if (dtype == DType::Q8_0x16) interleave_q8_0(static_cast<const BlockQ8_0*>(blocks.data_), t.data_, shape_[0], nb);
-    else interleave_q4_0(static_cast<const BlockQ4_0*>(blocks.data_), t.data_, shape_[0], nb);
+    interleave_rows(dtype, blocks.data_, t.data_, shape_[0], nb);
     return t;
   }
   Tensor t = empty(dtype, shape_);
@@ -175,14 +171,8 @@ void Tensor::row_to_f32(int64_t i, float* out) const {
   const int64_t cols = shape_[1];
   if (dtype_of_rows(dtype_) == dtype_) {
     convert(dtype_, static_cast<const char*>(data_) + i * dtype_bytes(dtype_, cols), DType::F32, out, cols);
-  } else if (dtype_ == DType::Q8_0x16) {
-    std::vector<BlockQ8_0> blocks(static_cast<size_t>(cols / kQuantBlock));
-    interleaved_row_q8_0(data_, cols / kQuantBlock, i, blocks.data());
-    dequantize_q8_0(blocks.data(), out, cols);
   } else {
-    std::vector<BlockQ4_0> blocks(static_cast<size_t>(cols / kQuantBlock));
-    interleaved_row_q4_0(data_, cols / kQuantBlock, i, blocks.data());
-    dequantize_q4_0(blocks.data(), out, cols);
+    dequantize_interleaved_row(dtype_, data_, cols / kQuantBlock, i, 0, cols / kQuantBlock, out);
   }
 }
 

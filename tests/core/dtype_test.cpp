@@ -179,6 +179,7 @@ TEST(Quant, InterleavedLayoutsPlaceBlocksAsDocumentedAndRoundTrip) {
     }
     EXPECT_EQ(interleaved.rows(16, 32).to_f32_vector(),
               std::vector<float>(all.begin() + 16 * cols, all.begin() + 32 * cols));
+    EXPECT_THROW(interleaved.row_to_f32(rows, row.data()), Error);
     EXPECT_THROW(interleaved.rows(1, 2), Error);
     EXPECT_THROW(interleaved.row(3), Error);
   }

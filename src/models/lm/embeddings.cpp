@@ -1,7 +1,5 @@
 #include "models/lm/embeddings.h"
 
-#include <cstring>
-
 namespace tinyemo {
 
 namespace {
