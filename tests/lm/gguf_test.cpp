@@ -7,6 +7,7 @@
 #include <random>
 
 #include "io/gguf.h"
+#include "io/safetensors.h"
 #include "models/lm/gguf_model.h"
 #include "testing/testing.h"
 
@@ -101,6 +102,28 @@ TEST(Gguf, WritesAtomicallyToDisk) {
   const GgufFile g = GgufFile::open(tmp / "x.gguf");
   EXPECT_EQ(g.tensors().size(), 5u);
   EXPECT_EQ(read_file(tmp / "x.gguf"), sample_writer().bytes());
+}
+
+// The interleaved Q8_0x16/Q4_0x16 layouts are in-memory compute layouts: the
+// file writers refuse them by name (save_lm_gguf converts them back to rows).
+TEST(Gguf, WritersRefuseInterleavedLayouts) {
+  for (DType t : {DType::Q8_0x16, DType::Q4_0x16}) {
+    const Tensor w = Tensor::zeros(DType::F32, {16, 32}).to(t);
+    for (int writer = 0; writer < 2; ++writer) {
+      try {
+        if (writer == 0) {
+          GgufWriter g;
+          g.add_tensor("w", w);
+          (void)g.bytes();
+        } else {
+          (void)safetensors_bytes({{"w", w}});
+        }
+        ADD_FAILURE() << dtype_name(t) << " written by writer " << writer;
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find(dtype_name(t)), std::string::npos) << e.what();
+      }
+    }
+  }
 }
 
 TEST(Gguf, EveryTruncationIsRefused) {
