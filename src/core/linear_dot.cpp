@@ -450,7 +450,8 @@ constexpr int64_t kPanelGrainBytes = 32 << 10;
 // Every output's mat-vec in one pass of the pool: the outputs' panels form one
 // index space that the threads split (one synchronisation for all of them).
 template <class P>
-void dot_interleaved(const float* x, int64_t M, int64_t ldx, int64_t K, std::span<const DotOutput> outputs) {
+void dot_interleaved(const float* x, int64_t M, int64_t ldx, int64_t K, std::span<const DotOutput> outputs,
+                     const PieceSplitter* split) {
   int64_t panels = 0;
   std::vector<int64_t> first_panel;  // of each output in the joint index space
   for (const DotOutput& o : outputs) {
@@ -497,8 +498,10 @@ void dot_interleaved(const float* x, int64_t M, int64_t ldx, int64_t K, std::spa
       });
     }
   };
+  const int64_t grain = (kPanelGrainBytes + panel_bytes - 1) / panel_bytes;
+  if (split != nullptr) return (*split)(panels, grain, dot_panels);
   if (panels * panel_bytes < 2 * kMinTaskBytes) return dot_panels(0, panels);
-  parallel_for_stealing(panels, (kPanelGrainBytes + panel_bytes - 1) / panel_bytes, dot_panels);
+  parallel_for_stealing(panels, grain, dot_panels);
 }
 
 constexpr bool kHasQuantDot = true;
@@ -520,12 +523,13 @@ int64_t dot_path_max_rows(DType weight_dtype) {
 bool has_interleaved_dot() { return kHasQuantDot; }
 
 void linear_rows_dot_shared_input(const float* x, int64_t M, int64_t ldx, int64_t K,
-                                  std::span<const DotOutput> outputs) {
+                                  std::span<const DotOutput> outputs, const PieceSplitter* split) {
   if (outputs.empty()) return;
 #if TINYEMO_AVX512 && defined(__AVX512VNNI__) && defined(__AVX512VBMI__)
-  if (outputs[0].w.dtype == DType::Q8_0x16) return dot_interleaved<Q8Panel>(x, M, ldx, K, outputs);
-  if (outputs[0].w.dtype == DType::Q4_0x16) return dot_interleaved<Q4Panel>(x, M, ldx, K, outputs);
+  if (outputs[0].w.dtype == DType::Q8_0x16) return dot_interleaved<Q8Panel>(x, M, ldx, K, outputs, split);
+  if (outputs[0].w.dtype == DType::Q4_0x16) return dot_interleaved<Q4Panel>(x, M, ldx, K, outputs, split);
 #endif
+  (void)split;
   fail("linear: no shared-input kernel for {} weights in this build", dtype_name(outputs[0].w.dtype));
 }
 
@@ -542,7 +546,7 @@ void linear_rows_dot(const float* x, int64_t M, int64_t ldx, const BOperand& w, 
     case DType::Q8_0x16:
     case DType::Q4_0x16: {
       const DotOutput output{w, N, bias, y, ldy};
-      return linear_rows_dot_shared_input(x, M, ldx, K, {&output, 1});
+      return linear_rows_dot_shared_input(x, M, ldx, K, {&output, 1}, nullptr);
     }
 #endif
     default: break;

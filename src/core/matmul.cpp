@@ -2,11 +2,14 @@
 
 #include <cblas.h>
 
+#include <cstdlib>
+#include <memory>
 #include <vector>
 
 #include "core/matmul_internal.h"
 #include "core/quant.h"
 #include "core/simd.h"
+#include "core/thread_pool.h"
 
 namespace tinyemo {
 
@@ -38,62 +41,167 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
 #endif
 }
 
-void linear(const float* x, int64_t M, const Tensor& W, const float* bias, float* y, int64_t ldx, int64_t ldy) {
+namespace {
+
+void check_weight(const Tensor& W) {
   TE_CHECK(W.ndim() == 2, "linear: weight must be 2-D, got {}", shape_str(W.shape()));
-  const int64_t N = W.dim(0), K = W.dim(1);
   const DType t = W.dtype();
   TE_CHECK(t == DType::F32 || t == DType::F16 || t == DType::BF16 || dtype_is_quantized(t),
            "linear: unsupported weight dtype {}", dtype_name(t));
-  if (ldx == 0) ldx = K;
-  if (ldy == 0) ldy = N;
-  if (M <= 0 || N <= 0) return;
-  detail::BOperand w;
-  w.layout = detail::BOperand::Layout::Rows;
-  w.dtype = t;
-  w.data = W.raw();
-  w.ld = static_cast<int64_t>(dtype_bytes(t, K));
-  if (M < detail::dot_path_max_rows(t)) {
-    detail::linear_rows_dot(x, M, ldx, w, N, K, bias, y, ldy);
+}
+
+// Rows [n0, n1) of W as a dot-product operand (n0 % 16 == 0 for interleaved
+// weights, whose panels of 16 rows take 16 row sizes each).
+detail::DotOutput output_rows(const Tensor& W, const float* bias, float* y, int64_t ldy, int64_t n0, int64_t n1) {
+  detail::DotOutput o;
+  o.w.layout = detail::BOperand::Layout::Rows;
+  o.w.dtype = W.dtype();
+  o.w.ld = static_cast<int64_t>(dtype_bytes(W.dtype(), W.dim(1)));
+  o.w.data = static_cast<const char*>(W.raw()) + n0 * o.w.ld;
+  o.N = n1 - n0;
+  o.bias = bias ? bias + n0 : nullptr;
+  o.y = y + n0;
+  o.ldy = ldy;
+  return o;
+}
+
+// y rows [n0, n1) of linear() (all of them on the pool; inside a task, serially).
+void linear_rows(const float* x, int64_t M, int64_t ldx, const Tensor& W, const detail::DotOutput& o) {
+  const int64_t K = W.dim(1);
+  if (M < detail::dot_path_max_rows(W.dtype())) {
+    detail::linear_rows_dot(x, M, ldx, o.w, o.N, K, o.bias, o.y, o.ldy);
   } else {
-    detail::gemm_packed(M, N, K, 1.0f, x, ldx, 1, w, 0.0f, bias, y, ldy);
+    detail::gemm_packed(M, o.N, K, 1.0f, x, ldx, 1, o.w, 0.0f, o.bias, o.y, o.ldy);
   }
 }
 
-void linear_shared_input(const float* x, int64_t M, std::span<const LinearTarget> targets) {
-  if (targets.empty()) return;
+// Whether the targets' mat-vecs can run as one pass (one quantisation of x).
+bool joint_dot(int64_t M, std::span<const LinearTarget> targets) {
   const Tensor& first = *targets[0].weight;
   const DType t = first.dtype();
   bool joint = first.ndim() == 2 && dtype_of_rows(t) != t && M < detail::dot_path_max_rows(t);
   for (const LinearTarget& target : targets)
     joint = joint && target.weight->dtype() == t && target.weight->ndim() == 2 &&
             target.weight->dim(1) == first.dim(1);
-  if (!joint) {
+  return joint;
+}
+
+}  // namespace
+
+void linear(const float* x, int64_t M, const Tensor& W, const float* bias, float* y, int64_t ldx, int64_t ldy) {
+  check_weight(W);
+  const int64_t N = W.dim(0);
+  if (ldx == 0) ldx = W.dim(1);
+  if (ldy == 0) ldy = N;
+  if (M <= 0 || N <= 0) return;
+  linear_rows(x, M, ldx, W, output_rows(W, bias, y, ldy, 0, N));
+}
+
+void linear_shared_input(const float* x, int64_t M, std::span<const LinearTarget> targets) {
+  if (targets.empty()) return;
+  if (!joint_dot(M, targets)) {
     for (const LinearTarget& target : targets) linear(x, M, *target.weight, target.bias, target.y);
     return;
   }
-  const int64_t K = first.dim(1);
   std::vector<detail::DotOutput> outputs;
   for (const LinearTarget& target : targets) {
-    detail::DotOutput o;
-    o.w.dtype = t;
-    o.w.data = target.weight->raw();
-    o.w.ld = static_cast<int64_t>(dtype_bytes(t, K));
-    o.N = target.weight->dim(0);
-    o.bias = target.bias;
-    o.y = target.y;
-    o.ldy = o.N;
-    outputs.push_back(o);
+    const Tensor& W = *target.weight;
+    outputs.push_back(output_rows(W, target.bias, target.y, W.dim(0), 0, W.dim(0)));
   }
+  const int64_t K = targets[0].weight->dim(1);
   detail::linear_rows_dot_shared_input(x, M, K, K, outputs);
 }
 
-Tensor prepare_linear_weight(const Tensor& W) {
+namespace {
+
+// A team's mat-vecs: interleaved quantised weights (the decode case) in pieces
+// balanced between the members as they go; other weights in equal row shares.
+void team_linear(Team& team, const float* x, int64_t M, int64_t ldx, std::span<const LinearTarget> targets,
+                 std::span<const int64_t> ldy) {
+  std::vector<detail::DotOutput> outputs;
+  if (M > 0 && joint_dot(M, targets)) {
+    for (size_t i = 0; i < targets.size(); ++i) {
+      const Tensor& W = *targets[i].weight;
+      outputs.push_back(output_rows(W, targets[i].bias, targets[i].y, ldy[i], 0, W.dim(0)));
+    }
+    const detail::PieceSplitter split = [&team](int64_t n, int64_t grain,
+                                                const std::function<void(int64_t, int64_t)>& fn) {
+      team.for_each_piece(n, grain, fn);
+    };
+    detail::linear_rows_dot_shared_input(x, M, ldx, targets[0].weight->dim(1), outputs, &split);
+  } else if (M > 0) {
+    for (size_t i = 0; i < targets.size(); ++i) {
+      const Tensor& W = *targets[i].weight;
+      const auto [n0, n1] = team.share(W.dim(0), kInterleavedRows);
+      if (n0 < n1) linear_rows(x, M, ldx, W, output_rows(W, targets[i].bias, targets[i].y, ldy[i], n0, n1));
+    }
+  }
+  team.barrier();
+}
+
+}  // namespace
+
+void linear(Team& team, const float* x, int64_t M, const Tensor& W, const float* bias, float* y, int64_t ldx,
+            int64_t ldy) {
+  check_weight(W);
+  if (ldx == 0) ldx = W.dim(1);
+  if (ldy == 0) ldy = W.dim(0);
+  const LinearTarget target{&W, bias, y};
+  team_linear(team, x, M, ldx, {&target, 1}, {&ldy, 1});
+}
+
+void linear_shared_input(Team& team, const float* x, int64_t M, std::span<const LinearTarget> targets) {
+  if (targets.empty()) return;
+  std::vector<int64_t> ldy;
+  for (const LinearTarget& target : targets) {
+    check_weight(*target.weight);
+    ldy.push_back(target.weight->dim(0));
+  }
+  team_linear(team, x, M, targets[0].weight->dim(1), targets, ldy);
+}
+
+namespace {
+
+// The layout linear() reads W fastest in, or W's own dtype where that is it.
+DType compute_dtype(const Tensor& W) {
   const DType t = W.dtype();
   if ((t != DType::Q8_0 && t != DType::Q4_0) || W.ndim() != 2 || W.dim(0) % kInterleavedRows != 0 ||
       W.dim(1) % kQuantBlock != 0 || !detail::has_interleaved_dot())
-    return W;
-  return W.to(t == DType::Q8_0 ? DType::Q8_0x16 : DType::Q4_0x16);
+    return t;
+  return t == DType::Q8_0 ? DType::Q8_0x16 : DType::Q4_0x16;
 }
+
+size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+}  // namespace
+
+std::vector<Tensor> prepare_linear_weights(std::vector<Tensor> weights) {
+  constexpr size_t kHugePage = size_t{2} << 20;
+  std::vector<size_t> offset(weights.size());
+  size_t total = 0;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    if (compute_dtype(weights[i]) == weights[i].dtype()) continue;
+    offset[i] = total;
+    total += round_up(weights[i].nbytes(), 64);
+  }
+  if (total == 0) return weights;
+  // Whole 2 MiB pages, so that the last matrix's tail is on huge pages too.
+  if (total >= kHugePage) total = round_up(total, kHugePage);
+  void* arena = allocate_buffer(total);
+  TE_CHECK(arena != nullptr, "out of memory allocating {} bytes for the weights in their compute layout", total);
+  const std::shared_ptr<const void> owner(arena, [](const void* p) { std::free(const_cast<void*>(p)); });
+  for (size_t i = 0; i < weights.size(); ++i) {
+    const DType d = compute_dtype(weights[i]);
+    if (d == weights[i].dtype()) continue;
+    void* slot = static_cast<char*>(arena) + offset[i];
+    interleave_rows(d, weights[i].raw(), slot, weights[i].dim(0), weights[i].dim(1) / kQuantBlock);
+    // The row-major copy goes as soon as it is read (when nothing else holds it).
+    weights[i] = Tensor::view(d, weights[i].shape(), owner, slot, true);
+  }
+  return weights;
+}
+
+Tensor prepare_linear_weight(const Tensor& W) { return prepare_linear_weights({W}).front(); }
 
 namespace reference {
 

@@ -5,10 +5,13 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "core/tensor.h"
 
 namespace tinyemo {
+
+class Team;
 
 // C[M,N] = alpha * op(A) * op(B) + beta * C, row-major f32; op(X) = X or X^T.
 // beta == 0 never reads C. Multi-threaded on the global pool (serial inside a pool task).
@@ -36,12 +39,26 @@ struct LinearTarget {
 };
 void linear_shared_input(const float* x, int64_t M, std::span<const LinearTarget> targets);
 
+// The same computed by a team (run_team): every member calls it with the same
+// arguments, computes its share of the output rows (shares start at multiples
+// of 16 rows) on its own thread and returns once all of y is written.
+void linear(Team& team, const float* x, int64_t M, const Tensor& W, const float* bias, float* y, int64_t ldx = 0,
+            int64_t ldy = 0);
+void linear_shared_input(Team& team, const float* x, int64_t M, std::span<const LinearTarget> targets);
+
 // W in the layout linear() reads fastest here: a Q8_0/Q4_0 matrix with
 // rows % 16 == 0 becomes Q8_0x16/Q4_0x16 (16 rows interleaved, core/quant.h)
 // where this build has the kernel for it; anything else is returned as is.
 // Same bytes, same values; single rows of the result are read with
 // Tensor::row_to_f32.
 Tensor prepare_linear_weight(const Tensor& W);
+// The same for a model's matrices, in one buffer in the order given (the order
+// they are read in): every matrix whose layout changes is placed in one
+// allocation on 2 MiB pages (core::allocate_buffer), tails included. One
+// allocation per matrix left the matrices under 2 MiB and every tail on 4 KiB
+// pages (about a quarter of OpenELM-270M's q8_0 bytes), which stream slower
+// (docs/lm.md). Each input is released once copied.
+std::vector<Tensor> prepare_linear_weights(std::vector<Tensor> weights);
 
 // Scalar references kept beside the optimised kernels; tests compare the two.
 namespace reference {

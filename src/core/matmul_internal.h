@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -45,8 +46,15 @@ struct DotOutput {
   float* y = nullptr;
   int64_t ldy = 0;
 };
+// Hands out [0, n) to threads in pieces of at least `grain` items, calling
+// fn(begin, end) for each: parallel_for_stealing, or a team's for_each_piece
+// when every member of a team makes the call.
+using PieceSplitter =
+    std::function<void(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn)>;
+// The panels of all outputs form one index space split by `split` (null:
+// parallel_for_stealing on the pool).
 void linear_rows_dot_shared_input(const float* x, int64_t M, int64_t ldx, int64_t K,
-                                  std::span<const DotOutput> outputs);
+                                  std::span<const DotOutput> outputs, const PieceSplitter* split = nullptr);
 
 // Whether linear_rows_dot has the kernel for Q8_0x16/Q4_0x16 weights in this
 // build (AVX-512 VNNI); without it weights stay row-major.

@@ -30,6 +30,7 @@ ThreadPool::~ThreadPool() {
 struct ThreadPool::Job {
   const std::function<void(int64_t, int)>* fn = nullptr;
   int64_t num_tasks = 0;
+  bool one_per_thread = false;  // task t runs on thread t (run_on_every_thread)
   std::atomic<int64_t> next{0};
   std::atomic<int64_t> done{0};
   std::atomic<bool> failed{false};
@@ -50,8 +51,9 @@ constexpr int kSpins = 20000;
 void ThreadPool::drain(Job& job, int thread) {
   const bool was_in_job = t_in_pool_job;
   t_in_pool_job = true;
-  for (;;) {
-    const int64_t task = job.next.fetch_add(1, std::memory_order_relaxed);
+  for (bool first = true;; first = false) {
+    const int64_t task = job.one_per_thread ? (first ? thread : job.num_tasks)
+                                            : job.next.fetch_add(1, std::memory_order_relaxed);
     if (task >= job.num_tasks) break;
     if (!job.failed.load(std::memory_order_relaxed)) {  // after a failure the rest are skipped, still counted
       try {
@@ -111,6 +113,25 @@ void ThreadPool::run(int64_t num_tasks, const std::function<void(int64_t, int)>&
   Job job;
   job.fn = &fn;
   job.num_tasks = num_tasks;
+  start_and_join(job);
+}
+
+void ThreadPool::run_on_every_thread(const std::function<void(int64_t, int)>& fn) {
+  TE_CHECK(!t_in_pool_job, "run_on_every_thread: called inside a pool task");
+  Job job;
+  job.fn = &fn;
+  job.num_tasks = size();
+  job.one_per_thread = true;
+  if (workers_.empty()) {
+    drain(job, 0);
+    if (job.error) std::rethrow_exception(job.error);
+    return;
+  }
+  start_and_join(job);
+}
+
+void ThreadPool::start_and_join(Job& job) {
+  const int64_t num_tasks = job.num_tasks;
   job_.store(&job, std::memory_order_seq_cst);
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -191,7 +212,7 @@ namespace {
 // the front) and thieves (taking from the back) claim items with one CAS each.
 struct alignas(64) StealableRange {
   std::atomic<uint64_t> bounds;
-  static uint64_t pack(int64_t front, int64_t back) {
+  static constexpr uint64_t pack(int64_t front, int64_t back) {
     return static_cast<uint64_t>(front) | static_cast<uint64_t>(back) << 32;
   }
   // The owner claims a quarter of what is left (at least `grain`): few claims,
@@ -213,6 +234,94 @@ struct alignas(64) StealableRange {
 };
 
 }  // namespace
+
+struct Team::State {
+  explicit State(int size) : ranges(new StealableRange[2 * static_cast<size_t>(size)]) {
+    for (int i = 0; i < 2 * size; ++i) ranges[i].bounds.store(kUnclaimed);
+  }
+  // for_each_piece's ranges, one per member in two slots used by alternate
+  // calls: a member resets its slot for the call after next while the others
+  // can only be in this call (calls are separated by barriers).
+  static constexpr uint64_t kUnclaimed = StealableRange::pack(1, 0);  // empty until a member sets it
+  std::unique_ptr<StealableRange[]> ranges;
+  alignas(64) std::atomic<int> arrived{0};
+  alignas(64) std::atomic<uint32_t> generation{0};
+  std::atomic<bool> failed{false};
+};
+
+void Team::barrier() {
+  if (size_ == 1) return;
+  const uint32_t generation = state_->generation.load(std::memory_order_acquire);
+  if (state_->arrived.fetch_add(1, std::memory_order_acq_rel) == size_ - 1) {
+    state_->arrived.store(0, std::memory_order_relaxed);
+    state_->generation.store(generation + 1, std::memory_order_release);
+  } else {
+    // Spins (the others arrive within microseconds in a decode step), yielding
+    // after a while so that a descheduled member gets the core back.
+    for (int spin = 0; state_->generation.load(std::memory_order_acquire) == generation; ++spin) {
+      if (state_->failed.load(std::memory_order_relaxed)) throw TeamAborted{};
+      if (spin < kSpins) {
+        cpu_relax();
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+  if (state_->failed.load(std::memory_order_relaxed)) throw TeamAborted{};
+}
+
+std::pair<int64_t, int64_t> Team::share(int64_t n, int64_t align) const {
+  const int64_t units = (n + align - 1) / align;
+  return {std::min(n, units * index_ / size_ * align), std::min(n, units * (index_ + 1) / size_ * align)};
+}
+
+void Team::for_each_piece(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  if (size_ == 1) {
+    fn(0, n);
+    return;
+  }
+  TE_CHECK(n < (int64_t{1} << 32), "Team::for_each_piece: {} items is more than it can split", n);
+  grain = std::max<int64_t>(1, grain);
+  StealableRange* range = state_->ranges.get() + (pieces_calls_ % 2) * size_;
+  state_->ranges[((pieces_calls_ + 1) % 2) * size_ + index_].bounds.store(State::kUnclaimed, std::memory_order_relaxed);
+  ++pieces_calls_;
+  // Whoever reaches a range first this call (its owner or a thief) sets it.
+  auto open = [&](int member) {
+    uint64_t unclaimed = State::kUnclaimed;
+    range[member].bounds.compare_exchange_strong(unclaimed,
+                                                 StealableRange::pack(n * member / size_, n * (member + 1) / size_));
+  };
+  int64_t begin, end;
+  open(index_);
+  while (range[index_].claim(grain, true, &begin, &end)) fn(begin, end);
+  for (int k = 1; k < size_; ++k) {
+    const int other = (index_ + k) % size_;
+    open(other);
+    while (range[other].claim(grain, false, &begin, &end)) fn(begin, end);
+  }
+}
+
+void run_team(const std::function<void(Team&)>& fn) {
+  if (in_parallel_region()) {
+    Team alone(nullptr, 0, 1);
+    fn(alone);
+    return;
+  }
+  ThreadPool& pool = thread_pool();
+  Team::State state(pool.size());
+  pool.run_on_every_thread([&](int64_t, int thread) {
+    Team team(&state, thread, pool.size());
+    try {
+      fn(team);
+    } catch (const TeamAborted&) {
+      // Another member failed; its exception is the one rethrown.
+    } catch (...) {
+      state.failed.store(true, std::memory_order_relaxed);
+      throw;
+    }
+  });
+}
 
 void parallel_for_stealing(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <utility>
 #include <thread>
 #include <vector>
 
@@ -25,9 +26,13 @@ class ThreadPool {
   // Calls fn(task, thread) for every task in [0, num_tasks), tasks handed out
   // dynamically; returns when all are done. The first exception is rethrown.
   void run(int64_t num_tasks, const std::function<void(int64_t task, int thread)>& fn);
+  // Calls fn(thread, thread) once on every thread (the caller is thread 0), all
+  // at the same time: the calls may wait for each other.
+  void run_on_every_thread(const std::function<void(int64_t task, int thread)>& fn);
 
  private:
   struct Job;  // one run(): lives on the caller's stack
+  void start_and_join(Job& job);
   void worker_loop(int thread);
   void drain(Job& job, int thread);
 
@@ -53,6 +58,41 @@ void set_num_threads(int n);
 int num_threads();
 // True on a thread that is running a pool task (where nested loops run serially).
 bool in_parallel_region();
+
+// Threads running one function together (run_team): each member knows its
+// index and waits for the others at barrier(). A decode step runs as one team
+// so that the threads meet once per mat-vec at a barrier instead of forking
+// and joining a pool job for each (docs/kernels.md). Members spin while they
+// wait: a team is for work that keeps every thread busy between barriers.
+class Team {
+ public:
+  struct State;
+  Team(State* state, int index, int size) : state_(state), index_(index), size_(size) {}
+  int index() const { return index_; }
+  int size() const { return size_; }
+  // Returns once every member has called it as often as this one. Throws
+  // TeamAborted when another member failed, so that no member waits forever.
+  void barrier();
+  // This member's part [begin, end) of [0, n): equal contiguous shares, their
+  // bounds multiples of `align` (the last ends at n).
+  std::pair<int64_t, int64_t> share(int64_t n, int64_t align = 1) const;
+  // parallel_for_stealing within the team: every member calls it with the same
+  // n and grain; fn(begin, end) runs once per piece on some member, each member
+  // streaming its own share first and then helping the others from their ends
+  // (a shared VM slows one core or the other by tens of percent for seconds).
+  // At most one call per member between two barriers.
+  void for_each_piece(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
+
+ private:
+  State* state_;
+  int index_, size_;
+  int64_t pieces_calls_ = 0;
+};
+struct TeamAborted {};
+
+// Runs fn on every pool thread at once as one team (on the calling thread
+// alone, as a team of one, inside a pool task). The first exception is rethrown.
+void run_team(const std::function<void(Team& team)>& fn);
 
 // Splits [0, n) into contiguous chunks of at least `grain` items, one or more
 // per thread, and calls fn(begin, end) for each on the global pool.

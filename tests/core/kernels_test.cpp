@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <random>
+#include <stdexcept>
 #include <thread>
 
 #include "core/attention.h"
@@ -63,6 +64,67 @@ TEST(ThreadPool, StealingSplitCoversEveryItemOnce) {
       }
     }
   }
+}
+
+// A team's barriers order its members' writes, and for_each_piece hands out
+// every item exactly once per call, call after call (its range slots are
+// reused every other call), with ragged sizes and a member that starts late.
+TEST(Team, BarriersOrderWritesAndPiecesCoverEveryItemOnce) {
+  for (const int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    const int64_t sizes[] = {1, 7, 100, 4097, 3, 64};
+    std::vector<std::vector<std::atomic<int>>> hits;
+    for (int round = 0; round < 50; ++round)
+      for (const int64_t n : sizes) hits.emplace_back(static_cast<size_t>(n));
+    std::vector<int64_t> slots(static_cast<size_t>(threads), -1);
+    std::atomic<int> mismatches{0};
+    run_team([&](Team& team) {
+      EXPECT_EQ(team.size(), threads);
+      EXPECT_TRUE(in_parallel_region());
+      if (team.index() == threads - 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      size_t call = 0;
+      for (int round = 0; round < 50; ++round) {
+        for (const int64_t n : sizes) {
+          team.for_each_piece(n, 1 + round % 5, [&](int64_t begin, int64_t end) {
+            for (int64_t i = begin; i < end; ++i) hits[call][static_cast<size_t>(i)]++;
+          });
+          ++call;
+          team.barrier();
+          // Every member's write before the barrier is seen by all after it.
+          slots[static_cast<size_t>(team.index())] = round;
+          team.barrier();
+          for (int64_t s : slots)
+            if (s != round) mismatches++;
+          team.barrier();
+        }
+      }
+      const auto [begin, end] = team.share(1000, 16);
+      EXPECT_EQ(begin % 16, 0);
+      EXPECT_LE(end, 1000);
+    });
+    EXPECT_EQ(mismatches.load(), 0);
+    for (size_t c = 0; c < hits.size(); ++c)
+      for (size_t i = 0; i < hits[c].size(); ++i) ASSERT_EQ(hits[c][i].load(), 1) << threads << " call " << c << " item " << i;
+  }
+  set_num_threads(2);
+}
+
+// A member that throws ends the team: the others leave their barriers instead
+// of waiting forever, and run_team rethrows the member's error. Inside a pool
+// task a team is the calling thread alone.
+TEST(Team, FailureReachesTheCallerAndNestedTeamsRunAlone) {
+  set_num_threads(2);
+  EXPECT_THROW(run_team([](Team& team) {
+                 if (team.index() == 1) throw std::runtime_error("member failed");
+                 for (int i = 0; i < 3; ++i) team.barrier();
+               }),
+               std::runtime_error);
+  std::atomic<int> sizes{0};
+  parallel_for(2, 1, [&](int64_t, int64_t) { run_team([&](Team& team) { sizes += team.size(); }); });
+  EXPECT_EQ(sizes.load(), 2);
+  int ok = 0;
+  run_team([&](Team& team) { if (team.index() == 0) ok = 1; });  // the pool still works
+  EXPECT_EQ(ok, 1);
 }
 
 TEST(ThreadPool, BackToBackJobsNestedLoopsAndFailuresKeepCountsExact) {
@@ -219,6 +281,39 @@ TEST(Linear, SharedInputMatchesOneLinearPerWeight) {
       }
     }
   }
+}
+
+// A team's linear() gives the same numbers as linear() for every weight kind
+// (balanced pieces for interleaved weights, row shares otherwise), also with
+// several targets on one input, teams of 1-3 threads and rows not a multiple of 16.
+TEST(Linear, TeamMatchesLinear) {
+  const int64_t K = 96;
+  const auto x = randn(3 * K, 31);
+  const auto bias = randn(80, 32);
+  std::vector<Tensor> weights;
+  for (const DType d : {DType::Q8_0x16, DType::Q4_0x16, DType::F32, DType::BF16, DType::Q8_0})
+    weights.push_back(Tensor::from_vector<float>({80, K}, randn(80 * K, 33)).to(d));
+  weights.push_back(Tensor::from_vector<float>({37, K}, randn(37 * K, 34)));
+  for (const int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    for (const int64_t M : {int64_t{1}, int64_t{3}}) {
+      for (const Tensor& w : weights) {
+        const int64_t N = w.dim(0);
+        std::vector<float> want(M * N), got(M * N, -1.0f), second(M * 16, -1.0f), second_want(M * 16);
+        linear(x.data(), M, w, bias.data(), want.data());
+        const Tensor w2 = w.dtype() == DType::Q8_0x16 ? weights[0].rows(0, 16) : w.rows(0, 16);
+        linear(x.data(), M, w2, nullptr, second_want.data());
+        run_team([&](Team& team) {
+          linear(team, x.data(), M, w, bias.data(), got.data());
+          const LinearTarget targets[] = {{&w, bias.data(), got.data()}, {&w2, nullptr, second.data()}};
+          linear_shared_input(team, x.data(), M, targets);
+        });
+        EXPECT_EQ(got, want) << dtype_name(w.dtype()) << " N=" << N << " M=" << M << " threads " << threads;
+        EXPECT_EQ(second, second_want) << dtype_name(w.dtype()) << " M=" << M << " threads " << threads;
+      }
+    }
+  }
+  set_num_threads(2);
 }
 
 TEST(Linear, StridedRowsAndNoBias) {

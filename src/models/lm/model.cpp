@@ -196,6 +196,10 @@ LmModel LmModel::bind(LmConfig config, nlohmann::json hf_config, const WeightSou
   m.layers_.resize(c.layers.size());
   for (size_t i = 0; i < c.layers.size(); ++i) m.layers_[i].shape = c.layers[i];
 
+  // Matrices in slot order (the order decode reads them), for their compute layout.
+  std::vector<Tensor> matrices;
+  std::vector<size_t> matrix_tensor;  // index in m.tensors_
+  std::vector<Tensor*> matrix_target;
   for (const Slot& s : layout(c, m.layers_, &m.embeddings_, &m.final_norm_, &m.lm_head_)) {
     const std::string name = prefix + s.name;
     TE_CHECK(weights.contains(name), "{}: missing tensor \"{}\" (expected {} for {} in {})", weights.where(name), name,
@@ -209,7 +213,8 @@ LmModel LmModel::bind(LmConfig config, nlohmann::json hf_config, const WeightSou
                "{}: tensor \"{}\" has dtype {} (F32, F16, BF16, Q8_0 or Q4_0 expected)", weights.where(name), name,
                dtype_name(t.dtype()));
       if (options.weight_dtype) t = convert_weight(t, *options.weight_dtype);
-      if (options.compute_layout) t = prepare_linear_weight(t);
+      matrix_tensor.push_back(m.tensors_.size());
+      matrix_target.push_back(s.target);
     } else {
       TE_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::F16 || t.dtype() == DType::BF16,
                "{}: tensor \"{}\" has dtype {} (F32, F16 or BF16 expected)", weights.where(name), name,
@@ -218,6 +223,18 @@ LmModel LmModel::bind(LmConfig config, nlohmann::json hf_config, const WeightSou
     }
     *s.target = t;
     m.tensors_.emplace_back(s.name, t);
+  }
+  if (options.compute_layout) {
+    // Only `matrices` holds them while they are converted, so each is freed once copied.
+    for (size_t i = 0; i < matrix_target.size(); ++i) {
+      matrices.push_back(std::move(*matrix_target[i]));
+      m.tensors_[matrix_tensor[i]].second = Tensor();
+    }
+    matrices = prepare_linear_weights(std::move(matrices));
+    for (size_t i = 0; i < matrix_target.size(); ++i) {
+      *matrix_target[i] = matrices[i];
+      m.tensors_[matrix_tensor[i]].second = matrices[i];
+    }
   }
 
   // Widths the weights decide (OpenELM's per-layer FFN) and their consistency.

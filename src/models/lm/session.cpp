@@ -128,6 +128,121 @@ void LmSession::mlp_block(const LmLayer& L, int64_t T, const float* in, float* o
   linear(mlp_.data(), T, L.down.weight, L.down.bias_data(), out);
 }
 
+void LmSession::decode_attention(Team& team, const LmLayer& L, LayerCache& cache, const float* h) {
+  const LmConfig& c = model_.config();
+  const int64_t hd = c.head_dim, nq = L.shape.n_heads, nkv = L.shape.n_kv_heads, group = nq / nkv;
+  const int64_t qdim = nq * hd, kvdim = nkv * hd;
+  float* k_new = cache.k.data() + length_ * kvdim;
+  float* v_new = cache.v.data() + length_ * kvdim;
+  if (L.qkv.defined()) {
+    linear(team, h, 1, L.qkv.weight, L.qkv.bias_data(), qkv_.data());
+  } else {
+    const LinearTarget qkv[] = {{&L.q.weight, L.q.bias_data(), q_.data()},
+                                {&L.k.weight, L.k.bias_data(), k_new},
+                                {&L.v.weight, L.v.bias_data(), v_new}};
+    linear_shared_input(team, h, 1, qkv);
+  }
+  // This member's key/value heads, with the query heads that attend to them.
+  const auto [kv0, kv1] = team.share(nkv);
+  if (kv0 < kv1) {
+    const int64_t heads = kv1 - kv0;
+    float* q = q_.data() + kv0 * group * hd;
+    float* k = k_new + kv0 * hd;
+    float* v = v_new + kv0 * hd;
+    if (L.qkv.defined()) {  // OpenELM's fused row [q heads | k heads | v heads]
+      std::memcpy(q, qkv_.data() + kv0 * group * hd, sizeof(float) * heads * group * hd);
+      std::memcpy(k, qkv_.data() + qdim + kv0 * hd, sizeof(float) * heads * hd);
+      std::memcpy(v, qkv_.data() + qdim + kvdim + kv0 * hd, sizeof(float) * heads * hd);
+    }
+    if (c.qk_norm) {
+      norm(L.q_norm, c.qk_norm_kind, c.qk_norm_eps, q, heads * group, hd, q);
+      norm(L.k_norm, c.qk_norm_kind, c.qk_norm_eps, k, heads, hd, k);
+    }
+    rope_.apply(cos_, sin_, q, 1, qdim, heads * group, hd);
+    rope_.apply(cos_, sin_, k, 1, kvdim, heads, hd);
+    AttentionShape s;
+    s.q_len = 1;
+    s.kv_len = length_ + 1;
+    s.n_heads = heads * group;
+    s.n_kv_heads = heads;
+    s.head_dim = hd;
+    s.causal = true;
+    s.q_pos0 = length_;
+    attention(s, 1.0f / std::sqrt(static_cast<float>(hd)), q, qdim, cache.k.data() + kv0 * hd, kvdim,
+              cache.v.data() + kv0 * hd, kvdim, attn_.data() + kv0 * group * hd, qdim);
+  }
+  team.barrier();
+  linear(team, attn_.data(), 1, L.o.weight, L.o.bias_data(), attn_out_.data());
+}
+
+void LmSession::decode_mlp(Team& team, const LmLayer& L, const float* h, float* out) {
+  const LmConfig& c = model_.config();
+  const int64_t F = L.shape.ffn_dim;
+  float* gate = mlp_.data();
+  const float* up = nullptr;
+  if (L.gate_up.defined()) {
+    linear(team, h, 1, L.gate_up.weight, L.gate_up.bias_data(), mlp_.data());
+    up = mlp_.data() + F;
+  } else if (L.gate.defined()) {
+    const LinearTarget gate_up[] = {{&L.gate.weight, L.gate.bias_data(), mlp_.data()},
+                                    {&L.up.weight, L.up.bias_data(), mlp_up_.data()}};
+    linear_shared_input(team, h, 1, gate_up);
+    up = mlp_up_.data();
+  } else {
+    linear(team, h, 1, L.up.weight, L.up.bias_data(), mlp_.data());
+  }
+  const auto [i0, i1] = team.share(F, 16);
+  activate(c.activation, gate + i0, i1 - i0);
+  if (up != nullptr)
+    for (int64_t i = i0; i < i1; ++i) gate[i] *= up[i];
+  team.barrier();
+  linear(team, gate, 1, L.down.weight, L.down.bias_data(), out);
+}
+
+void LmSession::decode_step(const float* embedding, float* logits) {
+  const LmConfig& c = model_.config();
+  const int64_t H = c.hidden;
+  // Shared buffers at the widest layer's sizes: members never resize them.
+  int64_t q_width = 0, qkv_width = 0, ffn = 0;
+  for (const LmLayer& L : model_.layers()) {
+    q_width = std::max(q_width, L.shape.n_heads * c.head_dim);
+    qkv_width = std::max(qkv_width, (L.shape.n_heads + 2 * L.shape.n_kv_heads) * c.head_dim);
+    ffn = std::max(ffn, L.shape.ffn_dim);
+  }
+  q_.resize(static_cast<size_t>(q_width));
+  attn_.resize(static_cast<size_t>(q_width));
+  qkv_.resize(static_cast<size_t>(qkv_width));
+  attn_out_.resize(static_cast<size_t>(H));
+  mlp_.resize(static_cast<size_t>(2 * ffn));
+  mlp_up_.resize(static_cast<size_t>(ffn));
+  mlp_out_.resize(static_cast<size_t>(H));
+  const int members = num_threads();
+  member_x_.resize(static_cast<size_t>(members * H));
+  member_h_.resize(static_cast<size_t>(members * H));
+  run_team([&](Team& team) {
+    float* x = member_x_.data() + team.index() * H;
+    float* h = member_h_.data() + team.index() * H;
+    std::copy(embedding, embedding + H, x);
+    for (size_t l = 0; l < model_.layers().size(); ++l) {
+      const LmLayer& L = model_.layers()[l];
+      norm(L.attn_norm, c.norm, c.norm_eps, x, 1, H, h);
+      decode_attention(team, L, cache_[l], h);
+      if (c.parallel_block) {
+        decode_mlp(team, L, h, mlp_out_.data());
+        add_inplace(x, attn_out_.data(), H);
+        add_inplace(x, mlp_out_.data(), H);
+      } else {
+        add_inplace(x, attn_out_.data(), H);
+        norm(L.mlp_norm, c.norm, c.norm_eps, x, 1, H, h);
+        decode_mlp(team, L, h, mlp_out_.data());
+        add_inplace(x, mlp_out_.data(), H);
+      }
+    }
+    norm(model_.final_norm(), c.norm, c.norm_eps, x, 1, H, h);
+    linear(team, h, 1, model_.lm_head().weight, model_.lm_head().bias_data(), logits);
+  });
+}
+
 Tensor LmSession::forward(std::span<const int32_t> ids, bool all_positions) {
   return forward(embed_tokens(model_, ids), all_positions);
 }
@@ -144,11 +259,17 @@ Tensor LmSession::forward(const Tensor& embeddings, bool all_positions) {
            "the sequence would be {} positions long, more than the model's context of {} ({}: {})", length_ + T,
            c.max_context, c.where, context_field(c.arch));
   reserve(length_ + T);
+  rope_.tables(length_, T, &cos_, &sin_);
+  if (T == 1) {
+    Tensor logits = Tensor::empty(DType::F32, {1, c.vocab});
+    decode_step(embeddings.data<float>(), logits.mutable_data<float>());
+    length_ += 1;
+    return logits;
+  }
 
   x_.assign(embeddings.data<float>(), embeddings.data<float>() + T * H);
   h_.resize(static_cast<size_t>(T * H));
   mlp_out_.resize(static_cast<size_t>(T * H));
-  rope_.tables(length_, T, &cos_, &sin_);
   for (size_t l = 0; l < model_.layers().size(); ++l) {
     const LmLayer& L = model_.layers()[l];
     norm(L.attn_norm, c.norm, c.norm_eps, x_.data(), T, H, h_.data());

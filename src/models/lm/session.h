@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "core/thread_pool.h"
 #include "models/lm/model.h"
 #include "models/lm/rope.h"
 
@@ -38,6 +39,12 @@ class LmSession {
   };
   void attention_block(const LmLayer& L, LayerCache& cache, int64_t T);
   void mlp_block(const LmLayer& L, int64_t T, const float* in, float* out);
+  // One position (decode) as one team of the pool's threads: mat-vecs split by
+  // rows, attention by key/value heads, the residual stream and norms computed
+  // by every member on its own copy (docs/lm.md).
+  void decode_step(const float* embedding, float* logits);
+  void decode_attention(Team& team, const LmLayer& L, LayerCache& cache, const float* h);
+  void decode_mlp(Team& team, const LmLayer& L, const float* h, float* out);
   void norm(const LmNorm& n, NormKind kind, double eps, const float* x, int64_t rows, int64_t cols, float* out) const;
 
   const LmModel& model_;
@@ -47,6 +54,7 @@ class LmSession {
   std::vector<LayerCache> cache_;
   // Scratch, sized per call.
   std::vector<float> x_, h_, q_, qkv_, attn_, attn_out_, mlp_, mlp_up_, mlp_out_, cos_, sin_;
+  std::vector<float> member_x_, member_h_;  // decode: each team member's residual stream and normed input
 };
 
 }  // namespace tinyemo
