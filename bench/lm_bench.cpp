@@ -36,12 +36,15 @@ int main(int argc, char** argv) {
         r["arch"] = arch;
         r["dtype"] = dtype_name(dtype);
         std::fprintf(stderr,
-                     "%s %s: decode %.2f tok/s (%.0f%% of the copy bound %.2f, %.0f%% of the read bound %.2f), "
+                     "%s %s: decode %.2f tok/s (%.0f%% of the copy bound %.2f, %.0f%% of the read bound %.2f, "
+                     "median chunk %.0f%% of the copy bound around it), "
                      "prefill %.1f tok/s (%.1f GFLOP/s)\n",
                      arch.c_str(), std::string(dtype_name(dtype)).c_str(), r["decode_tokens_per_s"].get<double>(),
                      100.0 * r["decode_fraction_of_bound"].get<double>(), r["decode_bound_tokens_per_s"].get<double>(),
                      100.0 * r["decode_fraction_of_read_bound"].get<double>(),
-                     r["decode_read_bound_tokens_per_s"].get<double>(), r["prefill_tokens_per_s"].get<double>(),
+                     r["decode_read_bound_tokens_per_s"].get<double>(),
+                     100.0 * r["decode_fraction_of_adjacent_copy_bound"].get<double>(),
+                     r["prefill_tokens_per_s"].get<double>(),
                      r["prefill_gflops"].get<double>());
         results.push_back(std::move(r));
       } catch (const Error& e) {
@@ -55,7 +58,8 @@ int main(int argc, char** argv) {
                               {"prompt_tokens", prompt_tokens},
                               {"gen_tokens", gen_tokens},
                               {"comparison",
-                               "decode tokens/s vs weight_bytes_per_token / copy bandwidth (decode_fraction_of_bound) "
+                               "decode tokens/s vs weight_bytes_per_token / copy bandwidth (decode_fraction_of_bound; "
+                               "per chunk against the probes around it: decode_fraction_of_adjacent_copy_bound) "
                                "and / read bandwidth (decode_fraction_of_read_bound), best probes between the decode "
                                "chunks of each run; "
                                "prefill GFLOP/s vs measured f32 FMA peak"},
