@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/thread_pool.h"
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "models/lm/embeddings.h"
@@ -119,6 +120,28 @@ TEST_P(LmParity, KvCacheDecodeEqualsFullRecompute) {
     EXPECT_LE(worst_row_error(step, logits_), 1e-4) << "prefill of " << first;
     EXPECT_LE(testing::rel_error(step, all), 1e-5) << "prefill of " << first;
   }
+}
+
+// A decode step runs as one team of the pool's threads, splitting mat-vec rows,
+// key/value heads and the GLU among them: teams of 1, 2 and 3 threads compute
+// the same bits, with f32 and with interleaved q8_0 weights (every position
+// decoded, from a one-row start).
+TEST_P(LmParity, DecodeIsTheSameForAnyTeamSize) {
+  const int threads_before = num_threads();
+  for (const DType d : {DType::F32, DType::Q8_0}) {
+    LoadOptions o;
+    if (d != DType::F32) o.weight_dtype = d;
+    const LmModel model = LmModel::load(GetParam().dir, o);
+    const Tensor embeddings = embed_tokens(model, ids_);
+    set_num_threads(1);
+    const Tensor alone = incremental_logits(model, embeddings, 1);
+    for (const int threads : {2, 3}) {
+      set_num_threads(threads);
+      EXPECT_EQ(testing::rel_error(incremental_logits(model, embeddings, 1), alone), 0.0)
+          << dtype_name(d) << ", " << threads << " threads";
+    }
+  }
+  set_num_threads(threads_before);
 }
 
 TEST_P(LmParity, GreedyIdsWithAndWithoutCache) {
