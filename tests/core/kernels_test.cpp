@@ -354,6 +354,10 @@ TEST(Attention, MatchesReferenceOnCLIPPrefillAndDecodeShapes) {
       {"decode, GQA 4:1, long cache", 1, 300, 8, 2, 64, true, 299},
       {"decode seeing part of the cache", 1, 50, 4, 4, 16, true, 20},
       {"decode through the mat-vec path, head_dim 80, GQA 8:1", 1, 200, 16, 2, 80, true, 199},
+      {"decode, tiled scores, head_dim 128, GQA 8:1, 37 keys", 1, 37, 16, 2, 128, true, 36},
+      {"decode, tiled scores, head_dim 96, 1000 keys", 1, 1000, 5, 1, 96, true, 999},
+      {"decode, head_dim 144 (generic scores, GEMM past 256 keys)", 1, 300, 2, 1, 144, true, 299},
+      {"decode, head_dim 144, 100 keys", 1, 100, 3, 1, 144, true, 99},
       {"few query rows", 3, 20, 2, 1, 8, true, 17},
       {"head_dim not a multiple of 16", 5, 9, 3, 3, 7, false, 0},
   };
