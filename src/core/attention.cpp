@@ -136,7 +136,7 @@ void decode_scores_tiled(const float* q, int64_t rows, const float* k, int64_t k
 void decode_scores(const float* q, int64_t rows, int64_t d, const float* k, int64_t k_stride, int64_t kv,
                    float* scores) {
 #if TINYEMO_AVX512
-  switch (d % 16 == 0 ? d / 16 : 0) {
+  switch (tiled_decode_scores(d) ? d / 16 : 0) {
     case 1: return decode_scores_tiled<1>(q, rows, k, k_stride, kv, scores);
     case 2: return decode_scores_tiled<2>(q, rows, k, k_stride, kv, scores);
     case 3: return decode_scores_tiled<3>(q, rows, k, k_stride, kv, scores);

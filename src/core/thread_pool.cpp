@@ -233,7 +233,26 @@ struct alignas(64) StealableRange {
       if (bounds.compare_exchange_weak(b, next, std::memory_order_relaxed)) return true;
     }
   }
+  // Range r of n items split into `count`.
+  static constexpr uint64_t share(int64_t n, int64_t r, int64_t count) {
+    return pack(n * r / count, n * (r + 1) / count);
+  }
 };
+
+// Runs fn on `own`'s range front to back, then on the others' from their backs;
+// `open(r)` is called before range r is first touched.
+template <class Open>
+void drain_ranges(StealableRange* range, int64_t count, int64_t own, int64_t grain,
+                  const std::function<void(int64_t, int64_t)>& fn, Open&& open) {
+  int64_t begin, end;
+  open(own);
+  while (range[own].claim(grain, true, &begin, &end)) fn(begin, end);
+  for (int64_t k = 1; k < count; ++k) {
+    const int64_t other = (own + k) % count;
+    open(other);
+    while (range[other].claim(grain, false, &begin, &end)) fn(begin, end);
+  }
+}
 
 }  // namespace
 
@@ -291,19 +310,10 @@ void Team::for_each_piece(int64_t n, int64_t grain, const std::function<void(int
   state_->ranges[((pieces_calls_ + 1) % 2) * size_ + index_].bounds.store(State::kUnclaimed, std::memory_order_relaxed);
   ++pieces_calls_;
   // Whoever reaches a range first this call (its owner or a thief) sets it.
-  auto open = [&](int member) {
+  drain_ranges(range, size_, index_, grain, fn, [&](int64_t member) {
     uint64_t unclaimed = State::kUnclaimed;
-    range[member].bounds.compare_exchange_strong(unclaimed,
-                                                 StealableRange::pack(n * member / size_, n * (member + 1) / size_));
-  };
-  int64_t begin, end;
-  open(index_);
-  while (range[index_].claim(grain, true, &begin, &end)) fn(begin, end);
-  for (int k = 1; k < size_; ++k) {
-    const int other = (index_ + k) % size_;
-    open(other);
-    while (range[other].claim(grain, false, &begin, &end)) fn(begin, end);
-  }
+    range[member].bounds.compare_exchange_strong(unclaimed, StealableRange::share(n, member, size_));
+  });
 }
 
 void run_team(const std::function<void(Team&)>& fn) {
@@ -338,16 +348,8 @@ void parallel_for_stealing(int64_t n, int64_t grain, const std::function<void(in
     return;
   }
   std::unique_ptr<StealableRange[]> range(new StealableRange[static_cast<size_t>(ranges)]);
-  for (int64_t r = 0; r < ranges; ++r)
-    range[r].bounds.store(StealableRange::pack(n * r / ranges, n * (r + 1) / ranges));
-  pool.run(ranges, [&](int64_t own, int) {
-    int64_t begin, end;
-    while (range[own].claim(grain, true, &begin, &end)) fn(begin, end);
-    for (int64_t k = 1; k < ranges; ++k) {
-      StealableRange& other = range[(own + k) % ranges];
-      while (other.claim(grain, false, &begin, &end)) fn(begin, end);
-    }
-  });
+  for (int64_t r = 0; r < ranges; ++r) range[r].bounds.store(StealableRange::share(n, r, ranges));
+  pool.run(ranges, [&](int64_t own, int) { drain_ranges(range.get(), ranges, own, grain, fn, [](int64_t) {}); });
 }
 
 }  // namespace tinyemo

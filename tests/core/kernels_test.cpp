@@ -119,6 +119,15 @@ TEST(Team, FailureReachesTheCallerAndNestedTeamsRunAlone) {
                  for (int i = 0; i < 3; ++i) team.barrier();
                }),
                std::runtime_error);
+  // A weight linear() refuses, in every member at once: the error, not a hang.
+  const Tensor vector = Tensor::zeros(DType::F32, {64});
+  std::vector<float> x(64), y(64);
+  try {
+    run_team([&](Team& team) { linear(team, x.data(), 1, vector, nullptr, y.data()); });
+    ADD_FAILURE() << "a 1-D weight was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("2-D"), std::string::npos) << e.what();
+  }
   std::atomic<int> sizes{0};
   parallel_for(2, 1, [&](int64_t, int64_t) { run_team([&](Team& team) { sizes += team.size(); }); });
   EXPECT_EQ(sizes.load(), 2);

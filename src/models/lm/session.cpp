@@ -21,6 +21,13 @@ void activate(Activation a, float* x, int64_t n) {
   }
 }
 
+// gate = act(gate) * up over n elements (up null: act(gate) alone).
+void glu(Activation a, float* gate, const float* up, int64_t n) {
+  activate(a, gate, n);
+  if (up != nullptr)
+    for (int64_t i = 0; i < n; ++i) gate[i] *= up[i];
+}
+
 // The config field holding the context length, for errors.
 const char* context_field(LmArch a) { return a == LmArch::OpenElm ? "max_context_length" : "max_position_embeddings"; }
 
@@ -52,48 +59,63 @@ void LmSession::norm(const LmNorm& n, NormKind kind, double eps, const float* x,
   }
 }
 
+void LmSession::prepare_heads(const LmLayer& L, int64_t T, int64_t kv0, int64_t kv1, float* k_new, float* v_new) {
+  const LmConfig& c = model_.config();
+  const int64_t hd = c.head_dim, group = L.shape.n_heads / L.shape.n_kv_heads, heads = kv1 - kv0;
+  const int64_t qdim = L.shape.n_heads * hd, kvdim = L.shape.n_kv_heads * hd;
+  const int64_t q0 = kv0 * group * hd, k0 = kv0 * hd;
+  for (int64_t t = 0; t < T; ++t) {
+    float* q = q_.data() + t * qdim + q0;
+    float* k = k_new + t * kvdim + k0;
+    if (L.qkv.defined()) {  // OpenELM's fused rows: [q heads | k heads | v heads]
+      const float* row = qkv_.data() + t * (qdim + 2 * kvdim);
+      std::memcpy(q, row + q0, sizeof(float) * heads * group * hd);
+      std::memcpy(k, row + qdim + k0, sizeof(float) * heads * hd);
+      std::memcpy(v_new + t * kvdim + k0, row + qdim + kvdim + k0, sizeof(float) * heads * hd);
+    }
+    if (c.qk_norm) {
+      norm(L.q_norm, c.qk_norm_kind, c.qk_norm_eps, q, heads * group, hd, q);
+      norm(L.k_norm, c.qk_norm_kind, c.qk_norm_eps, k, heads, hd, k);
+    }
+  }
+  rope_.apply(cos_, sin_, q_.data() + q0, T, qdim, heads * group, hd);
+  rope_.apply(cos_, sin_, k_new + k0, T, kvdim, heads, hd);
+}
+
+void LmSession::attend(const LmLayer& L, const LayerCache& cache, int64_t T, int64_t kv0, int64_t kv1) {
+  const int64_t hd = model_.config().head_dim, group = L.shape.n_heads / L.shape.n_kv_heads;
+  const int64_t qdim = L.shape.n_heads * hd, kvdim = L.shape.n_kv_heads * hd;
+  AttentionShape s;
+  s.q_len = T;
+  s.kv_len = length_ + T;
+  s.n_heads = (kv1 - kv0) * group;
+  s.n_kv_heads = kv1 - kv0;
+  s.head_dim = hd;
+  s.causal = true;
+  s.q_pos0 = length_;
+  attention(s, 1.0f / std::sqrt(static_cast<float>(hd)), q_.data() + kv0 * group * hd, qdim,
+            cache.k.data() + kv0 * hd, kvdim, cache.v.data() + kv0 * hd, kvdim, attn_.data() + kv0 * group * hd, qdim);
+}
+
 void LmSession::attention_block(const LmLayer& L, LayerCache& cache, int64_t T) {
   const LmConfig& c = model_.config();
-  const int64_t hd = c.head_dim, nq = L.shape.n_heads, nkv = L.shape.n_kv_heads;
-  const int64_t qdim = nq * hd, kvdim = nkv * hd;
+  const int64_t hd = c.head_dim, nkv = L.shape.n_kv_heads;
+  const int64_t qdim = L.shape.n_heads * hd, kvdim = nkv * hd;
   q_.resize(static_cast<size_t>(T * qdim));
   float* k_new = cache.k.data() + length_ * kvdim;
   float* v_new = cache.v.data() + length_ * kvdim;
   if (L.qkv.defined()) {
-    // OpenELM's fused projection: each row is [q heads | k heads | v heads].
-    const int64_t width = qdim + 2 * kvdim;
-    qkv_.resize(static_cast<size_t>(T * width));
+    qkv_.resize(static_cast<size_t>(T * (qdim + 2 * kvdim)));
     linear(h_.data(), T, L.qkv.weight, L.qkv.bias_data(), qkv_.data());
-    for (int64_t t = 0; t < T; ++t) {
-      const float* row = qkv_.data() + t * width;
-      std::memcpy(q_.data() + t * qdim, row, sizeof(float) * qdim);
-      std::memcpy(k_new + t * kvdim, row + qdim, sizeof(float) * kvdim);
-      std::memcpy(v_new + t * kvdim, row + qdim + kvdim, sizeof(float) * kvdim);
-    }
   } else {
     const LinearTarget qkv[] = {{&L.q.weight, L.q.bias_data(), q_.data()},
                                 {&L.k.weight, L.k.bias_data(), k_new},
                                 {&L.v.weight, L.v.bias_data(), v_new}};
     linear_shared_input(h_.data(), T, qkv);
   }
-  if (c.qk_norm) {
-    norm(L.q_norm, c.qk_norm_kind, c.qk_norm_eps, q_.data(), T * nq, hd, q_.data());
-    norm(L.k_norm, c.qk_norm_kind, c.qk_norm_eps, k_new, T * nkv, hd, k_new);
-  }
-  rope_.apply(cos_, sin_, q_.data(), T, qdim, nq, hd);
-  rope_.apply(cos_, sin_, k_new, T, kvdim, nkv, hd);
-
-  AttentionShape s;
-  s.q_len = T;
-  s.kv_len = length_ + T;
-  s.n_heads = nq;
-  s.n_kv_heads = nkv;
-  s.head_dim = hd;
-  s.causal = true;
-  s.q_pos0 = length_;
+  prepare_heads(L, T, 0, nkv, k_new, v_new);
   attn_.resize(static_cast<size_t>(T * qdim));
-  attention(s, 1.0f / std::sqrt(static_cast<float>(hd)), q_.data(), qdim, cache.k.data(), kvdim, cache.v.data(),
-            kvdim, attn_.data(), qdim);
+  attend(L, cache, T, 0, nkv);
   attn_out_.resize(static_cast<size_t>(T * c.hidden));
   linear(attn_.data(), T, L.o.weight, L.o.bias_data(), attn_out_.data());
 }
@@ -105,11 +127,7 @@ void LmSession::mlp_block(const LmLayer& L, int64_t T, const float* in, float* o
     // OpenELM's proj_1: act(first half) * second half, in place in the first half.
     mlp_.resize(static_cast<size_t>(T * 2 * F));
     linear(in, T, L.gate_up.weight, L.gate_up.bias_data(), mlp_.data());
-    for (int64_t t = 0; t < T; ++t) {
-      float* g = mlp_.data() + t * 2 * F;
-      activate(c.activation, g, F);
-      for (int64_t i = 0; i < F; ++i) g[i] *= g[F + i];
-    }
+    for (int64_t t = 0; t < T; ++t) glu(c.activation, mlp_.data() + t * 2 * F, mlp_.data() + t * 2 * F + F, F);
     linear(mlp_.data(), T, L.down.weight, L.down.bias_data(), out, 2 * F);
     return;
   }
@@ -119,19 +137,16 @@ void LmSession::mlp_block(const LmLayer& L, int64_t T, const float* in, float* o
     const LinearTarget gate_up[] = {{&L.gate.weight, L.gate.bias_data(), mlp_.data()},
                                     {&L.up.weight, L.up.bias_data(), mlp_up_.data()}};
     linear_shared_input(in, T, gate_up);
-    activate(c.activation, mlp_.data(), T * F);
-    for (int64_t i = 0; i < T * F; ++i) mlp_[i] *= mlp_up_[i];
+    glu(c.activation, mlp_.data(), mlp_up_.data(), T * F);
   } else {
     linear(in, T, L.up.weight, L.up.bias_data(), mlp_.data());
-    activate(c.activation, mlp_.data(), T * F);
+    glu(c.activation, mlp_.data(), nullptr, T * F);
   }
   linear(mlp_.data(), T, L.down.weight, L.down.bias_data(), out);
 }
 
 void LmSession::decode_attention(Team& team, const LmLayer& L, LayerCache& cache, const float* h) {
-  const LmConfig& c = model_.config();
-  const int64_t hd = c.head_dim, nq = L.shape.n_heads, nkv = L.shape.n_kv_heads, group = nq / nkv;
-  const int64_t qdim = nq * hd, kvdim = nkv * hd;
+  const int64_t kvdim = L.shape.n_kv_heads * model_.config().head_dim;
   float* k_new = cache.k.data() + length_ * kvdim;
   float* v_new = cache.v.data() + length_ * kvdim;
   if (L.qkv.defined()) {
@@ -143,42 +158,17 @@ void LmSession::decode_attention(Team& team, const LmLayer& L, LayerCache& cache
     linear_shared_input(team, h, 1, qkv);
   }
   // This member's key/value heads, with the query heads that attend to them.
-  const auto [kv0, kv1] = team.share(nkv);
+  const auto [kv0, kv1] = team.share(L.shape.n_kv_heads);
   if (kv0 < kv1) {
-    const int64_t heads = kv1 - kv0;
-    float* q = q_.data() + kv0 * group * hd;
-    float* k = k_new + kv0 * hd;
-    float* v = v_new + kv0 * hd;
-    if (L.qkv.defined()) {  // OpenELM's fused row [q heads | k heads | v heads]
-      std::memcpy(q, qkv_.data() + kv0 * group * hd, sizeof(float) * heads * group * hd);
-      std::memcpy(k, qkv_.data() + qdim + kv0 * hd, sizeof(float) * heads * hd);
-      std::memcpy(v, qkv_.data() + qdim + kvdim + kv0 * hd, sizeof(float) * heads * hd);
-    }
-    if (c.qk_norm) {
-      norm(L.q_norm, c.qk_norm_kind, c.qk_norm_eps, q, heads * group, hd, q);
-      norm(L.k_norm, c.qk_norm_kind, c.qk_norm_eps, k, heads, hd, k);
-    }
-    rope_.apply(cos_, sin_, q, 1, qdim, heads * group, hd);
-    rope_.apply(cos_, sin_, k, 1, kvdim, heads, hd);
-    AttentionShape s;
-    s.q_len = 1;
-    s.kv_len = length_ + 1;
-    s.n_heads = heads * group;
-    s.n_kv_heads = heads;
-    s.head_dim = hd;
-    s.causal = true;
-    s.q_pos0 = length_;
-    attention(s, 1.0f / std::sqrt(static_cast<float>(hd)), q, qdim, cache.k.data() + kv0 * hd, kvdim,
-              cache.v.data() + kv0 * hd, kvdim, attn_.data() + kv0 * group * hd, qdim);
+    prepare_heads(L, 1, kv0, kv1, k_new, v_new);
+    attend(L, cache, 1, kv0, kv1);
   }
   team.barrier();
   linear(team, attn_.data(), 1, L.o.weight, L.o.bias_data(), attn_out_.data());
 }
 
 void LmSession::decode_mlp(Team& team, const LmLayer& L, const float* h, float* out) {
-  const LmConfig& c = model_.config();
   const int64_t F = L.shape.ffn_dim;
-  float* gate = mlp_.data();
   const float* up = nullptr;
   if (L.gate_up.defined()) {
     linear(team, h, 1, L.gate_up.weight, L.gate_up.bias_data(), mlp_.data());
@@ -192,11 +182,9 @@ void LmSession::decode_mlp(Team& team, const LmLayer& L, const float* h, float* 
     linear(team, h, 1, L.up.weight, L.up.bias_data(), mlp_.data());
   }
   const auto [i0, i1] = team.share(F, 16);
-  activate(c.activation, gate + i0, i1 - i0);
-  if (up != nullptr)
-    for (int64_t i = i0; i < i1; ++i) gate[i] *= up[i];
+  glu(model_.config().activation, mlp_.data() + i0, up ? up + i0 : nullptr, i1 - i0);
   team.barrier();
-  linear(team, gate, 1, L.down.weight, L.down.bias_data(), out);
+  linear(team, mlp_.data(), 1, L.down.weight, L.down.bias_data(), out);
 }
 
 void LmSession::decode_step(const float* embedding, float* logits) {

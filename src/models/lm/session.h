@@ -38,6 +38,11 @@ class LmSession {
     std::vector<float> k, v;  // [capacity, n_kv_heads * head_dim]
   };
   void attention_block(const LmLayer& L, LayerCache& cache, int64_t T);
+  // The T new rows' heads of key/value heads [kv0, kv1) and their query heads:
+  // taken out of OpenELM's fused rows (qkv_), q/k-normed and rotated in place.
+  void prepare_heads(const LmLayer& L, int64_t T, int64_t kv0, int64_t kv1, float* k_new, float* v_new);
+  // Attention of those query heads over the cache, into attn_.
+  void attend(const LmLayer& L, const LayerCache& cache, int64_t T, int64_t kv0, int64_t kv1);
   void mlp_block(const LmLayer& L, int64_t T, const float* in, float* out);
   // One position (decode) as one team of the pool's threads: mat-vecs split by
   // rows, attention by key/value heads, the residual stream and norms computed
