@@ -128,6 +128,15 @@ TEST(Team, FailureReachesTheCallerAndNestedTeamsRunAlone) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("2-D"), std::string::npos) << e.what();
   }
+  // More items than a split can index, and a team started from inside a pool task: refused by name.
+  try {
+    run_team([](Team& team) { team.for_each_piece(int64_t{1} << 32, 1, [](int64_t, int64_t) {}); });
+    ADD_FAILURE() << "2^32 items were accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("for_each_piece"), std::string::npos) << e.what();
+  }
+  ThreadPool pool(2);
+  EXPECT_THROW(pool.run(2, [&](int64_t, int) { pool.run_on_every_thread([](int64_t, int) {}); }), Error);
   std::atomic<int> sizes{0};
   parallel_for(2, 1, [&](int64_t, int64_t) { run_team([&](Team& team) { sizes += team.size(); }); });
   EXPECT_EQ(sizes.load(), 2);
