@@ -101,9 +101,7 @@ inline __m512 transpose_sums(const __m512 (&a)[16]) {
                                     _mm512_shuffle_f32x4(quads[2], quads[3], 0xDD));
   return _mm512_add_ps(_mm512_shuffle_f32x4(low, high, 0x88), _mm512_shuffle_f32x4(low, high, 0xDD));
 }
-#endif
 
-#if TINYEMO_AVX512
 // decode_scores for d = 16 C: each block of 16 keys is copied into a
 // contiguous tile first, so that the 16 accumulators and the tile's constant
 // offsets fit the registers (16 key pointers did not).
@@ -227,10 +225,10 @@ void attention(const AttentionShape& s, float scale, const float* q, int64_t q_s
     // thread: forking the pool would cost more than the work.
     const int64_t cache_bytes = 2 * s.n_kv_heads * s.kv_len * d * static_cast<int64_t>(sizeof(float));
     const int64_t tasks = cache_bytes < kMinParallelCacheBytes ? 1 : s.n_kv_heads;
+    const int64_t kv = visible_keys(s, 0);
     thread_pool().run(tasks, [&](int64_t task, int) {
       for (int64_t kvh = s.n_kv_heads * task / tasks; kvh < s.n_kv_heads * (task + 1) / tasks; ++kvh) {
         const int64_t h0 = kvh * group;
-        const int64_t kv = visible_keys(s, 0);
         if (kv > 0 && (kv <= kMaxDotDecodeKeys || tiled_decode_scores(d))) {
           attend_decode(s, kv, scale, group, q + h0 * d, k + kvh * d, k_stride, v + kvh * d, v_stride, out + h0 * d);
         } else {

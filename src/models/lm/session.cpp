@@ -36,7 +36,13 @@ const char* context_field(LmArch a) { return a == LmArch::OpenElm ? "max_context
 LmSession::LmSession(const LmModel& model)
     : model_(model),
       rope_(model.config().rotary_dim, model.config().rope_theta, model.config().rope_scaling),
-      cache_(model.layers().size()) {}
+      cache_(model.layers().size()) {
+  for (const LmLayer& L : model.layers()) {
+    widest_q_ = std::max(widest_q_, L.shape.n_heads * model.config().head_dim);
+    widest_qkv_ = std::max(widest_qkv_, (L.shape.n_heads + 2 * L.shape.n_kv_heads) * model.config().head_dim);
+    widest_ffn_ = std::max(widest_ffn_, L.shape.ffn_dim);
+  }
+}
 
 void LmSession::reserve(int64_t positions) {
   if (positions <= capacity_) return;
@@ -191,18 +197,12 @@ void LmSession::decode_step(const float* embedding, float* logits) {
   const LmConfig& c = model_.config();
   const int64_t H = c.hidden;
   // Shared buffers at the widest layer's sizes: members never resize them.
-  int64_t q_width = 0, qkv_width = 0, ffn = 0;
-  for (const LmLayer& L : model_.layers()) {
-    q_width = std::max(q_width, L.shape.n_heads * c.head_dim);
-    qkv_width = std::max(qkv_width, (L.shape.n_heads + 2 * L.shape.n_kv_heads) * c.head_dim);
-    ffn = std::max(ffn, L.shape.ffn_dim);
-  }
-  q_.resize(static_cast<size_t>(q_width));
-  attn_.resize(static_cast<size_t>(q_width));
-  qkv_.resize(static_cast<size_t>(qkv_width));
+  q_.resize(static_cast<size_t>(widest_q_));
+  attn_.resize(static_cast<size_t>(widest_q_));
+  qkv_.resize(static_cast<size_t>(widest_qkv_));
   attn_out_.resize(static_cast<size_t>(H));
-  mlp_.resize(static_cast<size_t>(2 * ffn));
-  mlp_up_.resize(static_cast<size_t>(ffn));
+  mlp_.resize(static_cast<size_t>(2 * widest_ffn_));
+  mlp_up_.resize(static_cast<size_t>(widest_ffn_));
   mlp_out_.resize(static_cast<size_t>(H));
   const int members = num_threads();
   member_x_.resize(static_cast<size_t>(members * H));

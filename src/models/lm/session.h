@@ -60,6 +60,7 @@ class LmSession {
   // Scratch, sized per call.
   std::vector<float> x_, h_, q_, qkv_, attn_, attn_out_, mlp_, mlp_up_, mlp_out_, cos_, sin_;
   std::vector<float> member_x_, member_h_;  // decode: each team member's residual stream and normed input
+  int64_t widest_q_ = 0, widest_qkv_ = 0, widest_ffn_ = 0;  // over the layers: decode's buffer sizes
 };
 
 }  // namespace tinyemo
