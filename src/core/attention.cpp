@@ -82,6 +82,7 @@ void attend_block(const AttentionShape& s, float scale, int64_t rows, int64_t fi
   detail::gemm_packed(rows, d, kv, 1.0f, scores.data(), kv, 1, values, 0.0f, nullptr, out, out_row);
 }
 
+#if TINYEMO_AVX512
 // Decode reads each cached key and value row once per token, after the weight
 // stream has pushed them out of the caches, in streams too short for the
 // hardware prefetchers to ramp up: the score and value loops prefetch this
@@ -90,7 +91,7 @@ void attend_block(const AttentionShape& s, float scale, int64_t rows, int64_t fi
 // median speed-ups 1.035-1.076 (8, 16 or 32 rows ahead, 12 rounds each);
 // 1.017 at 128 tokens, where the cache is small (docs/lm.md).
 constexpr int64_t kPrefetchKeys = 16;
-#if TINYEMO_AVX512
+
 // Lane j of the result is the sum of the 16 lanes of a[j]: three rounds of
 // interleave-and-add instead of 16 horizontal sums.
 inline __m512 transpose_sums(const __m512 (&a)[16]) {
@@ -186,7 +187,8 @@ void weighted_value_sum(const float* p, int64_t rows, int64_t kv, const float* v
         const float* vj = v + j * v_stride + c0;
         if (j + kPrefetchKeys < kv)
           for (int c = 0; c < kVecs; ++c)
-            if (mask[c]) _mm_prefetch(reinterpret_cast<const char*>(vj + kPrefetchKeys * v_stride + 16 * c), _MM_HINT_T0);
+            if (mask[c])
+              _mm_prefetch(reinterpret_cast<const char*>(vj + kPrefetchKeys * v_stride + 16 * c), _MM_HINT_T0);
         __m512 x[kVecs];
         for (int c = 0; c < kVecs; ++c) x[c] = _mm512_maskz_loadu_ps(mask[c], vj + 16 * c);
         for (int r = 0; r < kRows; ++r) {
