@@ -197,7 +197,6 @@ LmModel LmModel::bind(LmConfig config, nlohmann::json hf_config, const WeightSou
   for (size_t i = 0; i < c.layers.size(); ++i) m.layers_[i].shape = c.layers[i];
 
   // Matrices in slot order (the order decode reads them), for their compute layout.
-  std::vector<Tensor> matrices;
   std::vector<size_t> matrix_tensor;  // index in m.tensors_
   std::vector<Tensor*> matrix_target;
   for (const Slot& s : layout(c, m.layers_, &m.embeddings_, &m.final_norm_, &m.lm_head_)) {
@@ -226,6 +225,7 @@ LmModel LmModel::bind(LmConfig config, nlohmann::json hf_config, const WeightSou
   }
   if (options.compute_layout) {
     // Only `matrices` holds them while they are converted, so each is freed once copied.
+    std::vector<Tensor> matrices;
     for (size_t i = 0; i < matrix_target.size(); ++i) {
       matrices.push_back(std::move(*matrix_target[i]));
       m.tensors_[matrix_tensor[i]].second = Tensor();
