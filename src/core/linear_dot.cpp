@@ -417,13 +417,15 @@ struct Q4Panel {
 constexpr int64_t kPanelPrefetchBytes = 2048;
 
 // How the prefetches mark the panel's lines. A panel read once (one group of
-// activation rows) is prefetched non-temporally, so the weight stream neither
-// pushes the KV cache and activations out of the caches nor spends write-backs
-// into the L3 on lines never read again: team mat-vecs read 1.04-1.13x and
-// decode ran 1.03-1.15x (OpenELM-270M) and 1.05-1.07x (TinyLlama-1.1B) with
-// the non-temporal hint on the Zen 5 VM (scratch program, hints alternated
-// in one process, medians of 10-16 paired rounds, 6 sets). A panel the next
-// activation group reads again keeps T0.
+// activation rows) is prefetched non-temporally. On the Zen 5 VM, with the
+// hints alternated in one process (scratch program, q8_0, medians of 8-16
+// paired rounds per set), team mat-vecs read 1.02-1.13x and decode ran
+// 1.03-1.15x (OpenELM-270M, 4 sets) and 1.05-1.12x (TinyLlama-1.1B, 3 sets)
+// faster with the non-temporal hint. The likely reason (inferred; the VM shows
+// no cache counters): the L3 is filled by the L2's evictions, and lines marked
+// non-temporal skip it, so the weight stream no longer spends L3 fills on lines
+// never read again nor pushes out the KV cache. A panel the next activation
+// group reads again keeps T0.
 enum class PanelReuse { kOnce, kAgain };
 
 // out[s * 16 + r] = row r of the panel . x[s], for S activation rows.
