@@ -129,11 +129,19 @@ ChainFn chain_function(PeakKind kind) {
 }
 
 // Sums a float buffer with independent accumulators (one chain would be bound by
-// the add latency, not by memory).
+// the add latency, not by memory). PrefetchNta: each line is also prefetched
+// non-temporally 2 KiB ahead, the way the q8_0/q4_0 decode kernel streams
+// weights; on the Zen 5 VM that read 1.12x what the plain loop did (12 paired
+// passes), on other machines the plain loop may be the faster one.
 #if defined(__AVX512F__)
+template <bool PrefetchNta>
 __attribute__((noinline)) float sum_floats(const float* p, int64_t n) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   for (int64_t i = 0; i + 64 <= n; i += 64) {
+    if constexpr (PrefetchNta) {
+      for (int line = 0; line < 4; ++line)
+        _mm_prefetch(reinterpret_cast<const char*>(p + i + 512 + 16 * line), _MM_HINT_NTA);
+    }
     a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
     a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
     a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
@@ -141,7 +149,23 @@ __attribute__((noinline)) float sum_floats(const float* p, int64_t n) {
   }
   return simd::hsum(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
+
+// Copies with streaming (non-temporal) stores: no read-for-ownership of the
+// destination, so every byte counted is a byte moved. glibc 2.36's memcpy on
+// the Zen 5 VM (whose CPUID reports a 508 MB L3, which sets glibc's
+// non-temporal threshold to 127 MB) copied 0.66-0.87x as fast.
+__attribute__((noinline)) void copy_streaming(char* dst, const char* src, size_t bytes) {
+  for (size_t i = 0; i + 256 <= bytes; i += 256) {
+    for (int line = 0; line < 4; ++line) _mm_prefetch(src + i + 2048 + 64 * line, _MM_HINT_NTA);
+    for (int line = 0; line < 4; ++line)
+      _mm512_stream_si512(reinterpret_cast<__m512i*>(dst + i + 64 * line),
+                          _mm512_load_si512(reinterpret_cast<const __m512i*>(src + i + 64 * line)));
+  }
+  _mm_sfence();
+}
+constexpr bool kHasStreamingProbes = true;
 #else
+template <bool PrefetchNta>
 __attribute__((noinline)) float sum_floats(const float* p, int64_t n) {
   float a[64] = {};
   for (int64_t i = 0; i + 64 <= n; i += 64) {
@@ -151,6 +175,8 @@ __attribute__((noinline)) float sum_floats(const float* p, int64_t n) {
   for (float v : a) s += v;
   return s;
 }
+void copy_streaming(char* dst, const char* src, size_t bytes) { std::memcpy(dst, src, bytes); }
+constexpr bool kHasStreamingProbes = false;
 #endif
 
 // Large enough to defeat any last-level cache this code will meet (hundreds of MB
@@ -164,7 +190,16 @@ Buffer filled_buffer(size_t bytes) {
   // is the copy bandwidth the weights' memory can have.
   Buffer b(static_cast<float*>(allocate_buffer(bytes)));
   TE_CHECK(b != nullptr, "cannot allocate {} bytes for the bandwidth measurement", bytes);
-  std::memset(b.get(), 0, bytes);  // faults the pages in before timing
+  // Faults the pages in before timing, with data like weights' rather than
+  // zeros: on the Zen 5 VM a zero-filled buffer copied 1.05-1.15x faster.
+  uint64_t state = 0x9E3779B97F4A7C15ull;
+  uint64_t* words = reinterpret_cast<uint64_t*>(b.get());
+  for (size_t i = 0; i < bytes / sizeof(uint64_t); ++i) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    words[i] = state & 0x3f7f3f7f3f7f3f7full;  // finite floats: the read probe sums them
+  }
   return b;
 }
 
@@ -195,33 +230,47 @@ BandwidthProbe::BandwidthProbe(int threads)
 
 BandwidthProbe::~BandwidthProbe() = default;
 
+// Each probe is the best of several passes of two ways to stream: the plain
+// loop, and the non-temporal one where the build has it. A bound must be what
+// the machine can do, so whichever is faster here counts.
 double BandwidthProbe::read() {
   const int threads = threads_;
   const float* buf = src_.get();
   const int64_t n = static_cast<int64_t>(kBandwidthBytes / sizeof(float));
   double best = 0.0;
   for (int rep = 0; rep < 6; ++rep) {
-    std::vector<float> sink(static_cast<size_t>(threads));
-    const double t = time_on_threads(threads, [&](int th) {
-      const int64_t begin = n * th / threads / 64 * 64, end = n * (th + 1) / threads / 64 * 64;
-      sink[th] = sum_floats(buf + begin, end - begin);
-    });
-    best = std::max(best, kBandwidthBytes / t / 1e9);
+    for (const bool nta : {false, true}) {
+      if (nta && !kHasStreamingProbes) continue;
+      std::vector<float> sink(static_cast<size_t>(threads));
+      const double t = time_on_threads(threads, [&](int th) {
+        const int64_t begin = n * th / threads / 64 * 64, end = n * (th + 1) / threads / 64 * 64;
+        sink[th] = nta ? sum_floats<true>(buf + begin, end - begin) : sum_floats<false>(buf + begin, end - begin);
+      });
+      best = std::max(best, kBandwidthBytes / t / 1e9);
+    }
   }
   return best;
 }
 
 double BandwidthProbe::copy() {
   const int threads = threads_;
+  char* dst = reinterpret_cast<char*>(dst_.get());
+  const char* src = reinterpret_cast<const char*>(src_.get());
   double best = 0.0;
   for (int rep = 0; rep < 6; ++rep) {
-    const double t = time_on_threads(threads, [&](int th) {
-      const size_t begin = kBandwidthBytes * th / threads / 64 * 64;
-      const size_t end = kBandwidthBytes * (th + 1) / threads / 64 * 64;
-      std::memcpy(reinterpret_cast<char*>(dst_.get()) + begin, reinterpret_cast<const char*>(src_.get()) + begin,
-                  end - begin);
-    });
-    best = std::max(best, 2.0 * kBandwidthBytes / t / 1e9);
+    for (const bool streaming : {false, true}) {
+      if (streaming && !kHasStreamingProbes) continue;
+      const double t = time_on_threads(threads, [&](int th) {
+        const size_t begin = kBandwidthBytes * th / threads / 256 * 256;
+        const size_t end = kBandwidthBytes * (th + 1) / threads / 256 * 256;
+        if (streaming) {
+          copy_streaming(dst + begin, src + begin, end - begin);
+        } else {
+          std::memcpy(dst + begin, src + begin, end - begin);
+        }
+      });
+      best = std::max(best, 2.0 * kBandwidthBytes / t / 1e9);
+    }
   }
   return best;
 }

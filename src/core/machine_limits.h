@@ -17,10 +17,12 @@ enum class PeakKind { F32Fma, Bf16Dot, Int8Dot };
 // global pool's size). GFLOP/s (GOP/s for Int8Dot). Takes about 0.1 s.
 double peak_gflops(PeakKind kind = PeakKind::F32Fma, int threads = 0);
 
-// Streaming bandwidth in GB/s (1e9 bytes/s) over a buffer much larger than
-// the last-level cache, best of a few passes, split over `threads` threads.
+// Streaming bandwidth in GB/s (1e9 bytes/s) over a buffer of non-zero data
+// much larger than the last-level cache, split over `threads` threads: the
+// best of a few passes, each pass timing both the plain loop (a sum; memcpy)
+// and a non-temporal one (prefetchnta; streaming stores).
 // read: bytes loaded per second (the bound for weight-streaming mat-vec);
-// copy: bytes loaded + stored per second (memcpy, STREAM "copy" convention).
+// copy: bytes loaded + stored per second (STREAM "copy" convention).
 double measure_read_bandwidth(int threads = 0);
 double measure_copy_bandwidth(int threads = 0);
 
