@@ -129,23 +129,29 @@ ChainFn chain_function(PeakKind kind) {
 }
 
 // Sums a float buffer with independent accumulators (one chain would be bound by
-// the add latency, not by memory). PrefetchNta: each line is also prefetched
-// non-temporally 2 KiB ahead, the way the q8_0/q4_0 decode kernel streams
-// weights; on the Zen 5 VM that read 1.12x what the plain loop did (12 paired
-// passes), on other machines the plain loop may be the faster one.
+// the add latency, not by memory).
+// kStreams > 1: the buffer is read as that many equal parts side by side, each
+// line prefetched non-temporally 2 KiB ahead. On the Zen 5 VM (2 threads,
+// random data, 12 paired passes) one such stream per thread read 0.83 of the
+// streaming copy figure, two 0.87 and four 0.94 (medians); the plain loop is
+// the faster one on other machines.
 #if defined(__AVX512F__)
-template <bool PrefetchNta>
+template <int kStreams>
 __attribute__((noinline)) float sum_floats(const float* p, int64_t n) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  for (int64_t i = 0; i + 64 <= n; i += 64) {
-    if constexpr (PrefetchNta) {
-      for (int line = 0; line < 4; ++line)
-        _mm_prefetch(reinterpret_cast<const char*>(p + i + 512 + 16 * line), _MM_HINT_NTA);
+  const int64_t part = n / kStreams / 64 * 64;
+  for (int64_t i = 0; i + 64 <= part; i += 64) {
+    for (int stream = 0; stream < kStreams; ++stream) {
+      const float* q = p + stream * part + i;
+      if constexpr (kStreams > 1) {
+        for (int line = 0; line < 4; ++line)
+          _mm_prefetch(reinterpret_cast<const char*>(q + 512 + 16 * line), _MM_HINT_NTA);
+      }
+      a0 = _mm512_add_ps(a0, _mm512_load_ps(q));
+      a1 = _mm512_add_ps(a1, _mm512_load_ps(q + 16));
+      a2 = _mm512_add_ps(a2, _mm512_load_ps(q + 32));
+      a3 = _mm512_add_ps(a3, _mm512_load_ps(q + 48));
     }
-    a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
-    a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
-    a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
-    a3 = _mm512_add_ps(a3, _mm512_load_ps(p + i + 48));
   }
   return simd::hsum(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
@@ -153,7 +159,8 @@ __attribute__((noinline)) float sum_floats(const float* p, int64_t n) {
 // Copies with streaming (non-temporal) stores: no read-for-ownership of the
 // destination, so every byte counted is a byte moved. glibc 2.36's memcpy on
 // the Zen 5 VM (whose CPUID reports a 508 MB L3, which sets glibc's
-// non-temporal threshold to 127 MB) copied 0.66-0.87x as fast.
+// non-temporal threshold to 127 MB) copied random data 0.77-0.99x as fast
+// (21 paired passes over three buffer pairs).
 __attribute__((noinline)) void copy_streaming(char* dst, const char* src, size_t bytes) {
   for (size_t i = 0; i + 256 <= bytes; i += 256) {
     for (int line = 0; line < 4; ++line) _mm_prefetch(src + i + 2048 + 64 * line, _MM_HINT_NTA);
@@ -165,7 +172,7 @@ __attribute__((noinline)) void copy_streaming(char* dst, const char* src, size_t
 }
 constexpr bool kHasStreamingProbes = true;
 #else
-template <bool PrefetchNta>
+template <int kStreams>
 __attribute__((noinline)) float sum_floats(const float* p, int64_t n) {
   float a[64] = {};
   for (int64_t i = 0; i + 64 <= n; i += 64) {
@@ -191,7 +198,8 @@ Buffer filled_buffer(size_t bytes) {
   Buffer b(static_cast<float*>(allocate_buffer(bytes)));
   TE_CHECK(b != nullptr, "cannot allocate {} bytes for the bandwidth measurement", bytes);
   // Faults the pages in before timing, with data like weights' rather than
-  // zeros: on the Zen 5 VM a zero-filled buffer copied 1.05-1.15x faster.
+  // zeros: on the Zen 5 VM memcpy copied a zero-filled buffer 1.06-1.11x
+  // faster than a random one (4 paired passes).
   uint64_t state = 0x9E3779B97F4A7C15ull;
   uint64_t* words = reinterpret_cast<uint64_t*>(b.get());
   for (size_t i = 0; i < bytes / sizeof(uint64_t); ++i) {
@@ -244,7 +252,7 @@ double BandwidthProbe::read() {
       std::vector<float> sink(static_cast<size_t>(threads));
       const double t = time_on_threads(threads, [&](int th) {
         const int64_t begin = n * th / threads / 64 * 64, end = n * (th + 1) / threads / 64 * 64;
-        sink[th] = nta ? sum_floats<true>(buf + begin, end - begin) : sum_floats<false>(buf + begin, end - begin);
+        sink[th] = nta ? sum_floats<4>(buf + begin, end - begin) : sum_floats<1>(buf + begin, end - begin);
       });
       best = std::max(best, kBandwidthBytes / t / 1e9);
     }

@@ -20,7 +20,7 @@ double peak_gflops(PeakKind kind = PeakKind::F32Fma, int threads = 0);
 // Streaming bandwidth in GB/s (1e9 bytes/s) over a buffer of non-zero data
 // much larger than the last-level cache, split over `threads` threads: the
 // best of a few passes, each pass timing both the plain loop (a sum; memcpy)
-// and a non-temporal one (prefetchnta; streaming stores).
+// and a non-temporal one (four prefetchnta streams per thread; streaming stores).
 // read: bytes loaded per second (the bound for weight-streaming mat-vec);
 // copy: bytes loaded + stored per second (STREAM "copy" convention).
 double measure_read_bandwidth(int threads = 0);
