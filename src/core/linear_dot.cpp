@@ -420,7 +420,7 @@ constexpr int64_t kPanelPrefetchBytes = 2048;
 // activation rows) is prefetched non-temporally. On the Zen 5 VM, with the
 // hints alternated in one process (scratch program, q8_0, medians of 8-16
 // paired rounds per set), team mat-vecs read 1.02-1.13x and decode ran
-// 1.03-1.15x (OpenELM-270M, 4 sets) and 1.05-1.12x (TinyLlama-1.1B, 3 sets)
+// 1.03-1.15x (OpenELM-270M, 5 sets) and 1.05-1.13x (TinyLlama-1.1B, 4 sets)
 // faster with the non-temporal hint. The likely reason (inferred; the VM shows
 // no cache counters): the L3 is filled by the L2's evictions, and lines marked
 // non-temporal skip it, so the weight stream no longer spends L3 fills on lines
