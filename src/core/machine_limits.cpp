@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -156,20 +157,6 @@ __attribute__((noinline)) float sum_floats(const float* p, int64_t n) {
   return simd::hsum(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
-// Copies with streaming (non-temporal) stores: no read-for-ownership of the
-// destination, so every byte counted is a byte moved. glibc 2.36's memcpy on
-// the Zen 5 VM (whose CPUID reports a 508 MB L3, which sets glibc's
-// non-temporal threshold to 127 MB) copied random data 0.77-0.99x as fast
-// (21 paired passes over three buffer pairs).
-__attribute__((noinline)) void copy_streaming(char* dst, const char* src, size_t bytes) {
-  for (size_t i = 0; i + 256 <= bytes; i += 256) {
-    for (int line = 0; line < 4; ++line) _mm_prefetch(src + i + 2048 + 64 * line, _MM_HINT_NTA);
-    for (int line = 0; line < 4; ++line)
-      _mm512_stream_si512(reinterpret_cast<__m512i*>(dst + i + 64 * line),
-                          _mm512_load_si512(reinterpret_cast<const __m512i*>(src + i + 64 * line)));
-  }
-  _mm_sfence();
-}
 constexpr bool kHasStreamingProbes = true;
 #else
 template <int kStreams>
@@ -182,7 +169,6 @@ __attribute__((noinline)) float sum_floats(const float* p, int64_t n) {
   for (float v : a) s += v;
   return s;
 }
-void copy_streaming(char* dst, const char* src, size_t bytes) { std::memcpy(dst, src, bytes); }
 constexpr bool kHasStreamingProbes = false;
 #endif
 
@@ -212,6 +198,44 @@ Buffer filled_buffer(size_t bytes) {
 }
 
 }  // namespace
+
+namespace detail {
+
+// Streaming (non-temporal) stores: no read-for-ownership of the destination,
+// so every byte counted is a byte moved. glibc 2.36's memcpy on the Zen 5 VM
+// (whose CPUID reports a 508 MB L3, which sets glibc's non-temporal threshold
+// to 127 MB) copied random data 0.77-0.99x as fast (21 paired passes over
+// three buffer pairs).
+void copy_streaming(void* dst, const void* src, size_t bytes) {
+  char* d = static_cast<char*>(dst);
+  const char* s = static_cast<const char*>(src);
+  size_t done = 0;
+#if defined(__AVX512F__)
+  if (reinterpret_cast<uintptr_t>(d) % 64 == 0 && reinterpret_cast<uintptr_t>(s) % 64 == 0) {
+    for (; done + 256 <= bytes; done += 256) {
+      for (int line = 0; line < 4; ++line) _mm_prefetch(s + done + 2048 + 64 * line, _MM_HINT_NTA);
+      for (int line = 0; line < 4; ++line)
+        _mm512_stream_si512(reinterpret_cast<__m512i*>(d + done + 64 * line),
+                            _mm512_load_si512(reinterpret_cast<const __m512i*>(s + done + 64 * line)));
+    }
+    _mm_sfence();
+  }
+#endif
+  std::memcpy(d + done, s + done, bytes - done);
+}
+
+float sum_streams(const float* p, int64_t n, int streams) {
+  TE_CHECK(n % (64 * streams) == 0, "sum_streams: {} floats do not split into {} streams of whole 64-float steps", n,
+           streams);
+  switch (streams) {
+    case 1: return sum_floats<1>(p, n);
+    case 4: return sum_floats<4>(p, n);
+    default: TE_CHECK(false, "sum_streams: {} streams (1 or 4)", streams);
+  }
+  return 0.0f;
+}
+
+}  // namespace detail
 
 double peak_gflops(PeakKind kind, int threads) {
   threads = resolve_threads(threads);
@@ -252,7 +276,7 @@ double BandwidthProbe::read() {
       std::vector<float> sink(static_cast<size_t>(threads));
       const double t = time_on_threads(threads, [&](int th) {
         const int64_t begin = n * th / threads / 64 * 64, end = n * (th + 1) / threads / 64 * 64;
-        sink[th] = nta ? sum_floats<4>(buf + begin, end - begin) : sum_floats<1>(buf + begin, end - begin);
+        sink[th] = detail::sum_streams(buf + begin, end - begin, nta ? 4 : 1);
       });
       best = std::max(best, kBandwidthBytes / t / 1e9);
     }
@@ -272,7 +296,7 @@ double BandwidthProbe::copy() {
         const size_t begin = kBandwidthBytes * th / threads / 256 * 256;
         const size_t end = kBandwidthBytes * (th + 1) / threads / 256 * 256;
         if (streaming) {
-          copy_streaming(dst + begin, src + begin, end - begin);
+          detail::copy_streaming(dst + begin, src + begin, end - begin);
         } else {
           std::memcpy(dst + begin, src + begin, end - begin);
         }

@@ -3,6 +3,8 @@
 // their speed as a fraction of these, measured in the same run.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 
 namespace tinyemo {
@@ -48,5 +50,14 @@ class BandwidthProbe {
   int threads_;
   std::unique_ptr<float, FreeBuffer> src_, dst_;
 };
+
+namespace detail {
+// The probes' streaming loops, exposed for tests. copy_streaming: memcpy with
+// non-temporal stores where the build and the alignment (64 bytes) allow.
+// sum_streams: the sum of n floats (n a multiple of 64 x streams) read as
+// `streams` (1 or 4) parts side by side.
+void copy_streaming(void* dst, const void* src, size_t bytes);
+float sum_streams(const float* p, int64_t n, int streams);
+}  // namespace detail
 
 }  // namespace tinyemo
