@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "core/simd.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
@@ -186,14 +187,10 @@ Buffer filled_buffer(size_t bytes) {
   // Faults the pages in before timing, with data like weights' rather than
   // zeros: on the Zen 5 VM memcpy copied a zero-filled buffer 1.06-1.11x
   // faster than a random one (4 paired passes).
-  uint64_t state = 0x9E3779B97F4A7C15ull;
+  uint64_t state = 1;
   uint64_t* words = reinterpret_cast<uint64_t*>(b.get());
-  for (size_t i = 0; i < bytes / sizeof(uint64_t); ++i) {
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    words[i] = state & 0x3f7f3f7f3f7f3f7full;  // finite floats: the read probe sums them
-  }
+  for (size_t i = 0; i < bytes / sizeof(uint64_t); ++i)
+    words[i] = splitmix64(state) & 0x3f7f3f7f3f7f3f7full;  // finite floats: the read probe sums them
   return b;
 }
 
@@ -275,7 +272,9 @@ double BandwidthProbe::read() {
       if (nta && !kHasStreamingProbes) continue;
       std::vector<float> sink(static_cast<size_t>(threads));
       const double t = time_on_threads(threads, [&](int th) {
-        const int64_t begin = n * th / threads / 64 * 64, end = n * (th + 1) / threads / 64 * 64;
+        // Shares of whole steps of the 4-stream loop, so any thread count splits.
+        const int64_t step = 64 * 4;
+        const int64_t begin = n / step * th / threads * step, end = n / step * (th + 1) / threads * step;
         sink[th] = detail::sum_streams(buf + begin, end - begin, nta ? 4 : 1);
       });
       best = std::max(best, kBandwidthBytes / t / 1e9);
