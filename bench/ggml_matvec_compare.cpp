@@ -1,17 +1,14 @@
-// tinyemo's batch-1 decode mat-vecs against ggml's on the same Q8_0 codes:
-// every weight matrix a decode token reads (all layers and the output head) of
-// an LM preset's shapes, one activation row. tinyemo runs them back to back in
-// one team (`linear(Team&, ...)`, as LmSession::decode_step does); ggml runs
-// one graph of the same mul_mats with its CPU backend
-// (`ggml_graph_compute_with_ctx`). The two are alternated in every round, each
-// round preceded by the copy and read probes, and set against them: the
-// comparison issue 4 asks for beside the copy-bandwidth bound. Built only when
-// CMake is given a ggml source tree
-// (-DTINYEMO_GGML_SOURCE_DIR=..., bench/CMakeLists.txt). Prints one JSON
-// object.
+// tinyemo's batch-1 decode mat-vecs against ggml's on the same Q8_0 codes: every
+// weight matrix a decode token reads (all layers and the output head) of an LM
+// preset's shapes, one activation row. tinyemo runs them back to back in one team
+// (`linear(Team&, ...)`, as LmSession::decode_step does); ggml runs one graph of
+// the same mul_mats on its CPU backend (`ggml_graph_compute_with_ctx`). The two
+// alternate in every round, each round after the copy and read probes, and both
+// are set against those probes: the comparison issue 4 welcomes beside the
+// copy-bandwidth bound. Built only when CMake is given a ggml source tree
+// (-DTINYEMO_GGML_SOURCE_DIR=..., bench/CMakeLists.txt). Prints one JSON object.
 //
-//   ggml_matvec_compare [threads=2] [rounds=10] [arch...]   (default arch:
-//   tinyllama-1.1b)
+//   ggml_matvec_compare [threads=2] [rounds=10] [arch...]   (default: tinyllama-1.1b)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -40,14 +37,14 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-struct Shape2 {
+struct MatrixShape {
   int64_t rows, cols;
 };
 
 // The [N, K] of every matrix one decode token reads, in reading order.
-std::vector<Shape2> decode_matrix_shapes(const std::string& arch) {
+std::vector<MatrixShape> decode_matrix_shapes(const std::string& arch) {
   const LmModel model = random_lm(lm_preset_config(arch), DType::Q8_0);
-  std::vector<Shape2> shapes;
+  std::vector<MatrixShape> shapes;
   for (const LmLayer& layer : model.layers())
     for (const LmLinear* l :
          {&layer.qkv, &layer.q, &layer.k, &layer.v, &layer.o, &layer.gate_up, &layer.gate, &layer.up, &layer.down})
@@ -57,10 +54,10 @@ std::vector<Shape2> decode_matrix_shapes(const std::string& arch) {
 }
 
 nlohmann::json compare(const std::string& arch, int threads, int rounds) {
-  const std::vector<Shape2> shapes = decode_matrix_shapes(arch);
+  const std::vector<MatrixShape> shapes = decode_matrix_shapes(arch);
   int64_t max_rows = 0, max_cols = 0, max_elems = 0;
   size_t bytes = 0;
-  for (const Shape2& s : shapes) {
+  for (const MatrixShape& s : shapes) {
     max_rows = std::max(max_rows, s.rows);
     max_cols = std::max(max_cols, s.cols);
     max_elems = std::max(max_elems, s.rows * s.cols);
@@ -78,7 +75,7 @@ nlohmann::json compare(const std::string& arch, int threads, int rounds) {
   for (size_t i = 0; i < source.size(); ++i) source[i] = std::cos(0.37f * static_cast<float>(i % 1000003));
   ggml_cgraph* graph = ggml_new_graph_custom(ctx, 2 * shapes.size() + 16, false);
   std::vector<Tensor> ours;
-  for (const Shape2& s : shapes) {
+  for (const MatrixShape& s : shapes) {
     ggml_tensor* w = ggml_new_tensor_2d(ctx, GGML_TYPE_Q8_0, s.cols, s.rows);
     ggml_quantize_chunk(GGML_TYPE_Q8_0, source.data(), w->data, 0, s.rows, s.cols, nullptr);
     Tensor t = Tensor::empty(DType::Q8_0, {s.rows, s.cols});
