@@ -222,14 +222,11 @@ void copy_streaming(void* dst, const void* src, size_t bytes) {
 }
 
 float sum_streams(const float* p, int64_t n, int streams) {
+  // The count first: the split check below divides by it.
+  TE_CHECK(streams == 1 || streams == 4, "sum_streams: {} streams (1 or 4)", streams);
   TE_CHECK(n % (64 * streams) == 0, "sum_streams: {} floats do not split into {} streams of whole 64-float steps", n,
            streams);
-  switch (streams) {
-    case 1: return sum_floats<1>(p, n);
-    case 4: return sum_floats<4>(p, n);
-    default: TE_CHECK(false, "sum_streams: {} streams (1 or 4)", streams);
-  }
-  return 0.0f;
+  return streams == 1 ? sum_floats<1>(p, n) : sum_floats<4>(p, n);
 }
 
 }  // namespace detail

@@ -42,6 +42,7 @@ TEST(MachineLimits, StreamSumsReadEveryFloatOnce) {
   EXPECT_EQ(detail::sum_streams(p, n, 4), want);
   EXPECT_THROW(detail::sum_streams(p, n - 64, 4), Error);
   EXPECT_THROW(detail::sum_streams(p, n, 3), Error);
+  EXPECT_THROW(detail::sum_streams(p, n, 0), Error);
   std::free(p);
 }
 
