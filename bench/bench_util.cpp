@@ -1,5 +1,6 @@
 #include "bench_util.h"
 
+#include <algorithm>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -31,6 +32,11 @@ nlohmann::json machine_limits(int threads) {
           {"peak_int8_dot_gops", peak_gflops(PeakKind::Int8Dot, threads)},
           {"read_bandwidth_gb_s", measure_read_bandwidth(threads)},
           {"copy_bandwidth_gb_s", measure_copy_bandwidth(threads)}};
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
 }
 
 }  // namespace tinyemo::bench

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "core/machine_limits.h"
 
@@ -24,6 +25,9 @@ inline double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// The middle value (the upper one of an even count); values must not be empty.
+double median(std::vector<double> values);
+
 // Runs fn `reps` times after one warm-up and returns the median seconds, as
 // read by `clock` (wall time by default).
 template <class Fn>
@@ -31,8 +35,7 @@ double median_seconds(int reps, Fn&& fn, double (*clock)() = now_seconds);
 
 }  // namespace tinyemo::bench
 
-#include <algorithm>
-#include <vector>
+#include <utility>
 
 template <class Fn>
 double tinyemo::bench::median_seconds(int reps, Fn&& fn, double (*clock)()) {
@@ -43,6 +46,5 @@ double tinyemo::bench::median_seconds(int reps, Fn&& fn, double (*clock)()) {
     fn();
     t.push_back(clock() - t0);
   }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return median(std::move(t));
 }

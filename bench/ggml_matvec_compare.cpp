@@ -32,11 +32,6 @@ using namespace tinyemo;
 
 namespace {
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 struct MatrixShape {
   int64_t rows, cols;
 };
@@ -150,15 +145,15 @@ nlohmann::json compare(const std::string& arch, int threads, int rounds) {
           {"weight_bytes_per_pass", bytes},
           {"rounds", rounds},
           {"output_relative_difference", relative_difference},
-          {"copy_bandwidth_gb_s_median", median(copies)},
-          {"read_bandwidth_gb_s_median", median(reads)},
-          {"tinyemo_gb_s_median", median(ours_gbs)},
-          {"ggml_gb_s_median", median(ggml_gbs)},
-          {"tinyemo_fraction_of_copy", median(ours_of_copy)},
-          {"ggml_fraction_of_copy", median(ggml_of_copy)},
-          {"tinyemo_fraction_of_read", median(ours_of_read)},
-          {"ggml_fraction_of_read", median(ggml_of_read)},
-          {"tinyemo_over_ggml", median(ratio)},
+          {"copy_bandwidth_gb_s_median", bench::median(copies)},
+          {"read_bandwidth_gb_s_median", bench::median(reads)},
+          {"tinyemo_gb_s_median", bench::median(ours_gbs)},
+          {"ggml_gb_s_median", bench::median(ggml_gbs)},
+          {"tinyemo_fraction_of_copy", bench::median(ours_of_copy)},
+          {"ggml_fraction_of_copy", bench::median(ggml_of_copy)},
+          {"tinyemo_fraction_of_read", bench::median(ours_of_read)},
+          {"ggml_fraction_of_read", bench::median(ggml_of_read)},
+          {"tinyemo_over_ggml", bench::median(ratio)},
           {"tinyemo_over_ggml_min", *std::min_element(ratio.begin(), ratio.end())},
           {"tinyemo_over_ggml_max", *std::max_element(ratio.begin(), ratio.end())}};
 }
