@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <utility>
 #include <vector>
 
 #include "core/machine_limits.h"
@@ -34,8 +35,6 @@ template <class Fn>
 double median_seconds(int reps, Fn&& fn, double (*clock)() = now_seconds);
 
 }  // namespace tinyemo::bench
-
-#include <utility>
 
 template <class Fn>
 double tinyemo::bench::median_seconds(int reps, Fn&& fn, double (*clock)()) {
