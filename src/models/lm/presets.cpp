@@ -3,6 +3,7 @@
 #include <cmath>
 #include <map>
 
+#include "core/rng.h"
 #include "core/thread_pool.h"
 #include "io/json.h"
 
@@ -77,13 +78,6 @@ const std::map<std::string, nlohmann::json>& presets() {
   return p;
 }
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 // Generates each tensor when asked; element i of a tensor depends only on the
 // seed, the name and i (so the weights do not depend on the thread count).
 class RandomWeights : public WeightSource {
@@ -105,10 +99,10 @@ class RandomWeights : public WeightSource {
     }
     // Uniform on [-a, a] with variance 1 / fan_in.
     const float a = std::sqrt(3.0f / static_cast<float>(shape[1]));
-    const uint64_t stream = splitmix64(seed_ ^ std::hash<std::string>{}(name));
+    const uint64_t stream = splitmix64_mix((seed_ ^ std::hash<std::string>{}(name)) + kSplitmixGamma);
     parallel_for(n, 1 << 16, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
-        const uint64_t r = splitmix64(stream + static_cast<uint64_t>(i));
+        const uint64_t r = splitmix64_mix(stream + static_cast<uint64_t>(i) + kSplitmixGamma);
         p[i] = a * (static_cast<float>(r >> 40) * 0x1.0p-23f - 1.0f);
       }
     });
