@@ -44,6 +44,11 @@ LmSession::LmSession(const LmModel& model)
   }
 }
 
+void LmSession::truncate(int64_t length) {
+  TE_CHECK(length >= 0 && length <= length_, "LM session: cannot truncate {} positions to {}", length_, length);
+  length_ = length;
+}
+
 void LmSession::reserve(int64_t positions) {
   if (positions <= capacity_) return;
   const LmConfig& c = model_.config();
@@ -243,9 +248,10 @@ Tensor LmSession::forward(const Tensor& embeddings, bool all_positions) {
            shape_str(embeddings.shape()));
   const int64_t T = embeddings.dim(0);
   TE_CHECK(T > 0, "LM input: empty sequence");
-  TE_CHECK(length_ + T <= c.max_context,
-           "the sequence would be {} positions long, more than the model's context of {} ({}: {})", length_ + T,
-           c.max_context, c.where, context_field(c.arch));
+  if (length_ + T > c.max_context) {
+    throw ContextFullError(fmt::format("the sequence would be {} positions long, more than the model's context of {} ({}: {})",
+                                       length_ + T, c.max_context, c.where, context_field(c.arch)));
+  }
   reserve(length_ + T);
   rope_.tables(length_, T, &cos_, &sin_);
   if (T == 1) {
