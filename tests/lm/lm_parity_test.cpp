@@ -31,7 +31,7 @@ struct Case {
 
 std::vector<Case> cases() {
   std::vector<Case> c;
-  for (const char* n : {"llama-tiny", "phi-tiny", "openelm-tiny"}) c.push_back({n, testing::fixture(n), true});
+  for (const char* n : {"llama-tiny", "phi-tiny", "openelm-tiny", "qwen2-tiny", "gemma-tiny"}) c.push_back({n, testing::fixture(n), true});
   for (const char* n : {"llama-variant", "llama3-variant", "phi-variant", "openelm-variant"})
     c.push_back({n, testing::source_dir() / "tests/data/lm" / n, false});
   return c;

@@ -1,5 +1,6 @@
 #include "models/lm/config.h"
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 
@@ -95,7 +96,9 @@ void read_rope_scaling(const JsonObject& c, LmConfig* cfg) {
            c.where());
 }
 
-// What LlamaConfig and PhiConfig share: sizes, heads, context, activation, RoPE.
+// What the Hugging Face decoders (LlamaConfig, PhiConfig, Qwen2Config,
+// GemmaConfig) share: sizes, heads, context, RoPE. The activation and the tied
+// output have per-family defaults and are read by the callers.
 void parse_hf_decoder(const JsonObject& c, LmConfig* cfg) {
   cfg->hidden = positive(c, "hidden_size");
   const int64_t layers = positive(c, "num_hidden_layers", kMaxLayers);
@@ -114,25 +117,103 @@ void parse_hf_decoder(const JsonObject& c, LmConfig* cfg) {
   cfg->layers.assign(static_cast<size_t>(layers), LmLayerConfig{heads, kv_heads, ffn});
   cfg->vocab = positive(c, "vocab_size");
   cfg->max_context = positive(c, "max_position_embeddings");
-  cfg->activation = parse_activation(c, "hidden_act");
-  cfg->tied_output = c.get_or<bool>("tie_word_embeddings", false);
   cfg->rope_theta = positive_float(c, "rope_theta", 10000.0);
+  cfg->rotary_dim = cfg->head_dim;
   read_rope_scaling(c, cfg);
+}
+
+// model_type, when present, must be the one the class is written for.
+void check_model_type(const JsonObject& c, const std::string& want) {
+  const auto model_type = c.get_or<std::string>("model_type", want);
+  TE_CHECK(model_type == want, "{}: model_type \"{}\" does not go with {} (model_type \"{}\" expected)", c.where(),
+           model_type, c.get<std::vector<std::string>>("architectures")[0], want);
 }
 
 void parse_llama(const JsonObject& c, LmConfig* cfg) {
   parse_hf_decoder(c, cfg);
+  cfg->activation = parse_activation(c, "hidden_act");
+  cfg->tied_output = c.get_or<bool>("tie_word_embeddings", false);
   cfg->norm = NormKind::Rms;
   cfg->norm_eps = positive_float(c, "rms_norm_eps", 1e-6);
   cfg->gated_mlp = true;
   cfg->attention_bias = c.get_or<bool>("attention_bias", false);
   cfg->output_proj_bias = cfg->attention_bias;
   cfg->mlp_bias = c.get_or<bool>("mlp_bias", false);
-  cfg->rotary_dim = cfg->head_dim;
+}
+
+// Qwen2ForCausalLM: LLaMA with biases on q/k/v (always, not configurable) and
+// none on o_proj. Sliding-window attention is used only when
+// use_sliding_window is true, and then on the layers that layer_types marks
+// "sliding_attention" (by default layers >= max_window_layers); tinyemo's
+// attention has no window, so a config where some layer would slide is refused.
+void parse_qwen2(const JsonObject& c, LmConfig* cfg) {
+  check_model_type(c, "qwen2");
+  parse_hf_decoder(c, cfg);
+  cfg->activation = parse_activation(c, "hidden_act");
+  cfg->tied_output = c.get_or<bool>("tie_word_embeddings", false);
+  cfg->norm = NormKind::Rms;
+  cfg->norm_eps = positive_float(c, "rms_norm_eps", 1e-6);
+  cfg->gated_mlp = true;
+  cfg->attention_bias = true;
+  cfg->output_proj_bias = false;
+  if (c.get_or<bool>("use_sliding_window", false)) {
+    const int64_t layers = cfg->n_layers();
+    int64_t first_sliding = -1;
+    if (c.has("layer_types") && !c.json().at("layer_types").is_null()) {
+      const auto types = c.get<std::vector<std::string>>("layer_types");
+      TE_CHECK(static_cast<int64_t>(types.size()) == layers, "{}: field \"layer_types\" has {} entries for {} layers",
+               c.where(), types.size(), layers);
+      for (int64_t l = layers - 1; l >= 0; --l) {
+        TE_CHECK(types[l] == "full_attention" || types[l] == "sliding_attention",
+                 "{}: field \"layer_types\" entry \"{}\" is not full_attention or sliding_attention", c.where(),
+                 types[l]);
+        if (types[l] == "sliding_attention") first_sliding = l;
+      }
+    } else {
+      const int64_t full = c.has("max_window_layers") ? integer(c, "max_window_layers") : 28;  // Qwen2Config's default
+      if (full < layers) first_sliding = std::max<int64_t>(full, 0);
+    }
+    TE_CHECK(first_sliding < 0,
+             "{}: field \"use_sliding_window\" is true and layer {} would use sliding-window attention, which tinyemo "
+             "does not implement (released Qwen2 models set use_sliding_window false)",
+             c.where(), first_sliding);
+  }
+}
+
+// GemmaForCausalLM (Gemma 1): RMSNorm scaling by (1 + weight), input rows
+// multiplied by sqrt(hidden_size), GeGLU, an explicit head_dim, q/k/v/o biases
+// when attention_bias, output tied to the embeddings unless
+// tie_word_embeddings is false (GemmaConfig's default is true).
+void parse_gemma(const JsonObject& c, LmConfig* cfg) {
+  check_model_type(c, "gemma");
+  // GemmaConfig would silently default head_dim to 256 (Gemma-7B's); Gemma's
+  // head width is not hidden / heads (Gemma-2B: 2048 / 8 = 256, Gemma-7B:
+  // 3072 / 16 = 192 but 256), so a config without it is refused.
+  TE_CHECK(c.has("head_dim"), "{}: missing field \"head_dim\" (Gemma's head width is explicit, not hidden_size / "
+           "num_attention_heads)", c.where());
+  parse_hf_decoder(c, cfg);
+  // transformers' GemmaMLP (4.39 to 4.47, the versions TinyLLaVA's Gemma models
+  // were made with) takes hidden_activation and, when it is absent or null,
+  // gelu_pytorch_tanh, ignoring hidden_act: Gemma's original configs say
+  // "gelu" there, while the model was trained with the tanh approximation.
+  if (c.has("hidden_activation") && !c.json().at("hidden_activation").is_null()) {
+    cfg->activation = parse_activation(c, "hidden_activation");
+  } else {
+    cfg->activation = Activation::GeluTanh;
+  }
+  cfg->tied_output = c.get_or<bool>("tie_word_embeddings", true);
+  cfg->norm = NormKind::Rms;
+  cfg->norm_eps = positive_float(c, "rms_norm_eps", 1e-6);
+  cfg->norm_weight_offset = 1.0;
+  cfg->embedding_scale = static_cast<float>(std::sqrt(static_cast<double>(cfg->hidden)));
+  cfg->gated_mlp = true;
+  cfg->attention_bias = cfg->output_proj_bias = c.get_or<bool>("attention_bias", false);
 }
 
 void parse_phi(const JsonObject& c, LmConfig* cfg) {
   parse_hf_decoder(c, cfg);
+  cfg->activation = parse_activation(c, "hidden_act");
+  cfg->tied_output = c.get_or<bool>("tie_word_embeddings", false);
   cfg->norm = NormKind::Layer;
   cfg->norm_eps = positive_float(c, "layer_norm_eps", 1e-5);
   cfg->gated_mlp = false;
@@ -224,6 +305,8 @@ std::string_view lm_arch_name(LmArch a) {
     case LmArch::Llama: return "llama";
     case LmArch::Phi: return "phi";
     case LmArch::OpenElm: return "openelm";
+    case LmArch::Qwen2: return "qwen2";
+    case LmArch::Gemma: return "gemma";
   }
   return "?";
 }
@@ -260,8 +343,15 @@ LmConfig parse_lm_config(const JsonObject& c) {
   } else if (cfg.architecture == "OpenELMForCausalLM") {
     cfg.arch = LmArch::OpenElm;
     parse_openelm(c, &cfg);
+  } else if (cfg.architecture == "Qwen2ForCausalLM") {
+    cfg.arch = LmArch::Qwen2;
+    parse_qwen2(c, &cfg);
+  } else if (cfg.architecture == "GemmaForCausalLM") {
+    cfg.arch = LmArch::Gemma;
+    parse_gemma(c, &cfg);
   } else {
-    fail("{}: architecture \"{}\" is not supported (LlamaForCausalLM, PhiForCausalLM, OpenELMForCausalLM)",
+    fail("{}: architecture \"{}\" is not supported (LlamaForCausalLM, PhiForCausalLM, OpenELMForCausalLM, "
+         "Qwen2ForCausalLM, GemmaForCausalLM)",
          c.where(), cfg.architecture);
   }
   TE_CHECK(cfg.rotary_dim > 0 && cfg.rotary_dim % 2 == 0 && cfg.rotary_dim <= cfg.head_dim,

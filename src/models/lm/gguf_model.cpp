@@ -21,6 +21,8 @@ const char* gguf_arch(LmArch a) {
     case LmArch::Llama: return "llama";
     case LmArch::Phi: return "phi2";
     case LmArch::OpenElm: return "openelm";
+    case LmArch::Qwen2: return "qwen2";
+    case LmArch::Gemma: return "gemma";
   }
   return "?";
 }

@@ -14,12 +14,14 @@ constexpr int64_t kAny = -1;  // a dimension read off the weights
 
 // One tensor the architecture expects: its checkpoint name, expected shape
 // (kAny where the weights decide), where it goes, and whether it is a matrix
-// (kept in its stored / requested dtype) or a vector (held as F32).
+// (kept in its stored / requested dtype) or a vector (held as F32), and
+// whether it is a norm's scale (which config.norm_weight_offset shifts).
 struct Slot {
   std::string name;
   Shape shape;
   Tensor* target;
   bool matrix;
+  bool norm_scale = false;
 };
 
 bool shape_matches(const Shape& want, const Shape& got) {
@@ -50,7 +52,7 @@ std::vector<Slot> layout(const LmConfig& c, std::vector<LmLayer>& layers, Tensor
     if (bias) vector(name + ".bias", out, &l->bias);
   };
   auto norm = [&](const std::string& name, int64_t n, bool bias, LmNorm* l) {
-    vector(name + ".weight", n, &l->weight);
+    s.push_back({name + ".weight", {n}, &l->weight, false, true});
     if (bias) vector(name + ".bias", n, &l->bias);
   };
   const bool layer_norm = c.norm == NormKind::Layer;
@@ -58,6 +60,8 @@ std::vector<Slot> layout(const LmConfig& c, std::vector<LmLayer>& layers, Tensor
 
   switch (c.arch) {
     case LmArch::Llama:
+    case LmArch::Qwen2:
+    case LmArch::Gemma:
     case LmArch::Phi: {
       const bool phi = c.arch == LmArch::Phi;
       matrix("model.embed_tokens.weight", V, H, embeddings);
@@ -220,8 +224,14 @@ LmModel LmModel::bind(LmConfig config, nlohmann::json hf_config, const WeightSou
                dtype_name(t.dtype()));
       t = to_f32(t);
     }
+    m.tensors_.emplace_back(s.name, t);  // as stored: what GGUF export writes back
+    if (s.norm_scale && c.norm_weight_offset != 0.0) {
+      Tensor shifted = Tensor::empty(DType::F32, t.shape());
+      const float offset = static_cast<float>(c.norm_weight_offset);
+      for (int64_t i = 0; i < t.numel(); ++i) shifted.mutable_data<float>()[i] = offset + t.data<float>()[i];
+      t = shifted;
+    }
     *s.target = t;
-    m.tensors_.emplace_back(s.name, t);
   }
   if (options.compute_layout) {
     // Only `matrices` holds them while they are converted, so each is freed once copied.

@@ -28,6 +28,12 @@ void glu(Activation a, float* gate, const float* up, int64_t n) {
     for (int64_t i = 0; i < n; ++i) gate[i] *= up[i];
 }
 
+// x *= scale over n elements: the model's input scale (config.embedding_scale).
+void scale_rows(float scale, float* x, int64_t n) {
+  if (scale == 1.0f) return;
+  for (int64_t i = 0; i < n; ++i) x[i] *= scale;
+}
+
 // The config field holding the context length, for errors.
 const char* context_field(LmArch a) { return a == LmArch::OpenElm ? "max_context_length" : "max_position_embeddings"; }
 
@@ -211,6 +217,7 @@ void LmSession::decode_step(const float* embedding, float* logits) {
     float* x = member_x_.data() + team.index() * H;
     float* h = member_h_.data() + team.index() * H;
     std::copy(embedding, embedding + H, x);
+    scale_rows(c.embedding_scale, x, H);
     for (size_t l = 0; l < model_.layers().size(); ++l) {
       const LmLayer& L = model_.layers()[l];
       norm(L.attn_norm, c.norm, c.norm_eps, x, 1, H, h);
@@ -256,6 +263,7 @@ Tensor LmSession::forward(const Tensor& embeddings, bool all_positions) {
   }
 
   x_.assign(embeddings.data<float>(), embeddings.data<float>() + T * H);
+  scale_rows(c.embedding_scale, x_.data(), T * H);
   h_.resize(static_cast<size_t>(T * H));
   mlp_out_.resize(static_cast<size_t>(T * H));
   for (size_t l = 0; l < model_.layers().size(); ++l) {
