@@ -11,8 +11,10 @@ namespace tinyemo {
 namespace {
 
 // Values of the published config.json files (apple/OpenELM-270M, -450M,
-// TinyLlama/TinyLlama-1.1B-Chat-v1.0, microsoft/phi-2); OpenELM's per-layer head
-// counts and FFN widths follow from the multipliers as its config code derives them.
+// TinyLlama/TinyLlama-1.1B-Chat-v1.0, microsoft/phi-2, Qwen/Qwen2-0.5B,
+// google/gemma-2b); OpenELM's per-layer head counts and FFN widths follow from
+// the multipliers as its config code derives them. Gemma-2B's activation is
+// given as hidden_activation, the field transformers reads for it.
 const std::map<std::string, nlohmann::json>& presets() {
   static const std::map<std::string, nlohmann::json> p = [] {
     auto openelm = [](int64_t dim, int64_t layers) {
@@ -72,6 +74,39 @@ const std::map<std::string, nlohmann::json>& presets() {
                   {"tie_word_embeddings", false},
                   {"bos_token_id", 50256},
                   {"eos_token_id", 50256}};
+    m["qwen2-0.5b"] = {{"architectures", {"Qwen2ForCausalLM"}},
+                       {"model_type", "qwen2"},
+                       {"hidden_act", "silu"},
+                       {"hidden_size", 896},
+                       {"intermediate_size", 4864},
+                       {"num_hidden_layers", 24},
+                       {"num_attention_heads", 14},
+                       {"num_key_value_heads", 2},
+                       {"rms_norm_eps", 1e-6},
+                       {"rope_theta", 1000000.0},
+                       {"vocab_size", 151936},
+                       {"max_position_embeddings", 32768},
+                       {"tie_word_embeddings", true},
+                       {"use_sliding_window", false},
+                       {"bos_token_id", 151643},
+                       {"eos_token_id", 151643}};
+    m["gemma-2b"] = {{"architectures", {"GemmaForCausalLM"}},
+                     {"model_type", "gemma"},
+                     {"hidden_activation", "gelu_pytorch_tanh"},
+                     {"hidden_size", 2048},
+                     {"intermediate_size", 16384},
+                     {"num_hidden_layers", 18},
+                     {"num_attention_heads", 8},
+                     {"num_key_value_heads", 1},
+                     {"head_dim", 256},
+                     {"rms_norm_eps", 1e-6},
+                     {"rope_theta", 10000.0},
+                     {"vocab_size", 256000},
+                     {"max_position_embeddings", 8192},
+                     {"tie_word_embeddings", true},
+                     {"bos_token_id", 2},
+                     {"eos_token_id", 1},
+                     {"pad_token_id", 0}};
     return m;
   }();
   return p;
