@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <set>
 
 #include "core/matmul.h"
 #include "io/safetensors.h"
+#include "models/lm/arch/arch.h"
 #include "models/lm/model.h"
 #include "models/lm/presets.h"
 #include "models/lm/session.h"
@@ -82,6 +84,26 @@ TEST(LmPresets, PhiPartialRotary) {
   EXPECT_EQ(c.head_dim, 80);
   EXPECT_EQ(c.rotary_dim, 32);  // int(80 * 0.4)
   EXPECT_TRUE(c.parallel_block);
+}
+
+// The family table: one entry per LmArch value, found by its class name, with
+// distinct names; every family has a preset that parses and lays out.
+TEST(LmArchitectures, OneEntryPerFamily) {
+  std::set<std::string_view> names, classes, presets_seen;
+  for (const lm_arch::Architecture* a : lm_arch::all()) {
+    EXPECT_EQ(&lm_arch::of(a->id), a);
+    EXPECT_EQ(lm_arch::find(a->hf_class), a);
+    EXPECT_TRUE(names.insert(a->name).second) << a->name;
+    EXPECT_TRUE(classes.insert(a->hf_class).second) << a->hf_class;
+    EXPECT_EQ(lm_arch_name(a->id), a->name);
+  }
+  EXPECT_EQ(lm_arch::find("GPT2LMHeadModel"), nullptr);
+  for (const std::string& p : lm_preset_names()) {
+    const LmConfig c = preset(p);
+    presets_seen.insert(lm_arch_name(c.arch));
+    EXPECT_FALSE(lm_weight_shapes(c).empty()) << p;
+  }
+  EXPECT_EQ(presets_seen, names);
 }
 
 std::string refusal(nlohmann::json config) {

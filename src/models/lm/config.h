@@ -17,6 +17,9 @@ enum class NormKind { Rms, Layer };
 enum class Activation { Silu, GeluTanh, GeluErf };
 
 std::string_view lm_arch_name(LmArch a);  // "llama", "phi", "openelm", "qwen2", "gemma"
+// The config field holding the context length ("max_position_embeddings";
+// OpenELM: "max_context_length"), for errors.
+std::string_view lm_context_field(LmArch a);
 
 // config.json's rope_scaling, as far as tinyemo runs it.
 struct RopeScaling {

@@ -93,10 +93,9 @@ GenerateResult generate(const LmModel& model, const Tensor& prompt_embeddings, s
   TE_CHECK(options.stop_strings.empty() || options.tokenizer != nullptr, "stop strings need a tokenizer");
   TE_CHECK(prompt_embeddings.ndim() == 2 && prompt_embeddings.dim(0) > 0, "generation needs a non-empty prompt");
   const int64_t prompt_len = prompt_embeddings.dim(0);
-  const char* context_key = c.arch == LmArch::OpenElm ? "max_context_length" : "max_position_embeddings";
   TE_CHECK(prompt_len + options.max_new_tokens <= c.max_context,
            "the prompt ({} positions) plus {} new tokens exceeds the model's context of {} ({}: {})", prompt_len,
-           options.max_new_tokens, c.max_context, c.where, context_key);
+           options.max_new_tokens, c.max_context, c.where, lm_context_field(c.arch));
   const std::vector<int32_t> eos = options.eos_ids.empty() ? c.eos_ids : options.eos_ids;
 
   Sampler sampler(options.sampling);

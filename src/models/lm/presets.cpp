@@ -5,6 +5,7 @@
 
 #include "core/thread_pool.h"
 #include "io/json.h"
+#include "models/lm/arch/arch.h"
 
 namespace tinyemo {
 
@@ -179,8 +180,8 @@ nlohmann::json lm_preset_config(std::string_view name) {
 LmModel random_lm(const nlohmann::json& hf_config, DType dtype, uint64_t seed) {
   const JsonObject json(hf_config, "random-weight model config");
   LmConfig config = parse_lm_config(json);
-  if (config.arch == LmArch::OpenElm) {
-    const std::vector<int64_t> ffn = openelm_ffn_dims(json);
+  if (const auto ffn_dims = lm_arch::of(config.arch).ffn_dims) {
+    const std::vector<int64_t> ffn = ffn_dims(json);
     for (size_t i = 0; i < ffn.size(); ++i) config.layers[i].ffn_dim = ffn[i];
   }
   const RandomWeights weights(config, seed);

@@ -34,9 +34,6 @@ void scale_rows(float scale, float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= scale;
 }
 
-// The config field holding the context length, for errors.
-const char* context_field(LmArch a) { return a == LmArch::OpenElm ? "max_context_length" : "max_position_embeddings"; }
-
 }  // namespace
 
 LmSession::LmSession(const LmModel& model)
@@ -252,7 +249,7 @@ Tensor LmSession::forward(const Tensor& embeddings, bool all_positions) {
   TE_CHECK(T > 0, "LM input: empty sequence");
   TE_CHECK(length_ + T <= c.max_context,
            "the sequence would be {} positions long, more than the model's context of {} ({}: {})", length_ + T,
-           c.max_context, c.where, context_field(c.arch));
+           c.max_context, c.where, lm_context_field(c.arch));
   reserve(length_ + T);
   rope_.tables(length_, T, &cos_, &sin_);
   if (T == 1) {
