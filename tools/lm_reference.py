@@ -14,7 +14,9 @@ io.safetensors in the shared fixtures' layout (input_ids, logits, greedy_ids,
 inserted_embeds, logits_with_inserted_embeds, inserted_at in the metadata).
 Variants cover what the shared fixtures do not: longer prompts, other RoPE
 bases, linear and llama3 RoPE scaling, tied LLaMA output, attention biases, GQA groups of
-3, Phi q/k LayerNorm with GQA, OpenELM without GLU, q/k norms or tied output.
+3, Phi q/k LayerNorm with GQA, OpenELM without GLU, q/k norms or tied output,
+untied Qwen2 with RoPE scaling, Gemma with a non-square hidden size, biases,
+untied output and hidden_act "gelu" (ignored: the tanh GELU runs).
 Needs torch (1.13 is enough) and numpy; never run by the tests.
 """
 import json
@@ -336,24 +338,30 @@ def random_weights(cfg, gen):
     def vec(name, n, centre):
         W[name] = centre + 0.1 * torch.randn(n, generator=gen)
 
-    if arch == "LlamaForCausalLM":
+    if arch in ("LlamaForCausalLM", "Qwen2ForCausalLM", "GemmaForCausalLM"):
         H, nq = cfg["hidden_size"], cfg["num_attention_heads"]
         nkv, hd, F = cfg["num_key_value_heads"], cfg.get("head_dim", H // nq), cfg["intermediate_size"]
         W["model.embed_tokens.weight"] = torch.randn(cfg["vocab_size"], H, generator=gen)
-        b = cfg.get("attention_bias", False)
+        if arch == "Qwen2ForCausalLM":
+            biased = ("q_proj", "k_proj", "v_proj")
+        else:
+            biased = ("q_proj", "k_proj", "v_proj", "o_proj") if cfg.get("attention_bias", False) else ()
+        # Gemma stores norm weights as (scale - 1).
+        centre = 0.0 if arch == "GemmaForCausalLM" else 1.0
+        tied = cfg.get("tie_word_embeddings", arch == "GemmaForCausalLM")
         for i in range(cfg["num_hidden_layers"]):
             p = f"model.layers.{i}."
-            vec(p + "input_layernorm.weight", H, 1.0)
-            vec(p + "post_attention_layernorm.weight", H, 1.0)
+            vec(p + "input_layernorm.weight", H, centre)
+            vec(p + "post_attention_layernorm.weight", H, centre)
             for n, o, k in (("q_proj", nq * hd, H), ("k_proj", nkv * hd, H), ("v_proj", nkv * hd, H), ("o_proj", H, nq * hd)):
                 mat(p + "self_attn." + n + ".weight", o, k)
-                if b:
+                if n in biased:
                     vec(p + "self_attn." + n + ".bias", o, 0.0)
             mat(p + "mlp.gate_proj.weight", F, H)
             mat(p + "mlp.up_proj.weight", F, H)
             mat(p + "mlp.down_proj.weight", H, F)
-        vec("model.norm.weight", H, 1.0)
-        if not cfg.get("tie_word_embeddings", False):
+        vec("model.norm.weight", H, centre)
+        if not tied:
             mat("lm_head.weight", cfg["vocab_size"], H)
     elif arch == "PhiForCausalLM":
         H, nq = cfg["hidden_size"], cfg["num_attention_heads"]
@@ -423,6 +431,23 @@ VARIANTS = {
                      "num_key_value_heads": 2, "partial_rotary_factor": 0.5, "rope_theta": 1000.0,
                      "layer_norm_eps": 1e-5, "vocab_size": 72, "max_position_embeddings": 256, "qk_layernorm": True,
                      "tie_word_embeddings": False, "bos_token_id": 0, "eos_token_id": 0}, 150, 7),
+    # Qwen2 untied, GQA groups of 3, theta 1e6 with linear RoPE scaling; sliding-window fields that
+    # would slide layer 1 if use_sliding_window were true (it is false, as in released models).
+    "qwen2-variant": ({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_act": "silu",
+                       "hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 6,
+                       "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+                       "rope_scaling": {"type": "linear", "factor": 2.0}, "vocab_size": 64,
+                       "max_position_embeddings": 512, "tie_word_embeddings": False, "use_sliding_window": False,
+                       "sliding_window": 32, "max_window_layers": 1, "bos_token_id": 1, "eos_token_id": 2}, 150, 4),
+    # Gemma with sqrt(48) as the input scale (not a round number in F32), head_dim 16 != 48 / 4,
+    # GQA, q/k/v/o biases, untied output, and hidden_act "gelu" without hidden_activation (the
+    # tanh GELU runs: hidden_act is ignored).
+    "gemma-variant": ({"architectures": ["GemmaForCausalLM"], "model_type": "gemma", "hidden_act": "gelu",
+                       "hidden_size": 48, "intermediate_size": 80, "num_hidden_layers": 2, "num_attention_heads": 4,
+                       "num_key_value_heads": 2, "head_dim": 16, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+                       "attention_bias": True, "vocab_size": 64, "max_position_embeddings": 512,
+                       "tie_word_embeddings": False, "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0},
+                      150, 6),
     # OpenELM without GLU, q/k norms or tied output; four layers of different widths; base 20000.
     # Head counts and FFN widths are what OpenELMConfig derives from the multipliers.
     "openelm-variant": ({"architectures": ["OpenELMForCausalLM"], "model_type": "openelm",

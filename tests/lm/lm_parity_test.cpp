@@ -1,8 +1,9 @@
 // Parity of the LM forward pass with the reference implementations: the shared
 // fixtures (Hugging Face / Apple modeling code) and tinyemo's variant fixtures
 // (tools/lm_reference.py: longer prompts, other RoPE bases, linear RoPE scaling,
-// tied / untied outputs, biases, q/k norms, OpenELM without GLU). Every check
-// runs with and without the KV cache.
+// tied / untied outputs, biases, q/k norms, OpenELM without GLU, untied Qwen2,
+// Gemma with a non-square hidden size). Every check runs with and without the
+// KV cache.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -31,8 +32,10 @@ struct Case {
 
 std::vector<Case> cases() {
   std::vector<Case> c;
-  for (const char* n : {"llama-tiny", "phi-tiny", "openelm-tiny", "qwen2-tiny", "gemma-tiny"}) c.push_back({n, testing::fixture(n), true});
-  for (const char* n : {"llama-variant", "llama3-variant", "phi-variant", "openelm-variant"})
+  for (const char* n : {"llama-tiny", "phi-tiny", "openelm-tiny", "qwen2-tiny", "gemma-tiny"})
+    c.push_back({n, testing::fixture(n), true});
+  for (const char* n :
+       {"llama-variant", "llama3-variant", "phi-variant", "openelm-variant", "qwen2-variant", "gemma-variant"})
     c.push_back({n, testing::source_dir() / "tests/data/lm" / n, false});
   return c;
 }
