@@ -266,23 +266,27 @@ TEST_P(LmParity, GgufRoundTrip) {
 
 // TinyLLaVA's language model inside the combined checkpoint: its text_config,
 // the "language_model." prefix, and the connector's output rows at the -200
-// image token (the vision tower and connector themselves are not run here).
+// image token (the vision tower and connector themselves are not run here):
+// LLaMA (tinyllava-tiny) and Qwen2 (tinyllava-siglip-qwen2-tiny).
 TEST(LmEmbeddingsIn, TinyLlavaLanguageModel) {
-  const auto dir = testing::fixture("tinyllava-tiny");
-  const JsonObject config = JsonObject::load(dir / "config.json").object("text_config");
-  const auto weights = open_safetensors_weights(dir / "model.safetensors");
-  const LmModel model = LmModel::bind(parse_lm_config(config), config.json(), *weights, {}, "language_model.");
-  const auto io = SafetensorsFile::open(dir / "io.safetensors");
-  const std::vector<int32_t> ids = ids_of(io.get("input_ids"));
-  const Tensor rows = embed_with_inserted(model, ids, kPlaceholder, {io.get("image_features")});
-  LmSession s(model);
-  EXPECT_LE(worst_row_error(s.forward(rows, true), io.get("logits")), 1e-4);
-  std::vector<int32_t> text_ids;
-  std::copy_if(ids.begin(), ids.end(), std::back_inserter(text_ids), [](int32_t id) { return id != kPlaceholder; });
-  GenerateOptions o;
-  o.max_new_tokens = io.get("greedy_ids").numel();
-  o.stop_at_eos = false;
-  EXPECT_EQ(generate(model, rows, text_ids, o).ids, ids_of(io.get("greedy_ids")));
+  for (const char* fixture : {"tinyllava-tiny", "tinyllava-siglip-qwen2-tiny"}) {
+    SCOPED_TRACE(fixture);
+    const auto dir = testing::fixture(fixture);
+    const JsonObject config = JsonObject::load(dir / "config.json").object("text_config");
+    const auto weights = open_safetensors_weights(dir / "model.safetensors");
+    const LmModel model = LmModel::bind(parse_lm_config(config), config.json(), *weights, {}, "language_model.");
+    const auto io = SafetensorsFile::open(dir / "io.safetensors");
+    const std::vector<int32_t> ids = ids_of(io.get("input_ids"));
+    const Tensor rows = embed_with_inserted(model, ids, kPlaceholder, {io.get("image_features")});
+    LmSession s(model);
+    EXPECT_LE(worst_row_error(s.forward(rows, true), io.get("logits")), 1e-4);
+    std::vector<int32_t> text_ids;
+    std::copy_if(ids.begin(), ids.end(), std::back_inserter(text_ids), [](int32_t id) { return id != kPlaceholder; });
+    GenerateOptions o;
+    o.max_new_tokens = io.get("greedy_ids").numel();
+    o.stop_at_eos = false;
+    EXPECT_EQ(generate(model, rows, text_ids, o).ids, ids_of(io.get("greedy_ids")));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, LmParity, ::testing::ValuesIn(cases()),
