@@ -1,7 +1,9 @@
 // Hyperparameters of the decoder-only LMs tinyemo runs, read from a Hugging
 // Face config.json: LlamaForCausalLM (TinyLlama), PhiForCausalLM (Phi-2),
-// OpenELMForCausalLM, Qwen2ForCausalLM and GemmaForCausalLM (Gemma 1). Everything the forward pass needs is here; per-layer
-// FFN widths are filled in from the weight shapes when the model is bound.
+// OpenELMForCausalLM, Qwen2ForCausalLM and GemmaForCausalLM (Gemma 1); each
+// family's reading is in arch/<family>.cpp. Everything the forward pass needs
+// is here, as fields rather than per-family code; per-layer FFN widths are
+// filled in from the weight shapes when the model is bound.
 #pragma once
 
 #include <cstdint>

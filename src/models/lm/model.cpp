@@ -139,9 +139,12 @@ LmModel LmModel::bind(LmConfig config, nlohmann::json hf_config, const WeightSou
     }
     m.tensors_.emplace_back(s.name, t);  // as stored: what GGUF export writes back
     if (s.norm_scale && c.norm_weight_offset != 0.0) {
+      // Gemma's (1 + weight), added in F32 as its RMSNorm does.
       Tensor shifted = Tensor::empty(DType::F32, t.shape());
       const float offset = static_cast<float>(c.norm_weight_offset);
-      for (int64_t i = 0; i < t.numel(); ++i) shifted.mutable_data<float>()[i] = offset + t.data<float>()[i];
+      const float* src = t.data<float>();
+      float* dst = shifted.mutable_data<float>();
+      for (int64_t i = 0; i < t.numel(); ++i) dst[i] = offset + src[i];
       t = shifted;
     }
     *s.target = t;
