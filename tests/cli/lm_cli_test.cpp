@@ -30,7 +30,7 @@ void expect_failure(const testing::CliResult& r, const std::string& needle) {
 
 TEST(LmCli, LogitsMatchTheFixture) {
   testing::TempDir tmp;
-  for (const std::string m : {"llama-tiny", "phi-tiny", "openelm-tiny"}) {
+  for (const std::string m : {"llama-tiny", "phi-tiny", "openelm-tiny", "qwen2-tiny", "gemma-tiny"}) {
     const auto dir = testing::fixture(m).string();
     auto r = run_cli({"lm", "logits", "--model", dir, "--ids", dir + "/io.safetensors", "--out", (tmp / "l.st").string()});
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -41,7 +41,7 @@ TEST(LmCli, LogitsMatchTheFixture) {
 }
 
 TEST(LmCli, GreedyGenerationMatchesTheFixture) {
-  for (const std::string m : {"llama-tiny", "phi-tiny", "openelm-tiny"}) {
+  for (const std::string m : {"llama-tiny", "phi-tiny", "openelm-tiny", "qwen2-tiny", "gemma-tiny"}) {
     const auto dir = testing::fixture(m).string();
     for (const char* extra : {"--greedy", "--no-kv-cache"}) {
       auto r = run_cli({"lm", "generate", "--model", dir, "--ids", dir + "/io.safetensors", "--max-new-tokens", "8",
