@@ -88,19 +88,27 @@ GenerateResult generate(const LmModel& model, std::span<const int32_t> prompt_id
 
 GenerateResult generate(const LmModel& model, const Tensor& prompt_embeddings, std::span<const int32_t> seen_ids,
                         const GenerateOptions& options) {
+  LmSession session(model);
+  return generate(session, prompt_embeddings, seen_ids, options);
+}
+
+GenerateResult generate(LmSession& session, const Tensor& prompt_embeddings, std::span<const int32_t> seen_ids,
+                        const GenerateOptions& options) {
+  const LmModel& model = session.model();
   const LmConfig& c = model.config();
   TE_CHECK(options.max_new_tokens >= 0, "max new tokens must be >= 0, got {}", options.max_new_tokens);
   TE_CHECK(options.stop_strings.empty() || options.tokenizer != nullptr, "stop strings need a tokenizer");
   TE_CHECK(prompt_embeddings.ndim() == 2 && prompt_embeddings.dim(0) > 0, "generation needs a non-empty prompt");
-  const int64_t prompt_len = prompt_embeddings.dim(0);
+  const int64_t prompt_len = session.length() + prompt_embeddings.dim(0);
   const char* context_key = c.arch == LmArch::OpenElm ? "max_context_length" : "max_position_embeddings";
   TE_CHECK(prompt_len + options.max_new_tokens <= c.max_context,
            "the prompt ({} positions) plus {} new tokens exceeds the model's context of {} ({}: {})", prompt_len,
            options.max_new_tokens, c.max_context, c.where, context_key);
+  TE_CHECK(options.use_kv_cache || session.length() == 0,
+           "generation without the KV cache recomputes the whole sequence and cannot continue a session");
   const std::vector<int32_t> eos = options.eos_ids.empty() ? c.eos_ids : options.eos_ids;
 
   Sampler sampler(options.sampling);
-  LmSession session(model);
   session.reserve(prompt_len + options.max_new_tokens);
   std::vector<int32_t> seen(seen_ids.begin(), seen_ids.end());
   GenerateResult result;

@@ -44,6 +44,11 @@ LmSession::LmSession(const LmModel& model)
   }
 }
 
+void LmSession::truncate(int64_t length) {
+  TE_CHECK(length >= 0 && length <= length_, "LM session: cannot truncate {} positions to {}", length_, length);
+  length_ = length;
+}
+
 void LmSession::reserve(int64_t positions) {
   if (positions <= capacity_) return;
   const LmConfig& c = model_.config();
