@@ -6,26 +6,13 @@
 
 #include "apps/cli/command.h"
 #include "io/image.h"
-#include "models/clip/embed_images.h"
-#include "models/projector/classify.h"
-#include "models/projector/model.h"
+#include "pipeline/classify.h"
 
 namespace tinyemo::cli {
 namespace {
 
 constexpr int kSomeImagesFailed = 2;
 constexpr int64_t kBatch = 8;
-
-std::vector<std::string> split_label_list(const std::string& s) {
-  std::vector<std::string> out;
-  size_t begin = 0;
-  while (begin <= s.size()) {
-    const size_t end = std::min(s.find(',', begin), s.size());
-    if (end > begin) out.push_back(s.substr(begin, end - begin));
-    begin = end + 1;
-  }
-  return out;
-}
 
 struct Opts {
   std::string clip, projector, labels, anchors;
@@ -42,57 +29,38 @@ void run_classify(const Opts& o) {
     projector::AnchorSet a = projector::load_anchors(o.anchors, projector.hidden_dim());
     projector.set_anchors(std::move(a.labels), std::move(a.rows));
   }
-  if (!o.labels.empty()) projector::restrict_labels(projector, split_label_list(o.labels));
-  TE_CHECK(model.config().projection_dim == projector.input_dim(),
-           "{} gives {}-d image embeddings, but the projector {} takes {}-d features", o.clip,
-           model.config().projection_dim, o.projector, projector.input_dim());
+  if (!o.labels.empty()) projector::restrict_labels(projector, pipeline::split_label_list(o.labels));
+  pipeline::check_clip_fits_projector(model, o.clip, projector, o.projector);
 
-  std::vector<std::string> failed(o.images.size());
-  std::vector<float> ok_embeds;
-  std::vector<size_t> ok;
-  const int64_t dim = projector.input_dim();
-  const std::vector<std::filesystem::path> files(o.images.begin(), o.images.end());
-  clip::embed_image_files(model, files, kBatch, ImageLimits{o.max_pixels},
-                          [&](size_t i, const float* embedding, const std::string& error) {
-                            if (embedding == nullptr) {
-                              failed[i] = error;
-                              return;
-                            }
-                            ok.push_back(i);
-                            ok_embeds.insert(ok_embeds.end(), embedding, embedding + dim);
-                          });
-  const projector::Scores s = projector::classify(projector, ok_embeds.data(), static_cast<int64_t>(ok.size()));
   const auto& labels = projector.labels();
   nlohmann::json results = nlohmann::json::array();
-  size_t row = 0;
-  for (size_t i = 0; i < o.images.size(); ++i) {
-    if (!failed[i].empty()) {
-      std::fprintf(stderr, "tinyemo: error: %s\n", failed[i].c_str());
-      results.push_back({{"image", o.images[i]}, {"error", failed[i]}});
-      continue;
-    }
-    const auto r = static_cast<int64_t>(row++);
-    nlohmann::json scores = nlohmann::json::object();
-    for (int64_t l = 0; l < s.labels; ++l) scores[labels[l]] = s.probabilities[r * s.labels + l];
-    nlohmann::json top = nlohmann::json::array();
-    for (int64_t l : s.top_k(r, o.top_k)) {
-      top.push_back({{"label", labels[l]},
-                     {"probability", s.probabilities[r * s.labels + l]},
-                     {"cosine", s.cosines[r * s.labels + l]},
-                     {"distance", s.distances[r * s.labels + l]}});
-    }
-    const std::string& predicted = labels[s.predicted[r]];
-    results.push_back({{"image", o.images[i]}, {"predicted", predicted}, {"scores", scores}, {"top", top}});
-    if (!o.json) {
-      std::printf("%s: %s", o.images[i].c_str(), predicted.c_str());
-      for (const auto& t : top) std::printf("  %s %.3f", t["label"].get<std::string>().c_str(), t["probability"].get<double>());
-      std::printf("\n");
-    }
-  }
+  size_t failed = 0;
+  const std::vector<std::filesystem::path> files(o.images.begin(), o.images.end());
+  pipeline::classify_files(
+      model, projector, files, kBatch, ImageLimits{o.max_pixels},
+      [&](size_t i, const projector::Scores* s, int64_t row, const std::string& error) {
+        if (s == nullptr) {
+          std::fprintf(stderr, "tinyemo: error: %s\n", error.c_str());
+          results.push_back({{"image", o.images[i]}, {"error", error}});
+          ++failed;
+          return true;
+        }
+        nlohmann::json r = {{"image", o.images[i]}};
+        r.update(pipeline::classification_json(*s, row, labels, o.top_k));
+        if (!o.json) {
+          std::printf("%s: %s", o.images[i].c_str(), r["predicted"].get<std::string>().c_str());
+          for (const auto& t : r["top"]) {
+            std::printf("  %s %.3f", t["label"].get<std::string>().c_str(), t["probability"].get<double>());
+          }
+          std::printf("\n");
+        }
+        results.push_back(std::move(r));
+        return true;
+      });
   if (o.json) {
     print_json({{"clip", model.description()}, {"projector", o.projector}, {"labels", labels}, {"results", results}});
   }
-  if (ok.size() != o.images.size()) exit_code() = kSomeImagesFailed;
+  if (failed > 0) exit_code() = kSomeImagesFailed;
 }
 
 const CommandRegistration kClassify("classify", [](CLI::App& root) {

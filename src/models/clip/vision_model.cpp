@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <random>
 
 #include "core/attention.h"
 #include "core/error.h"
 #include "core/matmul.h"
 #include "core/ops.h"
+#include "core/rng.h"
 #include "core/thread_pool.h"
 #include "io/json.h"
 
@@ -316,13 +316,10 @@ VisionModel VisionModel::random(const VisionConfig& config, DType dtype, uint64_
   auto fill = [&](Shape shape) {
     Tensor t = Tensor::empty(DType::F32, std::move(shape));
     float* d = t.mutable_data<float>();
-    const uint64_t base = (stream++) * 0x9E3779B97F4A7C15ull;
+    const uint64_t base = (stream++) * kSplitmixGamma;
     parallel_for(t.numel(), 1 << 16, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
-        uint64_t z = base + static_cast<uint64_t>(i) * 0xBF58476D1CE4E5B9ull;  // splitmix64 finaliser
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
+        const uint64_t z = splitmix64_mix(base + static_cast<uint64_t>(i) * 0xBF58476D1CE4E5B9ull);
         d[i] = amplitude * (static_cast<float>(z >> 40) * (2.0f / 16777216.0f) - 1.0f);
       }
     });

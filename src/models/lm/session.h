@@ -32,7 +32,11 @@ class LmSession {
 
   // Appends `embeddings` (F32 [T, hidden]) at positions length() .. length()+T-1
   // and returns F32 logits: [T, vocab] when all_positions, else [1, vocab] for
-  // the last row. Refuses sequences longer than the model's context.
+  // the last row. Refuses sequences longer than the model's context
+  // (ContextFullError, nothing appended). The rows are what the model's
+  // embedding layer gives (embed_tokens, inserted image rows): the model's own
+  // input scale (Gemma's sqrt(hidden_size), config.embedding_scale) is applied
+  // here, to every row alike.
   Tensor forward(const Tensor& embeddings, bool all_positions = false);
   // The same for token ids.
   Tensor forward(std::span<const int32_t> ids, bool all_positions = false);

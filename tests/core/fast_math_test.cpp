@@ -4,11 +4,16 @@
 #include <cmath>
 #include <limits>
 
-#include "models/projector/fast_math.h"
-#include "models/projector/mlp.h"
+#include "core/fast_math.h"
 
-namespace tinyemo::projector {
+namespace tinyemo {
 namespace {
+
+// Double-precision references: GELU x Phi(x) and its derivative Phi(x) + x phi(x).
+double gelu(double x) { return 0.5 * x * std::erfc(-x / std::sqrt(2.0)); }
+double gelu_grad(double x) {
+  return 0.5 * std::erfc(-x / std::sqrt(2.0)) + x * std::exp(-0.5 * x * x) / std::sqrt(2.0 * M_PI);
+}
 
 TEST(ProjectorFastMath, ExpRelativeError) {
   double worst = 0.0;
@@ -62,4 +67,4 @@ TEST(ProjectorFastMath, GeluAndDerivative) {
 }
 
 }  // namespace
-}  // namespace tinyemo::projector
+}  // namespace tinyemo

@@ -1,14 +1,23 @@
-// Element-wise float math for the projector's training passes, written so
-// that GCC vectorises the loops that call it: plain arithmetic, no libm
-// calls. (libm's erff/expf/sqrtf keep loops scalar: without -fno-math-errno
-// a vector sqrt is not even allowed.) The std:: versions remain the
-// references; tests/projector/fast_math_test.cpp bounds the differences.
+// Element-wise float math written so that GCC vectorises the loops that call
+// it (the projector's training passes): plain arithmetic, no libm calls, no
+// intrinsics. (libm's erff/expf/sqrtf keep loops scalar: without
+// -fno-math-errno a vector sqrt is not even allowed.) The std:: versions
+// remain the references; tests/core/fast_math_test.cpp bounds the
+// differences. The exp constants are shared with core/simd_math.h's AVX-512 exp.
 #pragma once
 
 #include <bit>
 #include <cstdint>
 
-namespace tinyemo::projector::fast {
+namespace tinyemo::fast {
+
+// Cephes expf: ln 2 split in a high part exact in float and the remainder, and
+// the polynomial of e^r - 1 - r over r^2 (lowest degree first).
+inline constexpr float kLog2e = 1.44269504088896341f;
+inline constexpr float kLn2Hi = 0.693359375f;
+inline constexpr float kLn2Lo = -2.12194440e-4f;
+inline constexpr float kExpPoly[] = {5.0000001201e-1f, 1.6666665459e-1f, 4.1665795894e-2f,
+                                     8.3334519073e-3f, 1.3981999507e-3f, 1.9875691500e-4f};
 
 // e^x, relative error < 2e-7 for x in [-87, 88] (Cephes expf's range
 // reduction and polynomial); clamped below and above. NaN takes the lower
@@ -19,17 +28,17 @@ inline float exp(float x) {
   x = x > -87.3f ? (x < 88.3f ? x : 88.3f) : -87.3f;
   // n = round(x / ln 2) by the 1.5 * 2^23 trick (no rounding-mode calls).
   constexpr float kShift = 12582912.0f;
-  float n = x * 1.44269504088896341f + kShift;
+  float n = x * kLog2e + kShift;
   n -= kShift;
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
+  float r = x - n * kLn2Hi;
+  r = r - n * kLn2Lo;
   const float r2 = r * r;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
+  float p = kExpPoly[5];
+  p = p * r + kExpPoly[4];
+  p = p * r + kExpPoly[3];
+  p = p * r + kExpPoly[2];
+  p = p * r + kExpPoly[1];
+  p = p * r + kExpPoly[0];
   p = p * r2 + r + 1.0f;
   const int32_t e = static_cast<int32_t>(n) + 127;
   return p * std::bit_cast<float>(static_cast<uint32_t>(e) << 23);
@@ -73,4 +82,4 @@ inline void gelu_with_grad(float x, float& value, float& grad) {
   grad = phi + x * density;
 }
 
-}  // namespace tinyemo::projector::fast
+}  // namespace tinyemo::fast
