@@ -140,14 +140,15 @@ TEST_F(MmCliModel, BadInputsAreClearErrors) {
   expect_failure(run_cli({"mm", "logits", "--model", (tmp / "wide").string(), "--inputs",
                           testing::fixture("tinyllava-tiny/io.safetensors").string(), "--out", (tmp / "o").string()}),
                  {"connector", "80 outputs", "hidden size is 64"});
-  // A prompt past the context.
+  // A prompt past the context (generation that would run past it ends there
+  // with finish_reason "length"; a prompt that does not fit is refused).
   testing::copy_tinyllava_fixture("tinyllava-tiny", tmp / "short", [](nlohmann::json& c) {
-    c["text_config"]["max_position_embeddings"] = 12;
+    c["text_config"]["max_position_embeddings"] = 4;
   }, false);
   expect_failure(run_cli({"mm", "generate", "--model", (tmp / "short").string(), "--inputs",
                           testing::fixture("tinyllava-tiny/io.safetensors").string(), "--max-new-tokens", "4",
                           "--greedy"}),
-                 {"exceeds the model's context of 12", "max_position_embeddings"});
+                 {"more than the model's context of 4", "max_position_embeddings"});
   // Not a TinyLLaVA folder; no tokenizer for a text prompt.
   expect_failure(run_cli({"mm", "generate", "--model", testing::fixture("llama-tiny").string(), "--inputs",
                           testing::fixture("tinyllava-tiny/io.safetensors").string(), "--max-new-tokens", "3"}),
