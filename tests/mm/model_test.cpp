@@ -1,7 +1,7 @@
 // TinyLLaVA models: parity with the shared fixtures (image_features, logits
 // over the spliced sequence, greedy ids), unseen layouts built here (other
 // vision_feature_layer, cls_patch, connector depths, linear, identity, SigLIP
-// behind other LMs) checked piece by piece, the reference's truncation, the
+// and CLIP behind LLaMA, Qwen2 and Gemma) checked piece by piece, the reference's truncation, the
 // cached-prefix session, and refusal of checkpoints whose parts disagree.
 #include <gtest/gtest.h>
 
@@ -182,7 +182,9 @@ INSTANTIATE_TEST_SUITE_P(
                       testing::Variant{"clip-tower", 4, "patch", "linear", 24},
                       testing::Variant{"siglip-tower", -1, "patch", "linear", 32},
                       testing::Variant{"siglip-tower", 0, "cls_patch", "identity", 24},
-                      testing::Variant{"siglip-tower", -2, "patch", "mlp2x_gelu", 16}));
+                      testing::Variant{"siglip-tower", -2, "patch", "mlp2x_gelu", 16},
+                      testing::Variant{"siglip-tower", -2, "patch", "mlp2x_gelu", 32, "qwen2"},
+                      testing::Variant{"clip-tower", 2, "cls_patch", "mlp2x_gelu", 32, "gemma"}));
 
 TEST(TinyLlavaModel, TruncatesLikeTheReference) {
   testing::TempDir dir;
