@@ -49,7 +49,8 @@ testing::TempDir* MmCliModel::tmp_ = nullptr;
 
 TEST(MmCli, LogitsMatchTheFixtures) {
   testing::TempDir tmp;
-  for (const std::string m : {"tinyllava-tiny", "tinyllava-openelm-tiny", "tinyllava-phi-tiny"}) {
+  for (const std::string m :
+       {"tinyllava-tiny", "tinyllava-openelm-tiny", "tinyllava-phi-tiny", "tinyllava-siglip-qwen2-tiny"}) {
     const auto dir = testing::fixture(m).string();
     const auto out = (tmp / "out.safetensors").string();
     auto r = run_cli({"mm", "logits", "--model", dir, "--inputs", dir + "/io.safetensors", "--out", out});
@@ -63,7 +64,8 @@ TEST(MmCli, LogitsMatchTheFixtures) {
 }
 
 TEST(MmCli, GreedyGenerationMatchesTheFixtures) {
-  for (const std::string m : {"tinyllava-tiny", "tinyllava-openelm-tiny", "tinyllava-phi-tiny"}) {
+  for (const std::string m :
+       {"tinyllava-tiny", "tinyllava-openelm-tiny", "tinyllava-phi-tiny", "tinyllava-siglip-qwen2-tiny"}) {
     const auto dir = testing::fixture(m).string();
     auto r = run_cli({"mm", "generate", "--model", dir, "--inputs", dir + "/io.safetensors", "--max-new-tokens", "6",
                       "--greedy", "--json"});
