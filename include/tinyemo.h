@@ -10,6 +10,9 @@
  *   te_lm         a decoder LM with its tokenizer (LLaMA, Phi, OpenELM, ...)
  *   te_session    a sequence being run through an LM: its KV cache lives here,
  *                 so a chat or a server slot keeps it across calls
+ *   te_mm         a multimodal reasoning model (TinyLLaVA / TinyEmo layout),
+ *                 with te_mm_session (its sequences) and te_reasoner (TinyEmo's
+ *                 label + explanation pipeline)
  *
  * Conventions:
  *   - Every function that can fail returns a te_status; on failure
@@ -24,6 +27,8 @@
  *     thread is one of them). A handle is used by one thread at a time; two
  *     handles may be used from two threads at once. A session uses its LM's
  *     threads, so sessions of one LM take turns.
+ *   - A model handle outlives what is made from it: a te_lm its sessions, a
+ *     te_mm its sessions and reasoners.
  *   - No C++ exception crosses this interface; nothing is downloaded; files
  *     are read from local paths only, and loading never executes code.
  *
@@ -325,6 +330,89 @@ TE_API te_generate_params te_generate_default_params(void);
  * finds this by itself when given the whole conversation). */
 TE_API te_status te_session_generate(te_session *session, const int32_t *prompt, size_t n_prompt,
                                      const te_generate_params *params, te_generate_result *result);
+
+/* ---------------------------------------------------------------- multimodal reasoning */
+
+/* A multimodal reasoning model in the TinyLLaVA layout (TinyLLaVA Factory's
+ * folders, TinyEmo's): a vision tower (CLIP or SigLIP), a connector and a
+ * language model, with the conversation template its config names. */
+typedef struct te_mm te_mm;
+
+typedef struct te_mm_params {
+  int32_t n_threads;          /* threads of this handle; 0: one per core */
+  const char *weight_type;    /* the LM's weights: NULL as stored, or "f32", "f16", "bf16", "q8_0", "q4_0" */
+  const char *language_model; /* NULL, or a model folder / .gguf replacing the checkpoint's language_model.* */
+  const char *conversation;   /* NULL: the config's conv_version; or "llama", "phi", "gemma", "qwen2_base", ... */
+} te_mm_params;
+
+TE_API te_mm_params te_mm_default_params(void);
+TE_API te_status te_mm_load(const char *path, const te_mm_params *params, te_mm **out);
+TE_API void te_mm_free(te_mm *mm);
+/* What was loaded (towers, connector, LM, template). */
+TE_API const char *te_mm_description(const te_mm *mm);
+/* The conversation template's name ("llama", "phi", ...). */
+TE_API const char *te_mm_conversation(const te_mm *mm);
+/* run_tiny_llava.py's defaults: temperature 0.2 with top-k 50, 512 new tokens. */
+TE_API te_generate_params te_mm_default_generate_params(void);
+
+/* A multimodal sequence and its KV cache (one per chat or server slot). */
+typedef struct te_mm_session te_mm_session;
+TE_API te_status te_mm_session_new(te_mm *mm, te_mm_session **out);
+TE_API void te_mm_session_free(te_mm_session *session);
+/* Positions the session holds. */
+TE_API size_t te_mm_session_length(const te_mm_session *session);
+
+/* One turn of a conversation: the user's question (may hold "<image>" markers)
+ * and the assistant's answer (NULL for the last turn, the one to answer). */
+typedef struct te_mm_turn {
+  const char *question;
+  const char *answer;
+} te_mm_turn;
+
+/* Answers the last turn of a conversation in the model's template (the
+ * system prompt it names included). `images` go, in order, where the
+ * questions' "<image>" markers are; the counts must agree (TinyLLaVA puts an
+ * image in front of its question: "<image>\nWhat is shown?"). The session
+ * keeps what it computed: a later call whose conversation starts the same way
+ * (a chat's next turn, the system prompt every request shares) computes only
+ * what is new. The text streams through params->on_token (NULL params: the
+ * model's defaults); generation stops at the template's end-of-turn text. */
+TE_API te_status te_mm_generate(te_mm_session *session, const te_mm_turn *turns, size_t n_turns,
+                                const te_image *const *images, size_t n_images, const te_generate_params *params,
+                                te_generate_result *result);
+
+/* TinyEmo's emotional reasoning: the Metric Projector labels the image, and
+ * the multimodal LM explains it with that label in its prompt. */
+typedef struct te_reasoner te_reasoner;
+
+/* `projector` is copied. `projector_clip` (copied; NULL when the projector was
+ * trained on the model's own tower, as TinyEmo-700M's) is the CLIP whose image
+ * embeddings the projector takes; when it is the same tower, one forward
+ * serves both heads. */
+TE_API te_status te_reasoner_new(te_mm *mm, const te_projector *projector, const te_clip *projector_clip,
+                                 te_reasoner **out);
+TE_API void te_reasoner_free(te_reasoner *reasoner);
+/* Candidate labels: a subset of the projector's, or new ones (open
+ * vocabulary: anchored in the LM's input embeddings). */
+TE_API te_status te_reasoner_set_labels(te_reasoner *reasoner, const char *const *labels, size_t n_labels);
+
+typedef struct te_reasoning {
+  const char *label;               /* the projector's label */
+  int32_t n_labels;
+  const char *const *labels;       /* [n_labels] */
+  const float *probabilities;      /* [n_labels]: the projector's scores */
+  const char *reasoning;           /* the explanation */
+  const char *lm_label;            /* the label the LM names ("" when none) */
+  bool agreement;                  /* lm_label is label */
+  const char *text;                /* the whole answer */
+  int32_t generated_tokens;
+  double image_encode_seconds, prefill_seconds, decode_seconds, time_to_first_token_seconds, total_seconds;
+} te_reasoning;
+
+/* One image; `out` stays valid until the next te_reason on this reasoner.
+ * The explanation streams through params->on_token (NULL params: the model's defaults). */
+TE_API te_status te_reason(te_reasoner *reasoner, const te_image *image, const te_generate_params *params,
+                           te_reasoning *out);
 
 #ifdef __cplusplus
 }

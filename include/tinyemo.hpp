@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -46,11 +47,23 @@ struct LmDeleter {
 struct SessionDeleter {
   void operator()(te_session* p) const { te_session_free(p); }
 };
+struct MmDeleter {
+  void operator()(te_mm* p) const { te_mm_free(p); }
+};
+struct MmSessionDeleter {
+  void operator()(te_mm_session* p) const { te_mm_session_free(p); }
+};
+struct ReasonerDeleter {
+  void operator()(te_reasoner* p) const { te_reasoner_free(p); }
+};
 using image_ptr = std::unique_ptr<te_image, ImageDeleter>;
 using clip_ptr = std::unique_ptr<te_clip, ClipDeleter>;
 using projector_ptr = std::unique_ptr<te_projector, ProjectorDeleter>;
 using lm_ptr = std::unique_ptr<te_lm, LmDeleter>;
 using session_ptr = std::unique_ptr<te_session, SessionDeleter>;
+using mm_ptr = std::unique_ptr<te_mm, MmDeleter>;
+using mm_session_ptr = std::unique_ptr<te_mm_session, MmSessionDeleter>;
+using reasoner_ptr = std::unique_ptr<te_reasoner, ReasonerDeleter>;
 
 class Image {
  public:
@@ -251,6 +264,109 @@ class Session {
 
  private:
   session_ptr ptr_;
+};
+
+// Streams text pieces to a std::function and collects a Generation.
+namespace detail {
+struct Streamer {
+  Generation* g;
+  const std::function<bool(std::string_view)>* on_text;
+  static bool call(int32_t token, const char* text, size_t len, void* user_data) {
+    auto* st = static_cast<Streamer*>(user_data);
+    st->g->tokens.push_back(token);
+    st->g->text.append(text, len);
+    return !*st->on_text || (*st->on_text)(std::string_view(text, len));
+  }
+};
+}  // namespace detail
+
+class Mm {
+ public:
+  static Mm load(const std::string& path, const te_mm_params& params = te_mm_default_params()) {
+    te_mm* p = nullptr;
+    check(te_mm_load(path.c_str(), &params, &p));
+    return Mm(p);
+  }
+  std::string description() const { return te_mm_description(ptr_.get()); }
+  std::string conversation() const { return te_mm_conversation(ptr_.get()); }
+  te_mm* get() const { return ptr_.get(); }
+
+ private:
+  explicit Mm(te_mm* p) : ptr_(p) {}
+  mm_ptr ptr_;
+};
+
+struct Turn {
+  std::string question;
+  std::optional<std::string> answer;  // none for the turn to answer
+};
+
+class MmSession {
+ public:
+  explicit MmSession(Mm& mm) {
+    te_mm_session* p = nullptr;
+    check(te_mm_session_new(mm.get(), &p));
+    ptr_.reset(p);
+  }
+  // Answers the last turn; images go where the questions' <image> markers are.
+  Generation generate(const std::vector<Turn>& turns, const std::vector<const Image*>& images,
+                      te_generate_params params = te_mm_default_generate_params(),
+                      const std::function<bool(std::string_view)>& on_text = {}) {
+    std::vector<te_mm_turn> c;
+    for (const Turn& t : turns) c.push_back({t.question.c_str(), t.answer ? t.answer->c_str() : nullptr});
+    std::vector<const te_image*> raw;
+    for (const Image* i : images) raw.push_back(i->get());
+    Generation g;
+    detail::Streamer st{&g, &on_text};
+    params.on_token = &detail::Streamer::call;
+    params.user_data = &st;
+    check(te_mm_generate(ptr_.get(), c.data(), c.size(), raw.data(), raw.size(), &params, &g.result));
+    return g;
+  }
+  te_mm_session* get() const { return ptr_.get(); }
+
+ private:
+  mm_session_ptr ptr_;
+};
+
+struct Reasoning {
+  std::string label, reasoning, lm_label, text;
+  std::vector<std::pair<std::string, float>> scores;
+  bool agreement = false;
+  te_reasoning raw{};  // timings; its pointers are valid until the next reason()
+};
+
+class Reasoner {
+ public:
+  Reasoner(Mm& mm, const Projector& projector, const Clip* projector_clip = nullptr) {
+    te_reasoner* p = nullptr;
+    check(te_reasoner_new(mm.get(), projector.get(), projector_clip ? projector_clip->get() : nullptr, &p));
+    ptr_.reset(p);
+  }
+  void set_labels(const std::vector<std::string>& labels) {
+    std::vector<const char*> c;
+    for (const auto& l : labels) c.push_back(l.c_str());
+    check(te_reasoner_set_labels(ptr_.get(), c.data(), c.size()));
+  }
+  Reasoning reason(const Image& image, te_generate_params params = te_mm_default_generate_params(),
+                   const std::function<bool(std::string_view)>& on_text = {}) {
+    Generation g;
+    detail::Streamer st{&g, &on_text};
+    params.on_token = &detail::Streamer::call;
+    params.user_data = &st;
+    Reasoning r;
+    check(te_reason(ptr_.get(), image.get(), &params, &r.raw));
+    r.label = r.raw.label;
+    r.reasoning = r.raw.reasoning;
+    r.lm_label = r.raw.lm_label;
+    r.text = r.raw.text;
+    r.agreement = r.raw.agreement;
+    for (int32_t i = 0; i < r.raw.n_labels; ++i) r.scores.emplace_back(r.raw.labels[i], r.raw.probabilities[i]);
+    return r;
+  }
+
+ private:
+  reasoner_ptr ptr_;
 };
 
 }  // namespace te

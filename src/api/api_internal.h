@@ -11,6 +11,7 @@
 #include "core/thread_pool.h"
 #include "io/image.h"
 #include "models/clip/vision_model.h"
+#include "models/lm/generate.h"
 #include "models/lm/model.h"
 #include "models/lm/session.h"
 #include "models/lm/tokenizer.h"
@@ -108,5 +109,11 @@ void copy_out(const T* items, size_t n, T* out, size_t capacity, size_t* needed,
   require(out != nullptr || n == 0, "output buffer is NULL");
   std::copy(items, items + n, out);
 }
+
+// Generation options from the C parameters (sampling, limits, stop strings,
+// the streaming callback); the caller adds the tokenizer and EOS ids.
+GenerateOptions generate_options(const te_generate_params& params);
+te_finish_reason finish_reason_of(const std::string& reason);
+int threads_of(int32_t n_threads);
 
 }  // namespace tinyemo::api

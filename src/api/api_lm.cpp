@@ -15,13 +15,49 @@ using tinyemo::api::copy_out;
 using tinyemo::api::guard;
 using tinyemo::api::invalid;
 using tinyemo::api::require;
+using tinyemo::api::threads_of;
 
-namespace {
+namespace tinyemo::api {
 
 int threads_of(int32_t n) {
   if (n < 0) invalid("n_threads must be >= 0 (0: one per core)");
   return n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
+
+GenerateOptions generate_options(const te_generate_params& p) {
+  require(p.max_new_tokens >= 0, "max_new_tokens must be >= 0");
+  require(p.stop != nullptr || p.n_stop == 0, "stop is NULL");
+  GenerateOptions g;
+  g.max_new_tokens = p.max_new_tokens;
+  g.sampling.greedy = p.temperature <= 0.0f;
+  g.sampling.temperature = p.temperature > 0.0f ? p.temperature : 1.0f;
+  g.sampling.top_p = p.top_p;
+  g.sampling.top_k = p.top_k;
+  g.sampling.repetition_penalty = p.repetition_penalty;
+  g.sampling.seed = p.seed;
+  g.stop_at_eos = !p.ignore_eos;
+  for (size_t i = 0; i < p.n_stop; ++i) {
+    require(p.stop[i] != nullptr, "a stop string is NULL");
+    g.stop_strings.emplace_back(p.stop[i]);
+  }
+  if (p.on_token != nullptr) {
+    const te_token_callback fn = p.on_token;
+    void* user_data = p.user_data;
+    g.on_token = [fn, user_data](int32_t id, std::string_view text) { return fn(id, text.data(), text.size(), user_data); };
+  }
+  return g;
+}
+
+te_finish_reason finish_reason_of(const std::string& reason) {
+  return reason == "eos"        ? TE_FINISH_EOS
+         : reason == "stop"     ? TE_FINISH_STOP
+         : reason == "callback" ? TE_FINISH_CALLBACK
+                                : TE_FINISH_LENGTH;
+}
+
+}  // namespace tinyemo::api
+
+namespace {
 
 const Tokenizer& tokenizer_of(const te_lm* lm) {
   if (!lm->tokenizer) fail("{}: the model has no tokenizer (give te_lm_params.tokenizer)", lm->path);
@@ -250,21 +286,7 @@ te_status te_session_generate(te_session* s, const int32_t* prompt, size_t n_pro
     require(n_prompt > 0, "te_session_generate: the prompt is empty (give at least the last token)");
     check_tokens(s->lm, prompt, n_prompt);
     const te_generate_params p = params != nullptr ? *params : te_generate_default_params();
-    require(p.max_new_tokens >= 0, "te_session_generate: max_new_tokens must be >= 0");
-    require(p.stop != nullptr || p.n_stop == 0, "te_session_generate: stop is NULL");
-    GenerateOptions g;
-    g.max_new_tokens = p.max_new_tokens;
-    g.sampling.greedy = p.temperature <= 0.0f;
-    g.sampling.temperature = p.temperature > 0.0f ? p.temperature : 1.0f;
-    g.sampling.top_p = p.top_p;
-    g.sampling.top_k = p.top_k;
-    g.sampling.repetition_penalty = p.repetition_penalty;
-    g.sampling.seed = p.seed;
-    g.stop_at_eos = !p.ignore_eos;
-    for (size_t i = 0; i < p.n_stop; ++i) {
-      require(p.stop[i] != nullptr, "te_session_generate: a stop string is NULL");
-      g.stop_strings.emplace_back(p.stop[i]);
-    }
+    GenerateOptions g = api::generate_options(p);
     if (s->lm->tokenizer) {
       g.tokenizer = s->lm->tokenizer.get();
       if (s->lm->tokenizer->eos_id() >= 0) {
@@ -275,9 +297,6 @@ te_status te_session_generate(te_session* s, const int32_t* prompt, size_t n_pro
       }
     } else {
       require(p.n_stop == 0, "te_session_generate: stop strings need a tokenizer");
-    }
-    if (p.on_token != nullptr) {
-      g.on_token = [&](int32_t id, std::string_view text) { return p.on_token(id, text.data(), text.size(), p.user_data); };
     }
     std::vector<int32_t> seen(s->history.begin(), s->history.end());
     seen.erase(std::remove(seen.begin(), seen.end(), -1), seen.end());
@@ -297,10 +316,7 @@ te_status te_session_generate(te_session* s, const int32_t* prompt, size_t n_pro
     s->history.insert(s->history.end(), prompt, prompt + n_prompt);
     if (!r.ids.empty()) s->history.insert(s->history.end(), r.ids.begin(), r.ids.end() - 1);
     if (result) {
-      result->finish_reason = r.finish_reason == "eos"        ? TE_FINISH_EOS
-                              : r.finish_reason == "stop"     ? TE_FINISH_STOP
-                              : r.finish_reason == "callback" ? TE_FINISH_CALLBACK
-                                                              : TE_FINISH_LENGTH;
+      result->finish_reason = api::finish_reason_of(r.finish_reason);
       result->n_prompt = static_cast<int32_t>(n_prompt);
       result->n_generated = static_cast<int32_t>(r.ids.size());
       result->prompt_seconds = r.prompt_seconds;

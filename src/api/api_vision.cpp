@@ -15,15 +15,11 @@ using tinyemo::api::ApiError;
 using tinyemo::api::guard;
 using tinyemo::api::invalid;
 using tinyemo::api::require;
+using tinyemo::api::threads_of;
 
 namespace {
 
 constexpr int32_t kDefaultBatch = 8;
-
-int threads_of(int32_t n) {
-  if (n < 0) invalid("n_threads must be >= 0 (0: one per core)");
-  return n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
 
 ImageLimits limits_of(const te_clip& clip) {
   ImageLimits limits;

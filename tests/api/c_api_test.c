@@ -2,8 +2,9 @@
  * libtinyemo.so, on the fixtures: each call's result and each error path (bad
  * file, wrong sizes, null pointers) with its status and message.
  *
- * usage: c_api_test CLIP_DIR PROJECTOR IMAGE_DIR LM_DIR TOKENIZER WORK_DIR
- *   IMAGE_DIR holds rocket.jpg, chelsea.png, camera.png; WORK_DIR is writable.
+ * usage: c_api_test CLIP_DIR PROJECTOR IMAGE_DIR LM_DIR TOKENIZER WORK_DIR MM_DIR
+ *   IMAGE_DIR holds rocket.jpg, chelsea.png, camera.png; WORK_DIR is writable;
+ *   MM_DIR is a TinyLLaVA-layout model with a tokenizer.
  * Prints one line per failed check and exits 1 when any failed. */
 #include <math.h>
 #include <stdio.h>
@@ -498,9 +499,111 @@ static void test_lm(const char *lm_dir, const char *tokenizer) {
   te_lm_free(NULL);
 }
 
+static void test_mm(const char *mm_dir, const char *clip_dir, const char *projector_path, const char *image_dir,
+                    const char *work) {
+  te_mm *mm = NULL;
+  te_mm_params params = te_mm_default_params();
+  te_mm_session *session = NULL;
+  te_image *image = NULL;
+  te_clip *clip = NULL;
+  te_projector *projector = NULL;
+  te_reasoner *reasoner = NULL;
+  te_generate_params g = te_mm_default_generate_params();
+  te_generate_result r;
+  te_reasoning why;
+  struct streamed s1, s2;
+  te_mm_turn turns[3];
+  const te_image *one[1];
+
+  CHECK(g.max_new_tokens == 512 && fabsf(g.temperature - 0.2f) < 1e-6f && g.top_k == 50);
+  CHECK_STATUS(te_mm_load(join(work, "no-mm"), &params, &mm), TE_ERROR_FAILED, "no-mm");
+  params.conversation = "klingon";
+  CHECK_STATUS(te_mm_load(mm_dir, &params, &mm), TE_ERROR_FAILED, "klingon");
+  params.conversation = NULL;
+  params.n_threads = 2;
+  CHECK_STATUS(te_mm_load(mm_dir, &params, &mm), TE_OK, NULL);
+  CHECK(strcmp(te_mm_conversation(mm), "llama") == 0);
+  CHECK(strlen(te_mm_description(mm)) > 0);
+  CHECK_STATUS(te_image_load_file(join(image_dir, "rocket.jpg"), 0, &image), TE_OK, NULL);
+  one[0] = image;
+
+  /* A question about an image, greedy; the same conversation again reuses the
+   * cache and gives the same answer; a follow-up turn continues it. */
+  CHECK_STATUS(te_mm_session_new(mm, &session), TE_OK, NULL);
+  g.temperature = 0.0f;
+  g.max_new_tokens = 8;
+  g.on_token = on_token;
+  memset(&s1, 0, sizeof s1);
+  g.user_data = &s1;
+  turns[0].question = "<image>\nWhat is shown?";
+  turns[0].answer = NULL;
+  CHECK_STATUS(te_mm_generate(session, turns, 1, one, 1, &g, &r), TE_OK, NULL);
+  CHECK(r.n_generated > 0 && s1.tokens == r.n_generated);
+  CHECK(te_mm_session_length(session) > 0);
+  memset(&s2, 0, sizeof s2);
+  g.user_data = &s2;
+  CHECK_STATUS(te_mm_generate(session, turns, 1, one, 1, &g, &r), TE_OK, NULL);
+  CHECK(s1.length == s2.length && memcmp(s1.text, s2.text, s1.length) == 0);
+  CHECK(r.n_prompt <= 2); /* all but the last position came from the cache */
+  turns[0].answer = "a rocket";
+  turns[1].question = "Why?";
+  turns[1].answer = NULL;
+  CHECK_STATUS(te_mm_generate(session, turns, 2, one, 1, &g, &r), TE_OK, NULL);
+
+  /* Bad input: markers and images disagree, answers in the wrong places. */
+  CHECK_STATUS(te_mm_generate(session, turns, 2, one, 0, &g, &r), TE_ERROR_INVALID_ARGUMENT, "1 <image> markers");
+  turns[1].answer = "x";
+  CHECK_STATUS(te_mm_generate(session, turns, 2, one, 1, &g, &r), TE_ERROR_INVALID_ARGUMENT, "last turn");
+  turns[0].answer = NULL;
+  turns[1].answer = NULL;
+  CHECK_STATUS(te_mm_generate(session, turns, 2, one, 1, &g, &r), TE_ERROR_INVALID_ARGUMENT, "only the last turn");
+  CHECK_STATUS(te_mm_generate(NULL, turns, 1, one, 1, &g, &r), TE_ERROR_INVALID_ARGUMENT, "session");
+
+  /* TinyEmo's reasoning: the projector's label, then the explanation. */
+  CHECK_STATUS(te_clip_load(clip_dir, NULL, &clip), TE_OK, NULL);
+  CHECK_STATUS(te_projector_load(projector_path, &projector), TE_OK, NULL);
+  CHECK_STATUS(te_reasoner_new(mm, projector, clip, &reasoner), TE_OK, NULL);
+  memset(&s1, 0, sizeof s1);
+  g.user_data = &s1;
+  g.max_new_tokens = 6;
+  CHECK_STATUS(te_reason(reasoner, image, &g, &why), TE_OK, NULL);
+  CHECK(why.n_labels == te_projector_n_labels(projector));
+  CHECK(why.label != NULL && strlen(why.label) > 0);
+  {
+    int32_t l;
+    float sum = 0.0f;
+    int found = 0;
+    for (l = 0; l < why.n_labels; ++l) {
+      sum += why.probabilities[l];
+      found |= strcmp(why.labels[l], why.label) == 0;
+    }
+    CHECK(fabsf(sum - 1.0f) < 1e-4f && found);
+  }
+  CHECK(why.text != NULL && why.reasoning != NULL && why.lm_label != NULL);
+  CHECK(why.total_seconds > 0.0 && why.generated_tokens == s1.tokens);
+  {
+    const char *subset[2];
+    subset[0] = te_projector_label(projector, 2);
+    subset[1] = te_projector_label(projector, 0);
+    CHECK_STATUS(te_reasoner_set_labels(reasoner, subset, 2), TE_OK, NULL);
+    CHECK_STATUS(te_reason(reasoner, image, &g, &why), TE_OK, NULL);
+    CHECK(why.n_labels == 2);
+  }
+  CHECK_STATUS(te_reason(reasoner, NULL, &g, &why), TE_ERROR_INVALID_ARGUMENT, "image");
+  CHECK_STATUS(te_reasoner_new(mm, NULL, clip, &reasoner), TE_ERROR_INVALID_ARGUMENT, "projector");
+
+  te_reasoner_free(reasoner);
+  te_projector_free(projector);
+  te_clip_free(clip);
+  te_image_free(image);
+  te_mm_session_free(session);
+  te_mm_free(mm);
+  te_mm_free(NULL);
+}
+
 int main(int argc, char **argv) {
-  if (argc != 7) {
-    fprintf(stderr, "usage: %s CLIP_DIR PROJECTOR IMAGE_DIR LM_DIR TOKENIZER WORK_DIR\n", argv[0]);
+  if (argc != 8) {
+    fprintf(stderr, "usage: %s CLIP_DIR PROJECTOR IMAGE_DIR LM_DIR TOKENIZER WORK_DIR MM_DIR\n", argv[0]);
     return 2;
   }
   te_log_set(count_log, &g_log_lines, TE_LOG_INFO);
@@ -508,6 +611,7 @@ int main(int argc, char **argv) {
   test_images(argv[3]);
   test_vision(argv[1], argv[2], argv[3], argv[6]);
   test_lm(argv[4], argv[5]);
+  test_mm(argv[7], argv[1], argv[2], argv[3], argv[6]);
   CHECK(g_log_lines > 0); /* the loads were logged at info */
   te_log_set(NULL, NULL, TE_LOG_WARN);
   printf("%d checks, %d failed\n", g_checks, g_failures);

@@ -23,7 +23,9 @@ class LmSession {
   int64_t length() const { return length_; }
   // Forgets the sequence (keeps the allocations).
   void reset() { length_ = 0; }
-  // Forgets every position from `length` on (a chat keeps its system prompt).
+  // Forgets the positions from `length` on; the cache before them stays valid,
+  // so a shared prefix (a system prompt) is computed once and rewound to.
+  // A copy of a session (copy construction) is a snapshot of its cache.
   void truncate(int64_t length);
   // Makes room for `positions` without regrowing the cache later.
   void reserve(int64_t positions);
