@@ -51,7 +51,7 @@
 #define TE_VERSION_MAJOR 0
 #define TE_VERSION_MINOR 2
 #define TE_VERSION_PATCH 0
-#define TE_API_VERSION 2
+#define TE_API_VERSION 3
 
 #ifdef __cplusplus
 extern "C" {

@@ -4,7 +4,7 @@
 #include <atomic>
 #include <mutex>
 
-#include "server_harness.h"
+#include "server_fixtures.h"
 
 namespace tinyemo::server_test {
 namespace {

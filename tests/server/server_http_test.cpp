@@ -2,7 +2,7 @@
 // loopback, against the CLI and the C API on the same fixtures.
 #include <set>
 
-#include "server_harness.h"
+#include "server_fixtures.h"
 
 namespace tinyemo::server_test {
 namespace {

@@ -4,7 +4,7 @@
 // 100 (the leak class llama-server's #27725 / #23446 reported).
 #include <atomic>
 
-#include "server_harness.h"
+#include "server_fixtures.h"
 
 namespace tinyemo::server_test {
 namespace {

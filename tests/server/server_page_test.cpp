@@ -6,7 +6,7 @@
 // (docs/server-page.png was made so).
 #include <cstdlib>
 
-#include "server_harness.h"
+#include "server_fixtures.h"
 
 namespace tinyemo::server_test {
 namespace {

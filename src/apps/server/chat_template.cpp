@@ -1,5 +1,7 @@
 #include "chat_template.h"
 
+#include "http_error.h"
+
 namespace tinyemo::server {
 
 namespace {
@@ -63,6 +65,43 @@ ChatPrompt render_chat(const std::vector<ChatMessage>& messages, ChatTemplate t)
       break;
   }
   return p;
+}
+
+std::vector<MmTurnText> mm_turns(const std::vector<ChatMessage>& messages) {
+  std::vector<MmTurnText> turns;
+  std::string system;
+  bool open = false;  // the last turn has a question and no answer yet
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const ChatMessage& m = messages[i];
+    std::string text;
+    for (const auto& p : m.parts) {
+      if (p.is_image && m.role != "user") {
+        throw bad_request("messages[" + std::to_string(i) + "]: images go in user messages", "invalid_value");
+      }
+      if (!text.empty()) text += "\n";
+      text += p.is_image ? "<image>" : p.text;
+    }
+    if (m.role == "system") {
+      system += (system.empty() ? "" : "\n") + text;
+    } else if (m.role == "user") {
+      if (open) {
+        turns.back().question += "\n" + text;
+      } else {
+        turns.push_back({text, std::nullopt});
+        open = true;
+      }
+    } else {
+      if (!open) {
+        throw bad_request("messages[" + std::to_string(i) + "]: an assistant message must follow a user message",
+                          "invalid_value");
+      }
+      turns.back().answer = text;
+      open = false;
+    }
+  }
+  if (!open) throw bad_request("the last message must be the user's (the turn to answer)", "invalid_value");
+  if (!system.empty()) turns.front().question = system + "\n\n" + turns.front().question;
+  return turns;
 }
 
 }  // namespace tinyemo::server

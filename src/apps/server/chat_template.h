@@ -4,6 +4,7 @@
 // answer besides EOS.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,5 +25,17 @@ struct ChatPrompt {
 };
 // Text parts only (image parts are the multimodal model's business).
 ChatPrompt render_chat(const std::vector<ChatMessage>& messages, ChatTemplate t);
+
+// The same messages as the multimodal model's turns (te_mm_generate renders
+// them in its own template): each user message's parts in order, an image as
+// an "<image>" marker (TinyLLaVA's "<image>\nWhat is shown?"), consecutive
+// user messages joined, an assistant message the answer of the turn before;
+// system text goes in front of the first question. HttpError 400 when the
+// messages do not end with a user's or an assistant's comes first.
+struct MmTurnText {
+  std::string question;
+  std::optional<std::string> answer;
+};
+std::vector<MmTurnText> mm_turns(const std::vector<ChatMessage>& messages);
 
 }  // namespace tinyemo::server

@@ -112,8 +112,19 @@ json models_json(const ServerState& state) {
                     {"architecture", te_lm_architecture(m.lm.get())},
                     {"context_length", te_lm_n_ctx(m.lm.get())},
                     {"chat_template", chat_template_name(state.chat_template)},
-                    {"parallel", m.slots->size()},
+                    {"parallel", m.text->pool().size()},
                     {"modalities", {{"input", {"text"}}, {"output", {"text"}}}}});
+  }
+  if (m.mm) {
+    data.push_back({{"id", m.mm_id},
+                    {"object", "model"},
+                    {"created", 0},
+                    {"owned_by", "tinyemo"},
+                    {"kind", "mm"},
+                    {"description", te_mm_description(m.mm.get())},
+                    {"conversation", te_mm_conversation(m.mm.get())},
+                    {"parallel", m.mm_slots->pool().size()},
+                    {"modalities", {{"input", {"text", "image"}}, {"output", {"text", "label"}}}}});
   }
   if (m.anchors_lm) {
     data.push_back({{"id", m.anchors_lm_id},
@@ -128,9 +139,9 @@ json models_json(const ServerState& state) {
           {"capabilities",
            {{"classify", true},
             {"embeddings", true},
-            {"chat", m.lm != nullptr},
-            {"vision_chat", false},
-            {"reason", false},
+            {"chat", m.text != nullptr || m.mm_slots != nullptr},
+            {"vision_chat", m.mm_slots != nullptr},
+            {"reason", m.mm_slots != nullptr},
             {"open_vocabulary", m.label_sets->open_vocabulary()}}}};
 }
 

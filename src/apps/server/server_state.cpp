@@ -34,10 +34,11 @@ MetricsGauges ServerState::gauges() const {
   g.ready = ready.load();
   if (!g.ready) return g;
   g.vision_queue = static_cast<int64_t>(models.vision->queued());
-  if (models.slots) {
-    g.generation_queue = static_cast<int64_t>(models.slots->waiting());
-    g.slots_busy = static_cast<int64_t>(models.slots->busy());
-    g.slots_total = static_cast<int64_t>(models.slots->size());
+  for (SlotPool* pool : {models.text ? &models.text->pool() : nullptr, models.mm_slots ? &models.mm_slots->pool() : nullptr}) {
+    if (pool == nullptr) continue;
+    g.generation_queue += static_cast<int64_t>(pool->waiting());
+    g.slots_busy += static_cast<int64_t>(pool->busy());
+    g.slots_total += static_cast<int64_t>(pool->size());
   }
   return g;
 }
@@ -98,6 +99,24 @@ void load_models(ServerState& state) {
   }
   m.label_sets = std::make_unique<LabelSets>(std::move(labels), std::move(anchors), out_dim, m.anchors_lm.get(),
                                              o.grounding);
+
+  if (!o.mm.empty()) {
+    te_mm_params p = te_mm_default_params();
+    p.n_threads = o.threads;
+    te_mm* mm = nullptr;
+    check(te_mm_load(o.mm.c_str(), &p, &mm), "--mm", o.mm);
+    m.mm.reset(mm);
+    m.mm_id = model_id(o.mm);
+    // Each slot's reasoner copies the projector and the CLIP it was trained
+    // on (one forward serves both heads when that is the model's own tower).
+    try {
+      m.mm_slots = std::make_unique<MmSlots>(mm, projector, clip, static_cast<size_t>(o.parallel),
+                                             static_cast<size_t>(o.queue));
+    } catch (const te::Error& e) {
+      throw std::runtime_error("--mm " + o.mm + " with --projector " + o.projector + ": " + e.what());
+    }
+  }
+  // Last: from here on the CLIP worker owns the te_clip and te_projector.
   m.vision = std::make_unique<VisionService>(clip, projector, static_cast<size_t>(o.queue),
                                              static_cast<size_t>(o.batch), &state.metrics);
 
@@ -111,12 +130,7 @@ void load_models(ServerState& state) {
     if (!te_lm_has_tokenizer(lm)) {
       throw std::runtime_error("--lm " + o.lm + ": the model has no tokenizer files (chat needs one)");
     }
-    m.slots = std::make_unique<GenerationSlots>(lm, static_cast<size_t>(o.parallel), static_cast<size_t>(o.queue));
-  }
-  if (!o.mm.empty()) {
-    throw std::runtime_error("--mm " + o.mm +
-                             ": this build's C API has no multimodal model yet (te_mm_*, issue 17); "
-                             "start without --mm");
+    m.text = std::make_unique<TextSlots>(lm, static_cast<size_t>(o.parallel), static_cast<size_t>(o.queue));
   }
 }
 

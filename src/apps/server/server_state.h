@@ -22,12 +22,14 @@ namespace tinyemo::server {
 struct LoadedModels {
   te::clip_ptr clip;
   te::projector_ptr projector;
-  te::lm_ptr lm;          // --lm (chat)
+  te::lm_ptr lm;          // --lm (text chat)
   te::lm_ptr anchors_lm;  // --anchors-lm (new labels)
-  std::string clip_id, projector_id, lm_id, anchors_lm_id;
+  te::mm_ptr mm;          // --mm (chat with images, /v1/reason)
+  std::string clip_id, projector_id, lm_id, anchors_lm_id, mm_id;
   std::unique_ptr<LabelSets> label_sets;
   std::unique_ptr<VisionService> vision;
-  std::unique_ptr<GenerationSlots> slots;  // with --lm
+  std::unique_ptr<TextSlots> text;  // with --lm
+  std::unique_ptr<MmSlots> mm_slots;  // with --mm
 };
 
 struct ServerState {

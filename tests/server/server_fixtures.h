@@ -1,10 +1,10 @@
-// What the server tests share: the fixtures a server needs (CLIP, projectors
-// written here, llama-tiny with a SentencePiece tokenizer trained here, the
-// images), and a `tinyemo serve` process on a loopback port of its own
-// choosing, stopped by SIGTERM when the test ends.
+// What the server tests and bench/server_load_bench.cpp share: the fixtures a
+// server needs (CLIP, projectors written here, llama-tiny with a SentencePiece
+// tokenizer trained here, the images), and a `tinyemo serve` process on a
+// loopback port of its own choosing, stopped by SIGTERM when done. Failures
+// throw std::runtime_error (no test framework needed).
 #pragma once
 
-#include <gtest/gtest.h>
 #include <httplib.h>
 #include <sentencepiece_trainer.h>
 #include <signal.h>
@@ -19,6 +19,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -95,7 +96,7 @@ struct Workspace {
             " --model_type=bpe --vocab_size=320 --byte_fallback=true --character_coverage=0.98 --num_threads=1"
             " --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --minloglevel=2",
         nullptr, &serialized);
-    EXPECT_TRUE(status.ok()) << status.ToString();
+    if (!status.ok()) throw std::runtime_error("spm_train: " + status.ToString());
     write_file_atomic(lm / "tokenizer.model", serialized);
     // The open-vocabulary projector: its anchors are the LM's, so new labels
     // anchored by the same LM live in its space.
@@ -133,8 +134,7 @@ class ServerProcess {
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) {
       pid_ = -1;
-      ADD_FAILURE() << "cannot start " << TINYEMO_CLI_PATH;
-      return;
+      throw std::runtime_error(std::string("cannot start ") + TINYEMO_CLI_PATH);
     }
     // The port, from "listening on http://127.0.0.1:PORT" (within 30 s).
     const std::string marker = "listening on http://127.0.0.1:";
@@ -148,7 +148,11 @@ class ServerProcess {
       if (exited()) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    if (port_ == 0) ADD_FAILURE() << "the server did not start listening:\n" << log();
+    if (port_ == 0) {
+      const std::string text = log();
+      stop(SIGKILL, 10);
+      throw std::runtime_error("the server did not start listening:\n" + text);
+    }
   }
   ~ServerProcess() {
     if (pid_ > 0 && exit_status_ < 0) stop(SIGKILL, 10);
