@@ -2,8 +2,8 @@
 // npm installed by scripts/install-deps.sh into BUILD_DIR/npm): an uploaded
 // image shows the API's label with its bars, a non-image shows an error.
 // Skipped, saying why, where node, chromium or puppeteer-core is missing.
-// TINYEMO_PAGE_SCREENSHOT=FILE.png saves the page after the first upload
-// (docs/server-page.png was made so).
+// TINYEMO_PAGE_SCREENSHOT=FILE.png saves the page (without a reasoning
+// model) after both uploads: docs/server-page.png was made so.
 #include <cstdlib>
 
 #include "server_fixtures.h"
@@ -23,7 +23,9 @@ std::string which(const std::string& program) {
 
 std::string quote(const std::string& s) { return "'" + s + "'"; }
 
-TEST(ServerPage, UploadShowsTheApiLabelAndNonImagesAnError) {
+// Runs page_test.cjs against a server started with `args`; `reason`: the
+// server has a reasoning model and the explanation must stream in.
+void drive_page(const std::vector<std::string>& args, bool reason, size_t min_checks) {
   const std::string node = which("node");
   if (node.empty()) GTEST_SKIP() << "node is not installed (scripts/install-deps.sh installs it)";
   const char* chromium_env = std::getenv("TINYEMO_CHROMIUM");
@@ -35,7 +37,7 @@ TEST(ServerPage, UploadShowsTheApiLabelAndNonImagesAnError) {
   }
 
   const Workspace& w = Workspace::get();
-  ServerProcess s(base_args());
+  ServerProcess s(args);
   ASSERT_TRUE(s.wait_ready()) << s.log();
   // The API's answer for the image the page will get.
   const fs::path image = w.images / "chelsea.png";
@@ -53,7 +55,8 @@ TEST(ServerPage, UploadShowsTheApiLabelAndNonImagesAnError) {
       quote(node) + " " + quote((testing::source_dir() / "tests/server/web/page_test.cjs").string()) + " " +
       quote(npm.string()) + " " + quote(chromium) + " " + quote("http://127.0.0.1:" + std::to_string(s.port()) + "/") +
       " " + quote(image.string()) + " " + quote(not_image.string()) + " " + quote(expected) +
-      (screenshot ? " " + quote(screenshot) : "") + " 2>&1";
+      (reason ? " --reason" : "") + (screenshot && !reason ? " " + quote(std::string("--screenshot=") + screenshot) : "") +
+      " 2>&1";
   FILE* p = popen(command.c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string out;
@@ -66,8 +69,24 @@ TEST(ServerPage, UploadShowsTheApiLabelAndNonImagesAnError) {
   const json result = json::parse(out.substr(brace), nullptr, false);
   ASSERT_TRUE(result.is_object()) << out;
   EXPECT_EQ(result["failed"], 0) << result.dump(2);
-  EXPECT_GE(result["checks"].size(), 8u) << result.dump(2);
+  EXPECT_GE(result["checks"].size(), min_checks) << result.dump(2);
   EXPECT_EQ(s.stop(), 0) << s.log();
+}
+
+TEST(ServerPage, UploadShowsTheApiLabelAndNonImagesAnError) { drive_page(base_args(), false, 8); }
+
+TEST(ServerPage, ExplanationStreamsInWithAReasoningModel) {
+  const Workspace& w = Workspace::get();
+  // tinyllava-tiny with the LM tokenizer beside it.
+  const fs::path mm = w.dir / "tinyllava-page";
+  fs::create_directories(mm);
+  for (const char* f : {"config.json", "model.safetensors"}) {
+    fs::copy_file(fixture(std::string("tinyllava-tiny/") + f), mm / f, fs::copy_options::overwrite_existing);
+  }
+  fs::copy_file(w.lm / "tokenizer.model", mm / "tokenizer.model", fs::copy_options::overwrite_existing);
+  drive_page({"--clip", w.clip.string(), "--projector", w.projector_lm.string(), "--mm", mm.string(), "--threads", "2",
+              "--max-tokens", "24"},
+             true, 10);
 }
 
 }  // namespace

@@ -1,12 +1,17 @@
 // Drives tinyemo's web page in headless Chromium (tests/server/server_page_test.cpp runs it):
-//   node page_test.cjs NPM_DIR CHROMIUM URL IMAGE NOT_IMAGE EXPECTED_LABEL [SCREENSHOT.png]
+//   node page_test.cjs NPM_DIR CHROMIUM URL IMAGE NOT_IMAGE EXPECTED_LABEL [--reason] [--screenshot=FILE.png]
 // Uploads IMAGE, waits for the bars and checks the label shown is EXPECTED_LABEL
-// (the API's answer); uploads NOT_IMAGE and checks the page shows an error; checks
-// the drop zone is reached by keyboard, a label subset is applied, and nothing
-// overflows at a phone's width. Prints one JSON line; exits 1 on a failed check.
+// (the API's answer) and, with --reason (a server with a reasoning model), that
+// the explanation streams in; uploads NOT_IMAGE and checks the page shows an
+// error; checks the drop zone is reached by keyboard, a label subset is
+// applied, and nothing overflows at a phone's width. Prints one JSON line;
+// exits 1 on a failed check.
 'use strict';
 
-const [npmDir, chromium, url, image, notImage, expected, screenshot] = process.argv.slice(2);
+const [npmDir, chromium, url, image, notImage, expected, ...flags] = process.argv.slice(2);
+const reason = flags.includes('--reason');
+const shot = flags.find((f) => f.startsWith('--screenshot='));
+const screenshot = shot ? shot.slice('--screenshot='.length) : '';
 const puppeteer = require(require.resolve('puppeteer-core', { paths: [npmDir] }));
 
 const checks = [];
@@ -43,6 +48,16 @@ async function main() {
     check('one bar per label', bars === 3, { bars });
     const latency = await page.$eval('.result .latency', (e) => e.textContent);
     check('latency shown', /^\d+ ms$/.test(latency), { latency });
+    if (reason) {
+      await page.waitForFunction(() => {
+        const e = document.querySelector('.result .explanation');
+        return e && !e.hidden && e.textContent.length > 0;
+      }, { timeout });
+      const explanation = await page.$eval('.result .explanation', (e) => e.textContent);
+      check('explanation streams in', explanation.length > 0, { explanation });
+      const status = await page.$eval('#status', (e) => e.textContent);
+      check('status names the reasoning model', status.includes('reasoning'), { status });
+    }
 
     // A file that is not an image: its card says why.
     await input.uploadFile(notImage);
