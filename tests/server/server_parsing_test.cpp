@@ -238,5 +238,30 @@ TEST(ServerParsing, ChatTemplates) {
   EXPECT_FALSE(parse_chat_template("jinja", &t));
 }
 
+TEST(ServerParsing, MultimodalTurns) {
+  const RequestLimits limits;
+  const ChatRequest r = parse_chat_json(R"({"messages": [
+      {"role": "system", "content": "be brief"},
+      {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "aGk="}},
+                                   {"type": "text", "text": "What is shown?"}]},
+      {"role": "assistant", "content": "a rocket"},
+      {"role": "user", "content": "Why?"},
+      {"role": "user", "content": [{"type": "text", "text": "And this?"}, {"type": "image_url", "image_url": "aGk="}]}]})",
+                                        limits);
+  const std::vector<MmTurnText> turns = mm_turns(r.messages);
+  ASSERT_EQ(turns.size(), 2u);
+  EXPECT_EQ(turns[0].question, "be brief\n\n<image>\nWhat is shown?");
+  EXPECT_EQ(*turns[0].answer, "a rocket");
+  EXPECT_EQ(turns[1].question, "Why?\nAnd this?\n<image>");
+  EXPECT_FALSE(turns[1].answer);
+  const auto fails = [&](const char* body) {
+    return status_of([&] { mm_turns(parse_chat_json(body, limits).messages); });
+  };
+  EXPECT_EQ(fails(R"({"messages": [{"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}]})"), 400);
+  EXPECT_EQ(fails(R"({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]})"), 400);
+  EXPECT_EQ(fails(R"({"messages": [{"role": "assistant", "content": [{"type": "image_url", "image_url": "aGk="}]}]})"),
+            400);
+}
+
 }  // namespace
 }  // namespace tinyemo::server

@@ -96,7 +96,10 @@ bool on_token(int32_t token, const char* text, size_t len, void* user_data) {
   bool go = true;
   if (len > 0 && *st->on_text) go = (*st->on_text)(std::string_view(text, len));
   if (!go) st->out->cancelled = true;
-  if (go && Clock::now() >= st->deadline) go = false;
+  if (go && Clock::now() >= st->deadline) {
+    go = false;
+    st->out->timed_out = true;
+  }
   if (go) {
     st->gate->acquire();
     st->holding = true;
@@ -294,7 +297,7 @@ MmSlots::Reasoning MmSlots::reason(const SlotPool::Lease& lease, const te_image*
   }
   r.time_to_first_token_s = why.time_to_first_token_seconds;
   r.total_s = why.total_seconds;
-  if (r.generation.cancelled) r.generation.finish_reason = "length";
+  if (r.generation.cancelled || r.generation.timed_out) r.generation.finish_reason = "length";
   return r;
 }
 

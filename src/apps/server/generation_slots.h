@@ -89,6 +89,7 @@ struct GenerationOutcome {
   int64_t prompt_tokens = 0, completion_tokens = 0;
   int64_t cached_tokens = 0;  // prompt tokens the slot's cache already held (not evaluated again)
   bool cancelled = false;     // on_text asked to stop (the client went away)
+  bool timed_out = false;     // the deadline ended it
   std::vector<int32_t> tokens;
 };
 

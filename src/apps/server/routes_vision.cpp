@@ -77,7 +77,6 @@ ClassifyRequest read_classify_request(const Request& req, Response& res, const h
 
 void handle_classify(ServerState& state, const Request& req, Response& res, const httplib::ContentReader& reader) {
   ClassifyRequest request = read_classify_request(req, res, reader, state.limits);
-  res.status = -1;
   require_ready(state);
   const Clock::time_point deadline = state.deadline();
   LoadedModels& models = state.models;

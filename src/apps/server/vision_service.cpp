@@ -6,6 +6,10 @@
 
 namespace tinyemo::server {
 
+namespace {
+const char* const kShuttingDown = "the server is shutting down";
+}  // namespace
+
 struct VisionService::Job {
   std::vector<te::image_ptr> images;
   std::shared_ptr<const LabelSet> labels;
@@ -63,6 +67,7 @@ VisionService::Output VisionService::run(std::vector<te::image_ptr> images, std:
     job->abandoned = true;  // the worker drops what it has not started
     throw HttpError(503, "timeout", "the request did not finish within the server's time limit (--timeout-s)", 1);
   }
+  if (job->failure == kShuttingDown) throw HttpError(503, "shutting_down", "the server is shutting down", 1);
   if (!job->failure.empty()) throw HttpError(500, "internal_error", job->failure);
   return std::move(job->out);
 }
@@ -79,7 +84,7 @@ void VisionService::worker() {
       for (auto it = queue_.begin(); it != queue_.end() && batch.size() < batch_;) {
         Job& job = **it;
         if (job.abandoned || stop_) {
-          job.failure = "dropped";
+          job.failure = kShuttingDown;
           job.finished = true;
           it = queue_.erase(it);
           continue;
