@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <ostream>
 
 #include "core/thread_pool.h"
 #include "io/json.h"
@@ -29,6 +30,8 @@ struct Case {
   std::filesystem::path dir;
   bool has_bf16;
 };
+// ctest shows the parameter: the fixture's name, not the struct's bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 std::vector<Case> cases() {
   std::vector<Case> c;
