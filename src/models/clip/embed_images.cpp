@@ -3,10 +3,20 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/memory_budget.h"
 #include "core/thread_pool.h"
 #include "models/clip/preprocess.h"
 
 namespace tinyemo::clip {
+
+int64_t forward_floats_per_image(const VisionConfig& cfg) {
+  // VisionModel::forward's buffers per image: the pixels, the unfolded patches,
+  // the residual stream and five hidden-size buffers (norm, q, k, v, attention
+  // output) over every token, the MLP activations, one attention score row per head.
+  const int64_t t = cfg.num_positions(), w = cfg.hidden_size;
+  return cfg.num_channels * cfg.image_size * cfg.image_size + cfg.num_patches() * cfg.patch_dim() + 6 * t * w +
+         t * cfg.intermediate_size + cfg.num_heads * t;
+}
 
 void embed_image_files(const VisionModel& model, const std::vector<std::filesystem::path>& files, int64_t batch,
                        const ImageLimits& limits, const EmbeddingCallback& on_result) {
@@ -16,7 +26,12 @@ void embed_image_files(const VisionModel& model, const std::vector<std::filesyst
   TE_CHECK(cfg.num_channels == 3, "{}: the CLIP tower takes {}-channel input; image files give RGB",
            model.description(), cfg.num_channels);
   TE_CHECK(batch > 0, "embed images: batch must be positive");
+  // The batch never holds more images than there are: --batch 1048576 on 20 images allocates 20.
+  batch = std::min<int64_t>(batch, static_cast<int64_t>(files.size()));
+  if (batch == 0) return;
   const int64_t dim = cfg.projection_dim, per_image = cfg.num_channels * cfg.image_size * cfg.image_size;
+  check_memory_request(static_cast<double>(batch) * static_cast<double>(forward_floats_per_image(cfg)) * 4.0,
+                       fmt::format("a CLIP forward pass over a batch of {} images", batch));
   std::vector<float> pixels(static_cast<size_t>(batch * per_image));
   for (size_t first = 0; first < files.size(); first += static_cast<size_t>(batch)) {
     const auto count = static_cast<int64_t>(std::min(files.size() - first, static_cast<size_t>(batch)));

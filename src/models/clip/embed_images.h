@@ -18,7 +18,12 @@ namespace tinyemo::clip {
 // on success, else null and `error` (which names the file).
 using EmbeddingCallback = std::function<void(size_t index, const float* embedding, const std::string& error)>;
 
-// Throws when the model has no visual projection.
+// Floats one image takes in a forward pass (for refusing a batch that cannot fit).
+int64_t forward_floats_per_image(const VisionConfig& config);
+
+// Throws when the model has no visual projection, or when one batch's forward
+// pass would need more memory than the machine has (the batch is never larger
+// than the number of files).
 void embed_image_files(const VisionModel& model, const std::vector<std::filesystem::path>& files, int64_t batch,
                        const ImageLimits& limits, const EmbeddingCallback& on_result);
 
