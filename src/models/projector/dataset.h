@@ -7,7 +7,9 @@
 //    names), `files` (JSON array of `<label>/<stem>`), `source` (free text).
 // Order is deterministic: label folders sorted by name (byte order, hidden
 // entries skipped), files sorted by name within each folder, as TinyEmo's
-// dataloader (sorted(os.listdir), sorted(glob)) lists them.
+// dataloader (sorted(os.listdir), sorted(glob)) lists them. Folders are
+// walked by io/walk.h (symbolic links followed; what is passed over is listed
+// in FeatureSet::skipped).
 #pragma once
 
 #include <cstdint>
@@ -25,6 +27,9 @@ struct FeatureSet {
   std::vector<std::string> labels; // label names
   std::vector<std::string> files;  // [N] `<label>/<stem>` (what a split records)
   std::string source;              // where it came from (path)
+  // Entries of a feature folder passed over, each "path: why" (io/walk.h's
+  // rules: dangling links, loops, FIFOs named *.pt, nested folders); callers report them.
+  std::vector<std::string> skipped;
 
   int64_t size() const { return static_cast<int64_t>(label_ids.size()); }
   int64_t dim() const { return features.defined() && features.ndim() == 2 ? features.dim(1) : 0; }
@@ -40,6 +45,19 @@ FeatureSet load_feature_folder(const std::filesystem::path& dir, int64_t expecte
 FeatureSet load_feature_shard(const std::filesystem::path& file, int64_t expected_dim = 0);
 // One feature file (`.pt` holding a [D] or [1, D] tensor, any float dtype) as F32 [D].
 std::vector<float> load_feature_file(const std::filesystem::path& file, int64_t expected_dim = 0);
+
+// The layout a feature writer (`tinyemo features`) produces at `out`:
+// `format` "tinyemo-pt" (a <label>/<stem>.pt folder) or "safetensors" (one
+// shard: `out` itself when it ends in .safetensors, else
+// <out>/features.safetensors); empty: from `out`'s extension (.safetensors: a
+// shard, anything else: a folder). A .safetensors name with "tinyemo-pt" is
+// refused (it would create a folder named like a file).
+enum class FeatureLayout { PtFolder, Shard };
+struct FeatureOutput {
+  FeatureLayout layout = FeatureLayout::PtFolder;
+  std::filesystem::path path;  // the folder, or the shard file
+};
+FeatureOutput feature_output(const std::filesystem::path& out, const std::string& format = "");
 
 // Writes a feature shard (F32 features).
 void save_feature_shard(const std::filesystem::path& file, const FeatureSet& set);
