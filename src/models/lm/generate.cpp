@@ -10,6 +10,10 @@ namespace tinyemo {
 
 namespace {
 
+// Positions reserved for generated tokens before the first one exists; the
+// cache grows geometrically past that (LmSession::reserve).
+constexpr int64_t kInitialReserve = 256;
+
 // Length of the prefix of `text` that later tokens cannot change: a trailing
 // UTF-8 sequence still missing bytes is held back, and so are trailing U+FFFD
 // (SentencePiece writes them for byte-fallback pieces of an unfinished character).
@@ -94,29 +98,32 @@ GenerateResult generate(const LmModel& model, const Tensor& prompt_embeddings, s
   TE_CHECK(prompt_embeddings.ndim() == 2 && prompt_embeddings.dim(0) > 0, "generation needs a non-empty prompt");
   const int64_t prompt_len = prompt_embeddings.dim(0);
   const char* context_key = c.arch == LmArch::OpenElm ? "max_context_length" : "max_position_embeddings";
-  TE_CHECK(prompt_len + options.max_new_tokens <= c.max_context,
-           "the prompt ({} positions) plus {} new tokens exceeds the model's context of {} ({}: {})", prompt_len,
-           options.max_new_tokens, c.max_context, c.where, context_key);
+  TE_CHECK(prompt_len <= c.max_context, "the prompt ({} positions) is longer than the model's context of {} ({}: {})",
+           prompt_len, c.max_context, c.where, context_key);
+  // Generation stops at the end of the context (finish_reason "length"); the
+  // KV cache grows with the tokens really generated, never with the request
+  // (--max-new-tokens 1e9 on a 2^30 context reserves nothing up front).
+  const int64_t max_new_tokens = std::min<int64_t>(options.max_new_tokens, c.max_context - prompt_len);
   const std::vector<int32_t> eos = options.eos_ids.empty() ? c.eos_ids : options.eos_ids;
 
   Sampler sampler(options.sampling);
   LmSession session(model);
-  session.reserve(prompt_len + options.max_new_tokens);
+  session.reserve(prompt_len + std::min<int64_t>(max_new_tokens, kInitialReserve));
   std::vector<int32_t> seen(seen_ids.begin(), seen_ids.end());
   GenerateResult result;
   result.finish_reason = "length";
   TextTracker text(options);
   Tensor sequence = prompt_embeddings.dtype() == DType::F32 ? prompt_embeddings : prompt_embeddings.to(DType::F32);
-  Tensor logits = options.max_new_tokens > 0 ? session.forward(sequence) : Tensor();
+  Tensor logits = max_new_tokens > 0 ? session.forward(sequence) : Tensor();
 
-  for (int64_t step = 0; step < options.max_new_tokens; ++step) {
+  for (int64_t step = 0; step < max_new_tokens; ++step) {
     float* row = logits.mutable_data<float>();
     const int32_t id = sampler.next(std::span<float>(row, static_cast<size_t>(c.vocab)), seen);
     result.ids.push_back(id);
     seen.push_back(id);
     const bool stopped = text.update(result.ids);
     const bool is_eos = options.stop_at_eos && std::find(eos.begin(), eos.end(), id) != eos.end();
-    const bool done = stopped || is_eos || step + 1 == options.max_new_tokens;
+    const bool done = stopped || is_eos || step + 1 == max_new_tokens;
     if (options.on_token && !options.on_token(id, text.take(done))) {
       result.finish_reason = "callback";
       break;
@@ -125,7 +132,7 @@ GenerateResult generate(const LmModel& model, const Tensor& prompt_embeddings, s
       result.finish_reason = stopped ? "stop" : "eos";
       break;
     }
-    if (step + 1 == options.max_new_tokens) break;
+    if (step + 1 == max_new_tokens) break;
     const Tensor next = embed_tokens(model, std::span<const int32_t>(&id, 1));
     if (options.use_kv_cache) {
       logits = session.forward(next);
