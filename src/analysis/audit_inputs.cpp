@@ -107,10 +107,12 @@ AuditInputs load_audit_inputs(const projector::ProjectorModel& model, const fs::
       x.insert(x.end(), f, f + D);
     } else {
       const fs::path file = features / row.file;
-      if (!fs::is_regular_file(file)) {
+      std::error_code ec;
+      if (!fs::exists(file, ec)) {
         skipped.add(fmt::format("no such file in {}", features.string()), row.file);
         continue;
       }
+      // Anything else (a FIFO, a folder) is refused by the reader with what it is.
       try {
         const std::vector<float> f = projector::load_feature_file(file, D);
         x.insert(x.end(), f.begin(), f.end());
