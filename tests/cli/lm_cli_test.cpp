@@ -108,9 +108,12 @@ TEST(LmCli, PromptTextThroughFolderAndGguf) {
   ASSERT_EQ(g.exit_code, 0) << g.err;
   EXPECT_TRUE(nlohmann::json::parse(g.out)["text"].is_string());
 
-  // Prompt plus new tokens beyond max_position_embeddings (64).
-  expect_failure(run_cli({"lm", "generate", "--model", dir, "--prompt", "hello world", "--max-new-tokens", "64"}),
-                 "max_position_embeddings");
+  // Prompt plus new tokens beyond max_position_embeddings (64): generation ends at the context.
+  auto full = run_cli({"lm", "generate", "--model", dir, "--prompt", "hello world", "--max-new-tokens", "64",
+                       "--ignore-eos", "--json"});
+  ASSERT_EQ(full.exit_code, 0) << full.err;
+  EXPECT_EQ(nlohmann::json::parse(full.out)["finish_reason"], "length");
+  EXPECT_LT(nlohmann::json::parse(full.out)["ids"].size(), 64u);
 }
 
 TEST(LmCli, ConvertToGgufAndLoadBack) {

@@ -14,7 +14,9 @@
 #include "io/image.h"
 #include "io/pytorch.h"
 #include "io/safetensors.h"
+#include "io/walk.h"
 #include "models/clip/embed_images.h"
+#include "models/projector/dataset.h"
 
 namespace tinyemo::cli {
 namespace {
@@ -34,28 +36,16 @@ struct Scan {
   std::vector<ImageJob> jobs;
   std::vector<std::string> duplicate_errors;  // two images mapping to one output
   int64_t ignored = 0;                        // files without an image extension
+  std::vector<std::string> walk_skipped;      // "path: why" for entries the walk passed over
 };
 
 Scan scan_images(const fs::path& root) {
-  std::error_code ec;
-  TE_CHECK(fs::is_directory(root, ec), "{}: not a directory", root.string());
+  // io/walk.h's rules, as the projector's dataset walks feature folders.
+  WalkResult found = walk_folder(root, {.max_depth = -1, .wanted = [](const fs::path& p) { return has_image_extension(p); }});
   Scan scan;
-  std::vector<fs::path> files;
-  for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied, ec);
-       it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    TE_CHECK(!ec, "{}: cannot list: {}", root.string(), ec.message());
-    const fs::path& p = it->path();
-    if (p.filename().string().starts_with(".")) {  // hidden files and folders
-      if (it->is_directory(ec)) it.disable_recursion_pending();
-      continue;
-    }
-    if (!it->is_regular_file(ec)) continue;
-    if (has_image_extension(p)) {
-      files.push_back(p);
-    } else {
-      ++scan.ignored;
-    }
-  }
+  scan.ignored = found.ignored;
+  for (const WalkSkip& s : found.skipped) scan.walk_skipped.push_back(s.message());
+  std::vector<fs::path> files = std::move(found.files);
   std::sort(files.begin(), files.end());  // deterministic: the first of two same-named images wins
   std::map<std::string, fs::path> seen;
   for (const fs::path& p : files) {
@@ -196,7 +186,7 @@ class ShardSink : public FeatureSink {
 };
 
 struct Opts {
-  std::string model, images, out, format = "tinyemo-pt";
+  std::string model, images, out, format;  // format "": from --out's extension
   int64_t batch = 8;
   int64_t max_pixels = ImageLimits{}.max_pixels;
 };
@@ -209,14 +199,13 @@ void run_features(const Opts& o) {
   const int64_t dim = cfg.projection_dim;
 
   std::unique_ptr<FeatureSink> sink;
-  if (o.format == "tinyemo-pt") {
-    sink = std::make_unique<PtFolderSink>(o.out, dim);
-  } else if (o.format == "safetensors") {
-    const fs::path shard = o.out.ends_with(".safetensors") ? fs::path(o.out) : fs::path(o.out) / "features.safetensors";
-    sink = std::make_unique<ShardSink>(shard, dim, fmt::format("tinyemo features: {}; images {}; CLIP transform {}",
-                                                               model.description(), o.images, cfg.image_size));
+  const projector::FeatureOutput out = projector::feature_output(o.out, o.format);
+  check_output_outside(out.path, o.images, "--images");
+  if (out.layout == projector::FeatureLayout::PtFolder) {
+    sink = std::make_unique<PtFolderSink>(out.path, dim);
   } else {
-    fail("--format: expected tinyemo-pt or safetensors, got \"{}\"", o.format);
+    sink = std::make_unique<ShardSink>(out.path, dim, fmt::format("tinyemo features: {}; images {}; CLIP transform {}",
+                                                                  model.description(), o.images, cfg.image_size));
   }
 
   const Scan scan = scan_images(o.images);
@@ -228,6 +217,7 @@ void run_features(const Opts& o) {
   int64_t written = 0, failed = static_cast<int64_t>(scan.duplicate_errors.size());
   ProgressBar bar("features", static_cast<int64_t>(pending.size()), "img");
   for (const auto& e : scan.duplicate_errors) bar.message("tinyemo: error: " + e);
+  for (const auto& e : scan.walk_skipped) bar.message("tinyemo: skipped " + e);
 
   std::vector<std::filesystem::path> files;
   for (const ImageJob* job : pending) files.push_back(job->path);
@@ -248,8 +238,9 @@ void run_features(const Opts& o) {
                static_cast<long long>(scan.jobs.size() + scan.duplicate_errors.size()), static_cast<long long>(written),
                static_cast<long long>(skipped), static_cast<long long>(failed));
   if (scan.ignored > 0) std::fprintf(stderr, "; %lld non-image files ignored", static_cast<long long>(scan.ignored));
+  if (!scan.walk_skipped.empty()) std::fprintf(stderr, "; %zu entries skipped (listed above)", scan.walk_skipped.size());
   std::fputc('\n', stderr);
-  if (failed > 0) exit_code() = kSomeImagesFailed;
+  if (failed > 0 || !scan.walk_skipped.empty()) exit_code() = kSomeImagesFailed;
 }
 
 const CommandRegistration kFeatures("features", [](CLI::App& root) {
@@ -258,7 +249,9 @@ const CommandRegistration kFeatures("features", [](CLI::App& root) {
   cmd->add_option("--model", o->model, "CLIP model directory or weights file")->required();
   cmd->add_option("--images", o->images, "folder of <label>/<image> files (JPEG, PNG, WebP)")->required();
   cmd->add_option("--out", o->out, "output folder (or .safetensors file with --format safetensors)")->required();
-  cmd->add_option("--format", o->format, "tinyemo-pt (<label>/<stem>.pt, fp16) or safetensors (one shard)");
+  cmd->add_option("--format", o->format,
+                  "tinyemo-pt (<label>/<stem>.pt, fp16) or safetensors (one shard); default: a shard when --out ends "
+                  "in .safetensors, else tinyemo-pt");
   cmd->add_option("--batch", o->batch, "images per forward pass")->check(CLI::PositiveNumber);
   cmd->add_option("--max-pixels", o->max_pixels, "refuse images declaring more pixels than this")
       ->check(CLI::PositiveNumber);

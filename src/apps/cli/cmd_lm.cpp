@@ -183,19 +183,20 @@ const CommandRegistration kLm("lm", [](CLI::App& root) {
   bench->add_option("--arch", bo->arch, "model shapes: " + archs);
   bench->add_flag("--random-weights", bo->random_weights, "random weights of --arch's shapes (no checkpoint)");
   bench->add_option("--model", bo->model, "benchmark this model folder or .gguf instead");
-  bench->add_option("--dtype", bo->dtype, "weight dtype: f32, bf16, f16, q8_0, q4_0 (default f32)");
+  auto* bench_dtype = bench->add_option(
+      "--dtype", bo->dtype, "weight dtype: f32, bf16, f16, q8_0, q4_0 (default: f32 for --random-weights, as stored for --model)");
   bench->add_option("--prompt-tokens", bo->prompt_tokens, "prompt length (default 128)");
   bench->add_option("--gen-tokens", bo->gen_tokens, "tokens to decode (default 64)");
   bench->add_option("--seed", bo->seed, "seed of the random weights");
   bench->add_flag("--json", bo->json, "print one JSON object");
-  bench->callback([bo] {
+  bench->callback([bo, bench_dtype] {
     const DType dtype = ModelOptions::parse_weight_dtype(bo->dtype, "--dtype");
     std::optional<LmModel> model;
     nlohmann::json what;
     if (!bo->model.empty()) {
       TE_CHECK(bo->arch.empty() && !bo->random_weights, "lm bench: give --model or --arch --random-weights, not both");
       LoadOptions o;
-      o.weight_dtype = dtype;
+      if (bench_dtype->count() > 0) o.weight_dtype = dtype;  // else the file's own types, as generate runs them
       model = LmModel::load(bo->model, o);
       what["model"] = bo->model;
     } else {
@@ -205,7 +206,7 @@ const CommandRegistration kLm("lm", [](CLI::App& root) {
     }
     nlohmann::json r = benchmark_lm(*model, bo->prompt_tokens, bo->gen_tokens);
     r.update(what);
-    r["dtype"] = bo->dtype;
+    r["dtype"] = dtype_name(dtype_of_rows(model->layers().front().down.weight.dtype()));
     if (bo->json) {
       print_json(r);
     } else {

@@ -6,7 +6,9 @@
 #include <sstream>
 
 #include "apps/cli/command.h"
+#include "io/file.h"
 #include "models/lm/embeddings.h"
+#include "models/lm/gguf_model.h"
 #include "models/lm/model.h"
 #include "models/lm/tokenizer.h"
 #include "models/projector/classify.h"
@@ -45,12 +47,7 @@ struct LmAnchorOptions {
 
   AnchorSet anchors(const std::vector<std::string>& labels) const {
     const LmModel model = LmModel::load(lm);
-    std::string tokenizer_path = tokenizer;
-    if (tokenizer_path.empty()) {
-      const std::filesystem::path p(lm);
-      tokenizer_path = (std::filesystem::is_directory(p) ? p : p.parent_path()).string();
-    }
-    const std::unique_ptr<Tokenizer> tok = Tokenizer::load(tokenizer_path);
+    const std::unique_ptr<Tokenizer> tok = load_lm_tokenizer(lm, tokenizer);
     AnchorSet a;
     a.labels = labels;
     a.hidden = model.token_embeddings().dim(1);
@@ -165,9 +162,11 @@ void add_train(CLI::App& group) {
     opt.batch = o->batch;
     opt.seed = o->seed;
     TE_CHECK(o->anchors.empty() || !o->lm.given(), "give --anchors or --anchors-lm, not both");
+    check_output_outside(o->out, o->features, "--features");
     if (!o->anchors.empty()) opt.anchors = load_anchors(o->anchors, o->hidden);
 
     const FeatureSet all = load_features(o->features);
+    for (const auto& skip : all.skipped) std::fprintf(stderr, "tinyemo: warning: skipped %s\n", skip.c_str());
     if (opt.anchors) {
       for (const auto& label : all.labels) {
         TE_CHECK(std::find(opt.anchors->labels.begin(), opt.anchors->labels.end(), label) != opt.anchors->labels.end(),
@@ -238,6 +237,7 @@ void add_eval(CLI::App& group) {
   cmd->callback([o] {
     ProjectorModel model = ProjectorModel::load(o->model);
     const FeatureSet all = load_features(o->features, model.input_dim());
+    for (const auto& skip : all.skipped) std::fprintf(stderr, "tinyemo: warning: skipped %s\n", skip.c_str());
     if (!o->anchors.empty()) use_anchors(model, load_anchors(o->anchors), o->anchors);
     if (o->lm.given()) use_anchors(model, o->lm.anchors(all.labels), o->lm.lm);
     if (!o->labels.empty()) restrict_labels(model, split_commas(o->labels));
@@ -332,6 +332,7 @@ void add_import(CLI::App& group) {
   cmd->add_option("--out", o->out, "output model (.safetensors)")->required();
   cmd->add_flag("--json", o->json, "print a JSON summary");
   cmd->callback([o] {
+    for (const auto* input : {&o->bin, &o->anchors}) check_output_outside(o->out, *input, "the input");
     const ProjectorModel model = ProjectorModel::import_tinyemo(o->bin, o->anchors);
     model.save(o->out);
     const nlohmann::json j = {{"model", o->out},

@@ -44,6 +44,11 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const std::bad_alloc&) {
+    // Sizes are checked before large allocations; this is the net under the rest.
+    std::fprintf(stderr, "tinyemo: error: out of memory (a size given as an option or read from a file is too large "
+                         "for this machine)\n");
+    return 1;
   } catch (const tinyemo::Error& e) {
     std::fprintf(stderr, "tinyemo: error: %s\n", e.what());
     return 1;
