@@ -153,9 +153,9 @@ AuditInputs load_audit_inputs(const projector::ProjectorModel& model, const fs::
   in.provenance = {{"features", features.string()},
                    {"features_format", shard ? "feature shard (safetensors)" : "TinyEmo folder (<label>/<name>.pt)"},
                    {"groups_csv", groups_csv.string()},
-                   {"csv_rows", csv.rows.size() + (csv.warnings.size())},
+                   {"csv_rows", csv.rows.size() + csv.rows_skipped},
                    {"images_used", n},
-                   {"rows_skipped", skipped.total() + csv.warnings.size()},
+                   {"rows_skipped", skipped.total() + csv.rows_skipped},
                    {"label_column", csv.has_label_column},
                    {"scores", "softmax probabilities of the projector (cosine / temperature)"}};
   return in;

@@ -8,6 +8,7 @@
 
 #include "analysis/associations.h"
 #include "analysis/audit_inputs.h"
+#include "analysis/groups_csv.h"
 #include "analysis/svg.h"
 #include "io/file.h"
 #include "io/safetensors.h"
@@ -135,6 +136,24 @@ TEST(ReportCharts, TheHeatMapLegendFitsItsSvg) {
   const size_t start = svg.find('>', open) + 1, end = svg.find("</text>", start);
   const double text_end = x + 7.0 * static_cast<double>(end - start);  // the layout's 7 pixels a character
   EXPECT_LE(text_end, width) << svg;
+}
+
+TEST(GroupsCsv, SkippedRowsAreSummarisedPerReason) {
+  // 361 repeated files and two empty cells: three warnings, not 363.
+  std::string csv = "file,group\n";
+  for (int i = 0; i < 361; ++i) csv += "joy/" + std::to_string(i) + ".pt,a\n";
+  for (int i = 0; i < 361; ++i) csv += "joy/" + std::to_string(i) + ".pt,b\n";
+  csv += ",a\njoy/x.pt,\n";
+  const GroupsCsv g = parse_groups_csv(csv, "groups.csv");
+  EXPECT_EQ(g.rows.size(), 361u);
+  EXPECT_EQ(g.rows_skipped, 363u);
+  ASSERT_EQ(g.warnings.size(), 3u);
+  EXPECT_NE(g.warnings[0].find("groups.csv: 361 rows skipped: a file already listed"), std::string::npos)
+      << g.warnings[0];
+  EXPECT_NE(g.warnings[0].find("line 363 (\"joy/0.pt\", first on line 2)"), std::string::npos) << g.warnings[0];
+  EXPECT_NE(g.warnings[0].find("(356 more)"), std::string::npos) << g.warnings[0];
+  EXPECT_NE(g.warnings[1].find("1 row skipped: empty file cell: line 724"), std::string::npos) << g.warnings[1];
+  EXPECT_NE(g.warnings[2].find("empty group cell: line 725"), std::string::npos) << g.warnings[2];
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include <nlohmann/json.hpp>
 
 #include "../lm/tokenizer_spm_training.h"
@@ -15,6 +17,7 @@
 #include "io/pytorch.h"
 #include "io/safetensors.h"
 #include "models/lm/presets.h"
+#include "models/projector/dataset.h"
 #include "models/projector/model.h"
 #include "testing/testing.h"
 
@@ -62,12 +65,12 @@ TEST_F(ImageFolder, FeaturesFollowLinksReportWhatTheyPassOverAndInferAShard) {
 TEST_F(ImageFolder, OutputsInsideTheInputFolderAreRefused) {
   const auto r = run_cli(features(images_ / "joy" / "features"), 60.0);
   EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_NE(r.err.find("inside --images"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("inside the image folder"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(images_ / "joy" / "features"));
 }
 
-TEST_F(ImageFolder, ClassifyReportsAFifoAndGoesOn) {
-  testing::TempDir tmp;
+// A projector over clip-vision-small's 48-d embeddings with labels fear, joy.
+fs::path small_projector(const testing::TempDir& tmp) {
   projector::ProjectorConfig c;
   c.dims = {48, 8};
   projector::ProjectorModel m(c, {"fear", "joy"});
@@ -78,8 +81,13 @@ TEST_F(ImageFolder, ClassifyReportsAFifoAndGoesOn) {
   for (size_t i = 0; i < anchors.size(); ++i) anchors[i] = static_cast<float>(i % 5) - 2.0f;
   m.set_anchors({"fear", "joy"}, anchors);
   m.save(tmp / "p.safetensors");
+  return tmp / "p.safetensors";
+}
+
+TEST_F(ImageFolder, ClassifyReportsAFifoAndGoesOn) {
+  testing::TempDir tmp;
   const auto r = run_cli({"classify", "--clip", fixture("clip-vision-small").string(), "--projector",
-                          (tmp / "p.safetensors").string(), (images_ / "joy" / "x.png").string(),
+                          small_projector(tmp).string(), (images_ / "joy" / "x.png").string(),
                           (images_ / "joy" / "rocket.jpg").string(), "--json"},
                          60.0);
   ASSERT_FALSE(r.timed_out) << "classify hung on a FIFO";
@@ -88,6 +96,56 @@ TEST_F(ImageFolder, ClassifyReportsAFifoAndGoesOn) {
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_TRUE(j["results"][0].contains("error"));
   EXPECT_TRUE(j["results"][1].contains("predicted"));
+}
+
+TEST_F(ImageFolder, ClassifyWalksFoldersAndStreamsJsonLines) {
+  testing::TempDir tmp;
+  write_file_atomic(images_ / "joy" / "broken.png", "not a png");
+  const auto r = run_cli({"classify", "--clip", fixture("clip-vision-small").string(), "--projector",
+                          small_projector(tmp).string(), images_.string(), "--jsonl"},
+                         60.0);
+  ASSERT_FALSE(r.timed_out) << "classify hung on a FIFO";
+  EXPECT_EQ(r.exit_code, 2) << r.err;  // one image failed, two entries skipped
+  // One line per image of the folder (links followed, sorted), each a whole JSON object.
+  std::vector<nlohmann::json> lines;
+  std::istringstream out(r.out);
+  for (std::string line; std::getline(out, line);) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  EXPECT_EQ(lines[0]["image"], (images_ / "fear" / "coffee.png").string());
+  EXPECT_TRUE(lines[0].contains("predicted"));
+  EXPECT_EQ(lines[1]["image"], (images_ / "joy" / "broken.png").string());
+  EXPECT_TRUE(lines[1].contains("error"));
+  EXPECT_EQ(lines[2]["image"], (images_ / "joy" / "rocket.jpg").string());
+  EXPECT_TRUE(lines[2]["scores"].contains("joy"));
+  EXPECT_NE(r.err.find("x.png: a FIFO (named pipe), not a regular file"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("3 images: 2 classified, 1 failed; 2 entries skipped"), std::string::npos) << r.err;
+}
+
+TEST_F(ImageFolder, ClassifyStreamsCsv) {
+  testing::TempDir tmp;
+  fs::remove(images_ / "joy" / "x.png");
+  fs::remove(images_ / "joy" / "dangling.jpg");
+  const auto r = run_cli({"classify", "--clip", fixture("clip-vision-small").string(), "--projector",
+                          small_projector(tmp).string(), images_.string(), "--csv"},
+                         60.0);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::istringstream out(r.out);
+  std::string header, first, second, extra;
+  std::getline(out, header);
+  std::getline(out, first);
+  std::getline(out, second);
+  EXPECT_FALSE(std::getline(out, extra));
+  EXPECT_EQ(header, "image,predicted,fear,joy,error");
+  EXPECT_TRUE(first.starts_with((images_ / "fear" / "coffee.png").string() + ",")) << first;
+  EXPECT_TRUE(second.ends_with(",")) << second;  // no error
+  // The probabilities of a row sum to one.
+  std::vector<std::string> cells;
+  std::istringstream row(second);
+  for (std::string cell; std::getline(row, cell, ',');) cells.push_back(cell);
+  ASSERT_EQ(cells.size(), 4u) << second;
+  EXPECT_NEAR(std::stod(cells[2]) + std::stod(cells[3]), 1.0, 1e-5);
+  // --json with --jsonl is refused.
+  EXPECT_NE(run_cli({"classify", "--clip", "x", "--projector", "y", "z", "--json", "--jsonl"}).exit_code, 0);
 }
 
 TEST(ProjectorOutputs, TrainingIntoItsOwnFeaturesIsRefused) {
@@ -103,7 +161,7 @@ TEST(ProjectorOutputs, TrainingIntoItsOwnFeaturesIsRefused) {
   const auto r = run_cli({"projector", "train", "--features", (tmp / "features").string(), "--out", out.string(),
                           "--hidden", "8", "--epochs", "1", "--batch", "4"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_NE(r.err.find("inside --features"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("inside the features"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out));
 }
 
@@ -177,6 +235,68 @@ TEST(LmHardening, GenerationEndsAtTheContextWithLength) {
   ASSERT_EQ(prompt.exit_code, 0) << prompt.err;
   const size_t prompt_len = nlohmann::json::parse(prompt.out)["ids"].size();
   EXPECT_EQ(j["ids"].size() + prompt_len, 64u);  // up to max_position_embeddings
+}
+
+TEST(OptionErrors, RangesReadAsWords) {
+  const auto k = run_cli({"classify", "--clip", "c", "--projector", "p", "x.png", "--top-k", "0"});
+  EXPECT_NE(k.exit_code, 0);
+  EXPECT_NE(k.err.find("--top-k: must be ≥ 1, got 0"), std::string::npos) << k.err;
+  EXPECT_EQ(k.err.find("179769"), std::string::npos) << k.err;
+  const auto v = run_cli({"projector", "train", "--features", "f", "--out", "o.safetensors", "--val-fraction", "2"});
+  EXPECT_NE(v.err.find("--val-fraction: must be 0 .. 0.95, got 2"), std::string::npos) << v.err;
+  const auto p = run_cli({"lm", "generate", "--model", "m", "--prompt", "x", "--top-p", "0"});
+  EXPECT_NE(p.err.find("--top-p: must be > 0 and ≤ 1, got 0"), std::string::npos) << p.err;
+  const auto n = run_cli({"features", "--model", "m", "--images", "i", "--out", "o", "--batch", "two"});
+  EXPECT_NE(n.err.find("--batch: must be a number, got \"two\""), std::string::npos) << n.err;
+}
+
+TEST(LmHardening, GenerateTakesATokenizerAndHasADefaultLength) {
+  TokenizedLm lm;
+  const fs::path tokenizer = lm.dir / "tok" / "tokenizer.model";
+  fs::create_directories(tokenizer.parent_path());
+  fs::rename(lm.folder / "tokenizer.model", tokenizer);
+  // Without a tokenizer in the folder, --prompt needs --tokenizer.
+  EXPECT_NE(run_cli({"lm", "generate", "--model", lm.folder.string(), "--prompt", "hello"}).exit_code, 0);
+  const auto r = run_cli({"lm", "generate", "--model", lm.folder.string(), "--tokenizer", tokenizer.string(),
+                          "--prompt", "hello world", "--ignore-eos", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(j["text"].is_string());
+  EXPECT_EQ(j["finish_reason"], "length");  // no --max-new-tokens: the default, cut at the 64-position context
+  EXPECT_GT(j["ids"].size(), 32u);
+}
+
+TEST(FeaturesIdentity, ResumingWithAnotherModelIsRefused) {
+  testing::TempDir dir;
+  const auto src = fixture("clip-preprocess");
+  fs::create_directories(dir / "images" / "joy");
+  fs::copy_file(src / "rocket.jpg", dir / "images" / "joy" / "rocket.jpg");
+  const fs::path f32 = fixture("clip-vision-small") / "model.safetensors";
+  const fs::path f16 = fixture("clip-vision-small") / "model.f16.safetensors";
+  for (const fs::path& out : {dir / "shard.safetensors", dir / "folder"}) {
+    auto features = [&](const fs::path& model) {
+      return run_cli({"features", "--model", model.string(), "--images", (dir / "images").string(), "--out",
+                      out.string()});
+    };
+    ASSERT_EQ(features(f32).exit_code, 0) << out;
+    fs::copy_file(src / "coffee.png", dir / "images" / "joy" / "coffee.png", fs::copy_options::overwrite_existing);
+    // The same weights in F16 give other features of the same width: refused, nothing added.
+    const auto other = features(f16);
+    EXPECT_EQ(other.exit_code, 1) << other.err;
+    EXPECT_NE(other.err.find("holds features of another CLIP model"), std::string::npos) << other.err;
+    EXPECT_FALSE(fs::exists(dir / "folder" / "joy" / "coffee.pt"));
+    // The same model resumes.
+    const auto same = features(f32);
+    EXPECT_EQ(same.exit_code, 0) << same.err;
+    EXPECT_NE(same.err.find("1 written, 1 already done"), std::string::npos) << same.err;
+    fs::remove(dir / "images" / "joy" / "coffee.png");
+  }
+  // The shard records the model and keeps its first source.
+  const auto st = SafetensorsFile::open(dir / "shard.safetensors");
+  EXPECT_NE(st.metadata().at("model").find("weights f32"), std::string::npos) << st.metadata().at("model");
+  // A feature folder's record is hidden from readers of the folder.
+  EXPECT_TRUE(fs::exists(dir / "folder" / ".tinyemo-features.json"));
+  EXPECT_EQ(projector::load_features(dir / "folder").size(), 2);
 }
 
 }  // namespace

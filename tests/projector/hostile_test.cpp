@@ -184,14 +184,27 @@ TEST(ProjectorHostile, FeatureFoldersAreWalkedOneWay) {
   }
 }
 
-TEST(ProjectorHostile, FeatureOutputLayoutFollowsTheExtension) {
-  EXPECT_EQ(feature_output("x.safetensors").layout, FeatureLayout::Shard);
-  EXPECT_EQ(feature_output("x.safetensors").path, fs::path("x.safetensors"));
-  EXPECT_EQ(feature_output("out").layout, FeatureLayout::PtFolder);
-  EXPECT_EQ(feature_output("out", "safetensors").path, fs::path("out/features.safetensors"));
-  EXPECT_EQ(feature_output("x.safetensors", "safetensors").path, fs::path("x.safetensors"));
-  EXPECT_NE(error_of([] { feature_output("x.safetensors", "tinyemo-pt"); }).find("--format"), std::string::npos);
-  EXPECT_NE(error_of([] { feature_output("x", "zip"); }).find("--format"), std::string::npos);
+TEST(ProjectorHostile, AFeatureFileWhereAFolderOrShardBelongsIsNamed) {
+  testing::TempDir tmp;
+  save_pytorch_tensor(tmp / "one.pt", Tensor::from_vector<float>({4}, {1, 2, 3, 4}));
+  const std::string e = error_of([&] { load_features(tmp / "one.pt"); });
+  EXPECT_NE(e.find("is not a feature shard (a safetensors file) but one .pt file"), std::string::npos) << e;
+  EXPECT_EQ(e.find("header size"), std::string::npos) << e;
+}
+
+TEST(ProjectorHostile, TrainingOnOneLabelIsRefused) {
+  FeatureSet set;
+  set.labels = {"happy", "sad"};
+  set.label_ids = {0, 0, 0, 0};
+  set.files = {"happy/1", "happy/2", "happy/3", "happy/4"};
+  set.features = Tensor::from_vector<float>({4, 2}, {1, 0, 0, 1, 1, 1, 0.5f, 0});
+  set.source = "feats";
+  TrainOptions o;
+  o.hidden = 4;
+  o.epochs = 1;
+  o.batch = 2;
+  const std::string e = error_of([&] { train_projector(set, o); });
+  EXPECT_NE(e.find("feats: the training features hold one label (happy)"), std::string::npos) << e;
 }
 
 TEST(ProjectorHostile, TrainingThatCannotFitIsRefusedBeforeAllocating) {

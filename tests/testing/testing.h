@@ -42,9 +42,13 @@ struct CliResult {
   std::string err;  // stderr
   bool timed_out = false;
 };
-// Runs the built tinyemo binary with `args` (no shell; arguments passed as is).
+// Runs the built tinyemo binary with `args` (no shell; arguments passed as is)
+// and an empty stdin.
 CliResult run_cli(const std::vector<std::string>& args);
-// The same, killed after `timeout_seconds` (timed_out set): for inputs that
+// The same with `input` on stdin.
+CliResult run_cli_with_input(const std::vector<std::string>& args, const std::string& input);
+
+// run_cli killed after `timeout_seconds` (timed_out set): for inputs that
 // could make the binary hang (a FIFO named like an input).
 CliResult run_cli(const std::vector<std::string>& args, double timeout_seconds);
 

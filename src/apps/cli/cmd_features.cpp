@@ -1,246 +1,55 @@
 // `tinyemo features`: CLIP image embeddings for a folder of <label>/<image>
-// files, written in TinyEmo's layout (<label>/<stem>.pt, fp16 [D]) or as one
-// safetensors feature shard. Resumable (finished outputs are skipped), every
-// write atomic; unreadable images are reported by name and counted, and the
-// job goes on (exit code 2 when any failed).
-#include <algorithm>
-#include <chrono>
+// files (pipeline/features.h), with a progress bar and a summary on stderr
+// (exit code 2 when any image failed).
 #include <cstdio>
-#include <map>
-#include <set>
 
 #include "apps/cli/command.h"
 #include "apps/cli/progress.h"
-#include "io/image.h"
-#include "io/pytorch.h"
-#include "io/safetensors.h"
-#include "io/walk.h"
-#include "models/clip/embed_images.h"
-#include "models/projector/dataset.h"
+#include "pipeline/features.h"
 
 namespace tinyemo::cli {
 namespace {
 
-namespace fs = std::filesystem;
-
 // Exit code of a run in which some images failed (1 stays for fatal errors).
 constexpr int kSomeImagesFailed = 2;
 
-struct ImageJob {
-  fs::path path;
-  std::string key;    // "<label>/<stem>" (relative path without extension, '/'-separated)
-  std::string label;  // first folder of the relative path; "" for images at the top level
-};
-
-struct Scan {
-  std::vector<ImageJob> jobs;
-  std::vector<std::string> duplicate_errors;  // two images mapping to one output
-  int64_t ignored = 0;                        // files without an image extension
-  std::vector<std::string> walk_skipped;      // "path: why" for entries the walk passed over
-};
-
-Scan scan_images(const fs::path& root) {
-  // io/walk.h's rules, as the projector's dataset walks feature folders.
-  WalkResult found = walk_folder(root, {.max_depth = -1, .wanted = [](const fs::path& p) { return has_image_extension(p); }});
-  Scan scan;
-  scan.ignored = found.ignored;
-  for (const WalkSkip& s : found.skipped) scan.walk_skipped.push_back(s.message());
-  std::vector<fs::path> files = std::move(found.files);
-  std::sort(files.begin(), files.end());  // deterministic: the first of two same-named images wins
-  std::map<std::string, fs::path> seen;
-  for (const fs::path& p : files) {
-    const fs::path rel = p.lexically_relative(root);
-    ImageJob job{p, (rel.parent_path() / rel.stem()).generic_string(), ""};
-    if (rel.has_parent_path()) job.label = rel.begin()->string();
-    if (const auto [at, inserted] = seen.emplace(job.key, p); !inserted) {
-      scan.duplicate_errors.push_back(fmt::format("{}: has the same output name ({}) as {}; skipped", p.string(),
-                                                  job.key, at->second.string()));
-      continue;
-    }
-    scan.jobs.push_back(std::move(job));
-  }
-  std::sort(scan.jobs.begin(), scan.jobs.end(), [](const ImageJob& a, const ImageJob& b) { return a.key < b.key; });
-  return scan;
-}
-
-// Where finished embeddings go.
-class FeatureSink {
- public:
-  virtual ~FeatureSink() = default;
-  virtual bool done(const ImageJob& job) const = 0;
-  virtual void add(const ImageJob& job, const float* embedding) = 0;
-  virtual void finish() = 0;
-};
-
-// TinyEmo's layout: <out>/<label>/<stem>.pt, each a torch.save'd fp16 [D] tensor.
-class PtFolderSink : public FeatureSink {
- public:
-  PtFolderSink(fs::path out, int64_t dim) : out_(std::move(out)), dim_(dim) {}
-  bool done(const ImageJob& job) const override {
-    std::error_code ec;
-    return fs::is_regular_file(file(job), ec);
-  }
-  void add(const ImageJob& job, const float* embedding) override {
-    const Tensor t = Tensor::from_vector<float>({dim_}, std::vector<float>(embedding, embedding + dim_));
-    save_pytorch_tensor(file(job), t.to(DType::F16));
-  }
-  void finish() override {}
-
- private:
-  fs::path file(const ImageJob& job) const { return out_ / (job.key + ".pt"); }
-  fs::path out_;
-  int64_t dim_;
-};
-
-// One safetensors shard (format in the team notes): features F16 [N, D],
-// label_ids I64 [N], metadata labels / files / source. An existing shard is
-// read back so an interrupted job resumes; the shard is rewritten atomically
-// every few hundred images and at the end.
-class ShardSink : public FeatureSink {
- public:
-  ShardSink(fs::path path, int64_t dim, std::string source) : path_(std::move(path)), dim_(dim), source_(std::move(source)) {
-    std::error_code ec;
-    if (fs::exists(path_, ec)) load_existing();
-  }
-  bool done(const ImageJob& job) const override { return rows_.count(job.key) != 0; }
-  void add(const ImageJob& job, const float* embedding) override {
-    Row& row = rows_[job.key];
-    row.label = job.label;
-    row.values.resize(static_cast<size_t>(dim_));
-    convert(DType::F32, embedding, DType::F16, row.values.data(), dim_);
-    if (++unsaved_ >= kSaveEvery) save();
-  }
-  void finish() override {
-    std::error_code ec;
-    if (unsaved_ > 0 || !fs::exists(path_, ec)) save();
-  }
-
- private:
-  static constexpr int64_t kSaveEvery = 256;
-  struct Row {
-    std::string label;
-    std::vector<uint16_t> values;  // f16 bits
-  };
-
-  void load_existing() {
-    const SafetensorsFile f = SafetensorsFile::open(path_);
-    const std::string where = path_.string();
-    TE_CHECK(f.contains("features") && f.contains("label_ids"),
-             "{}: exists but is not a feature shard (no features/label_ids); move it away or pick another --out", where);
-    const Tensor features = f.get("features"), ids = f.get("label_ids");
-    TE_CHECK(features.ndim() == 2 && features.dim(1) == dim_,
-             "{}: holds features of shape {}, but this model gives {}-d embeddings", where,
-             shape_str(features.shape()), dim_);
-    nlohmann::json labels, files;
-    try {
-      labels = nlohmann::json::parse(f.metadata().at("labels"));
-      files = nlohmann::json::parse(f.metadata().at("files"));
-    } catch (const std::exception& e) {
-      fail("{}: metadata labels/files missing or not JSON ({})", where, e.what());
-    }
-    const int64_t n = features.dim(0);
-    TE_CHECK(files.is_array() && static_cast<int64_t>(files.size()) == n && labels.is_array() && ids.numel() == n &&
-                 ids.dtype() == DType::I64,
-             "{}: features, label_ids and files disagree in length", where);
-    const std::vector<float> values = features.to_f32_vector();
-    const int64_t* id = ids.data<int64_t>();
-    for (int64_t i = 0; i < n; ++i) {
-      TE_CHECK(id[i] >= -1 && id[i] < static_cast<int64_t>(labels.size()), "{}: label_ids[{}] = {} is out of range",
-               where, i, id[i]);
-      Row& row = rows_[files[i].get<std::string>()];
-      row.label = id[i] < 0 ? "" : labels[id[i]].get<std::string>();
-      row.values.resize(static_cast<size_t>(dim_));
-      convert(DType::F32, values.data() + i * dim_, DType::F16, row.values.data(), dim_);
-    }
-  }
-
-  void save() {
-    std::set<std::string> label_set;
-    for (const auto& [key, row] : rows_) {
-      if (!row.label.empty()) label_set.insert(row.label);
-    }
-    const std::vector<std::string> labels(label_set.begin(), label_set.end());
-    const auto n = static_cast<int64_t>(rows_.size());
-    Tensor features = Tensor::empty(DType::F16, {n, dim_});
-    Tensor ids = Tensor::empty(DType::I64, {n});
-    auto* f = static_cast<uint16_t*>(features.raw_mut());
-    int64_t* id = ids.mutable_data<int64_t>();
-    nlohmann::json files = nlohmann::json::array();
-    int64_t i = 0;
-    for (const auto& [key, row] : rows_) {
-      std::copy(row.values.begin(), row.values.end(), f + i * dim_);
-      id[i] = row.label.empty() ? -1 : std::lower_bound(labels.begin(), labels.end(), row.label) - labels.begin();
-      files.push_back(key);
-      ++i;
-    }
-    write_safetensors(path_, {{"features", features}, {"label_ids", ids}},
-                      {{"labels", nlohmann::json(labels).dump()}, {"files", files.dump()}, {"source", source_}});
-    unsaved_ = 0;
-  }
-
-  fs::path path_;
-  int64_t dim_;
-  std::string source_;
-  std::map<std::string, Row> rows_;
-  int64_t unsaved_ = 0;
-};
-
 struct Opts {
-  std::string model, images, out, format;  // format "": from --out's extension
+  std::string model, images, out, format = "auto";
   int64_t batch = 8;
   int64_t max_pixels = ImageLimits{}.max_pixels;
 };
 
 void run_features(const Opts& o) {
   const auto model = clip::VisionModel::load(o.model);
-  const clip::VisionConfig& cfg = model.config();
-  TE_CHECK(cfg.projection_dim > 0,
-           "{}: this checkpoint has no visual projection (a CLIPVisionModel), so it gives no image_embeds", o.model);
-  const int64_t dim = cfg.projection_dim;
-
-  std::unique_ptr<FeatureSink> sink;
-  const projector::FeatureOutput out = projector::feature_output(o.out, o.format);
-  check_output_outside(out.path, o.images, "--images");
-  if (out.layout == projector::FeatureLayout::PtFolder) {
-    sink = std::make_unique<PtFolderSink>(out.path, dim);
-  } else {
-    sink = std::make_unique<ShardSink>(out.path, dim, fmt::format("tinyemo features: {}; images {}; CLIP transform {}",
-                                                                  model.description(), o.images, cfg.image_size));
-  }
-
-  const Scan scan = scan_images(o.images);
-  std::vector<const ImageJob*> pending;
-  for (const ImageJob& job : scan.jobs) {
-    if (!sink->done(job)) pending.push_back(&job);
-  }
-  const int64_t skipped = static_cast<int64_t>(scan.jobs.size() - pending.size());
-  int64_t written = 0, failed = static_cast<int64_t>(scan.duplicate_errors.size());
-  ProgressBar bar("features", static_cast<int64_t>(pending.size()), "img");
-  for (const auto& e : scan.duplicate_errors) bar.message("tinyemo: error: " + e);
-  for (const auto& e : scan.walk_skipped) bar.message("tinyemo: skipped " + e);
-
-  std::vector<std::filesystem::path> files;
-  for (const ImageJob* job : pending) files.push_back(job->path);
-  clip::embed_image_files(model, files, o.batch, ImageLimits{o.max_pixels},
-                          [&](size_t i, const float* embedding, const std::string& error) {
-                            if (embedding != nullptr) {
-                              sink->add(*pending[i], embedding);
-                              ++written;
-                            } else {
-                              bar.message("tinyemo: error: " + error);
-                              ++failed;
-                            }
-                            bar.advance();
-                          });
-  sink->finish();
-  bar.finish();
+  pipeline::FeaturesOptions f;
+  f.images = o.images;
+  f.out = o.out;
+  f.format = pipeline::parse_features_format(o.format, "--format");
+  f.batch = o.batch;
+  f.limits = ImageLimits{o.max_pixels};
+  std::unique_ptr<ProgressBar> bar;
+  int64_t skipped = 0;
+  const pipeline::FeaturesProgress p =
+      pipeline::extract_features(model, f, [&](const pipeline::FeaturesProgress& p, const std::string& error) {
+        if (!bar) {
+          bar = std::make_unique<ProgressBar>("features", p.total, "img");
+        } else if (p.skipped > skipped) {  // an entry the folder walk passed over
+          skipped = p.skipped;
+          bar->message("tinyemo: skipped " + error);
+        } else {
+          if (!error.empty()) bar->message("tinyemo: error: " + error);
+          bar->advance();
+        }
+        return true;
+      });
+  if (bar) bar->finish();
   std::fprintf(stderr, "features: %lld images: %lld written, %lld already done (skipped), %lld failed",
-               static_cast<long long>(scan.jobs.size() + scan.duplicate_errors.size()), static_cast<long long>(written),
-               static_cast<long long>(skipped), static_cast<long long>(failed));
-  if (scan.ignored > 0) std::fprintf(stderr, "; %lld non-image files ignored", static_cast<long long>(scan.ignored));
-  if (!scan.walk_skipped.empty()) std::fprintf(stderr, "; %zu entries skipped (listed above)", scan.walk_skipped.size());
+               static_cast<long long>(p.total + p.existing), static_cast<long long>(p.written),
+               static_cast<long long>(p.existing), static_cast<long long>(p.failed));
+  if (p.ignored > 0) std::fprintf(stderr, "; %lld non-image files ignored", static_cast<long long>(p.ignored));
+  if (p.skipped > 0) std::fprintf(stderr, "; %lld entries skipped (listed above)", static_cast<long long>(p.skipped));
   std::fputc('\n', stderr);
-  if (failed > 0 || !scan.walk_skipped.empty()) exit_code() = kSomeImagesFailed;
+  if (p.failed > 0 || p.skipped > 0) exit_code() = kSomeImagesFailed;
 }
 
 const CommandRegistration kFeatures("features", [](CLI::App& root) {
@@ -248,13 +57,13 @@ const CommandRegistration kFeatures("features", [](CLI::App& root) {
   auto* cmd = root.add_subcommand("features", "CLIP image embeddings for a <label>/<image> folder (TinyEmo layout)");
   cmd->add_option("--model", o->model, "CLIP model directory or weights file")->required();
   cmd->add_option("--images", o->images, "folder of <label>/<image> files (JPEG, PNG, WebP)")->required();
-  cmd->add_option("--out", o->out, "output folder (or .safetensors file with --format safetensors)")->required();
+  cmd->add_option("--out", o->out, "output folder, or a .safetensors file for one shard")->required();
   cmd->add_option("--format", o->format,
-                  "tinyemo-pt (<label>/<stem>.pt, fp16) or safetensors (one shard); default: a shard when --out ends "
-                  "in .safetensors, else tinyemo-pt");
-  cmd->add_option("--batch", o->batch, "images per forward pass")->check(CLI::PositiveNumber);
+                  "tinyemo-pt (<label>/<stem>.pt, fp16), safetensors (one shard) or auto (default: a shard when "
+                  "--out ends in .safetensors)");
+  cmd->add_option("--batch", o->batch, "images per forward pass")->check(at_least(1));
   cmd->add_option("--max-pixels", o->max_pixels, "refuse images declaring more pixels than this")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   cmd->callback([o] { run_features(*o); });
 });
 

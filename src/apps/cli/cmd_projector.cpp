@@ -2,33 +2,18 @@
 // on precomputed image features (see src/models/projector/ and docs/projector.md).
 #include <algorithm>
 #include <cstdio>
-#include <set>
-#include <sstream>
 
 #include "apps/cli/command.h"
 #include "io/file.h"
-#include "models/lm/embeddings.h"
-#include "models/lm/gguf_model.h"
-#include "models/lm/model.h"
-#include "models/lm/tokenizer.h"
-#include "models/projector/classify.h"
-#include "models/projector/dataset.h"
-#include "models/projector/model.h"
-#include "models/projector/train.h"
+#include "pipeline/classify.h"
+#include "pipeline/projector_jobs.h"
 
 namespace tinyemo::cli {
 namespace {
 
 using namespace tinyemo::projector;
-
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
+using pipeline::split_label_list;
+using pipeline::use_anchors;
 
 // Label anchors from an LM's input embeddings (TinyEmo's LLM.get_embds): for
 // each label, the mean of the embedding rows of the grounding text's tokens
@@ -46,50 +31,9 @@ struct LmAnchorOptions {
   bool given() const { return !lm.empty(); }
 
   AnchorSet anchors(const std::vector<std::string>& labels) const {
-    const LmModel model = LmModel::load(lm);
-    const std::unique_ptr<Tokenizer> tok = load_lm_tokenizer(lm, tokenizer);
-    AnchorSet a;
-    a.labels = labels;
-    a.hidden = model.token_embeddings().dim(1);
-    for (const auto& label : labels) {
-      std::string text = grounding;
-      for (size_t at = text.find("{label}"); at != std::string::npos; at = text.find("{label}", at + label.size())) {
-        text.replace(at, 7, label);
-      }
-      const std::vector<float> row = label_anchor(model, *tok, text).to_f32_vector();
-      a.rows.insert(a.rows.end(), row.begin(), row.end());
-    }
-    return a;
+    return pipeline::lm_label_anchors({lm, tokenizer, grounding}, labels);
   }
 };
-
-// Replaces the model's labels and anchors (open taxonomy); checks the width.
-void use_anchors(ProjectorModel& model, AnchorSet a, const std::string& source) {
-  TE_CHECK(a.hidden == model.hidden_dim(), "{}: anchors have dimension {}, the projector's output has {}", source,
-           a.hidden, model.hidden_dim());
-  model.set_anchors(std::move(a.labels), std::move(a.rows));
-}
-
-// The rows of `set` that the model held out (`val`), the others (`train`) or all.
-FeatureSet select_split(const FeatureSet& set, const ProjectorModel& model, const std::string& split,
-                        const std::string& model_path) {
-  if (split == "all") return set;
-  TE_CHECK(split == "val" || split == "train", "--split must be all, val or train, got \"{}\"", split);
-  TE_CHECK(!model.split.files.empty(), "{}: the model records no held-out files (trained with --val-fraction 0?)",
-           model_path);
-  const std::set<std::string> held(model.split.files.begin(), model.split.files.end());
-  std::vector<int64_t> rows;
-  int64_t found = 0;
-  for (int64_t i = 0; i < set.size(); ++i) {
-    const bool is_held = held.count(set.files[i]) != 0;
-    found += is_held;
-    if (is_held == (split == "val")) rows.push_back(i);
-  }
-  TE_CHECK(found == static_cast<int64_t>(held.size()),
-           "{}: holds {} of the model's {} held-out files (the model was trained from {})", set.source, found,
-           held.size(), model.split.features);
-  return set.subset(rows);
-}
 
 void print_evaluation_text(const Evaluation& e) {
   std::printf("accuracy %.4f (n=%lld)  macro-F1 %.4f\n", e.accuracy, static_cast<long long>(e.n), e.macro_f1);
@@ -97,19 +41,19 @@ void print_evaluation_text(const Evaluation& e) {
     std::printf("  %-12s precision %.3f  recall %.3f  f1 %.3f  n %lld\n", e.labels[l].c_str(), e.precision[l],
                 e.recall[l], e.f1[l], static_cast<long long>(e.support[l]));
   }
-}
-
-Evaluation evaluate_set(const ProjectorModel& model, FeatureSet set) {
-  remap_labels(set, model.labels());
-  const Scores s = classify(model, set.features.data<float>(), set.size());
-  std::vector<int64_t> truth, predicted;
-  for (int64_t i = 0; i < set.size(); ++i) {
-    if (set.label_ids[i] < 0) continue;
-    truth.push_back(set.label_ids[i]);
-    predicted.push_back(s.predicted[i]);
+  // The confusion matrix, rows = true label, columns = predicted (numbered as the rows).
+  int width = 5;
+  for (const auto& row : e.confusion) {
+    for (int64_t c : row) width = std::max(width, static_cast<int>(std::to_string(c).size()) + 1);
   }
-  TE_CHECK(!truth.empty(), "{}: no labelled features to evaluate", set.source);
-  return evaluate(truth, predicted, model.labels());
+  std::printf("confusion (rows: true, columns: predicted)\n  %-16s", "");
+  for (size_t c = 0; c < e.labels.size(); ++c) std::printf("%*zu", width, c + 1);
+  std::printf("\n");
+  for (size_t t = 0; t < e.confusion.size(); ++t) {
+    std::printf("  %2zu %-13s", t + 1, e.labels[t].substr(0, 13).c_str());
+    for (int64_t c : e.confusion[t]) std::printf("%*lld", width, static_cast<long long>(c));
+    std::printf("\n");
+  }
 }
 
 void add_train(CLI::App& group) {
@@ -133,14 +77,14 @@ void add_train(CLI::App& group) {
   auto* hidden = cmd->add_option("--hidden", o->hidden,
                                  "output size H = the LM hidden size (1280 OpenELM-270M; default with --anchors-lm: "
                                  "the LM's)")
-                     ->check(CLI::PositiveNumber);
-  auto* epochs = cmd->add_option("--epochs", o->epochs, "epochs (per ensemble member)")->check(CLI::PositiveNumber);
+                     ->check(at_least(1));
+  auto* epochs = cmd->add_option("--epochs", o->epochs, "epochs (per ensemble member)")->check(at_least(1));
   cmd->add_option("--batch", o->batch, "batch size (last partial batch dropped, as TinyEmo)")
-      ->check(CLI::Range(2, 1 << 20));
+      ->check(in_range(2, 1 << 20));
   cmd->add_option("--seed", o->seed, "seed of the initialisation, shuffling and dropout");
   cmd->add_option("--val-fraction", o->val_fraction,
                   "part of every label held out for validation (recorded in the model: `eval --split val`)")
-      ->check(CLI::Range(0.0, 0.95));
+      ->check(in_range(0.0, 0.95));
   cmd->add_option("--split-seed", o->split_seed, "seed of the held-out split (kept apart from --seed so that "
                                                  "training seeds share one held-out set)");
   cmd->add_option("--recipe", o->recipe,
@@ -152,71 +96,48 @@ void add_train(CLI::App& group) {
   o->lm.add_to(cmd);
   cmd->add_flag("--json", o->json, "print a JSON summary (with the held-out evaluation)");
   cmd->callback([o, loss, epochs, hidden] {
-    TrainOptions opt = TrainOptions::for_recipe(parse_recipe(o->recipe));
+    pipeline::TrainJob job;
+    job.features = o->features;
+    job.out = o->out;
+    job.options = TrainOptions::for_recipe(parse_recipe(o->recipe));
     if (loss->count()) {
-      opt.loss.kind = parse_loss(o->loss);
-      opt.loss.temperature = default_temperature(opt.loss.kind);
+      job.options.loss.kind = parse_loss(o->loss);
+      job.options.loss.temperature = default_temperature(job.options.loss.kind);
     }
-    if (epochs->count()) opt.epochs = o->epochs;
-    opt.hidden = o->hidden;
-    opt.batch = o->batch;
-    opt.seed = o->seed;
-    TE_CHECK(o->anchors.empty() || !o->lm.given(), "give --anchors or --anchors-lm, not both");
-    check_output_outside(o->out, o->features, "--features");
-    if (!o->anchors.empty()) opt.anchors = load_anchors(o->anchors, o->hidden);
-
-    const FeatureSet all = load_features(o->features);
-    for (const auto& skip : all.skipped) std::fprintf(stderr, "tinyemo: warning: skipped %s\n", skip.c_str());
-    if (opt.anchors) {
-      for (const auto& label : all.labels) {
-        TE_CHECK(std::find(opt.anchors->labels.begin(), opt.anchors->labels.end(), label) != opt.anchors->labels.end(),
-                 "{}: no anchor for label \"{}\" of {}", o->anchors, label, o->features);
-      }
+    if (epochs->count()) job.options.epochs = o->epochs;
+    job.options.hidden = o->hidden;
+    job.options.batch = o->batch;
+    job.options.seed = o->seed;
+    job.val_fraction = o->val_fraction;
+    job.split_seed = o->split_seed;
+    job.anchors_file = o->anchors;
+    job.lm_anchors = {o->lm.lm, o->lm.tokenizer, o->lm.grounding};
+    job.hidden_given = hidden->count() > 0;
+    job.on_warning = [](const std::string& w) { std::fprintf(stderr, "tinyemo: warning: %s\n", w.c_str()); };
+    const TrainOptions& opt = job.options;
+    const pipeline::TrainJobResult r = pipeline::run_train_job(
+        job,
+        [&](int64_t train, int64_t val) {
+          std::fprintf(stderr, "projector: %lld training / %lld held-out features, %s recipe, %s loss, %d epochs\n",
+                       static_cast<long long>(train), static_cast<long long>(val), o->recipe.c_str(),
+                       std::string(loss_name(opt.loss.kind)).c_str(), opt.epochs);
+        },
+        [&](const EpochReport& e) {
+          if (opt.members > 1) std::fprintf(stderr, "member %d/%d ", e.member + 1, opt.members);
+          std::fprintf(stderr, "epoch %d: loss %.5f (%.2f s)\n", e.epoch, e.mean_loss, e.seconds);
+        });
+    if (r.val_evaluation && !o->json) {
+      std::printf("held-out ");
+      print_evaluation_text(*r.val_evaluation);
     }
-    if (o->lm.given()) {
-      opt.anchors = o->lm.anchors(all.labels);
-      TE_CHECK(!hidden->count() || o->hidden == opt.anchors->hidden,
-               "--hidden {} does not match the hidden size {} of {}", o->hidden, opt.anchors->hidden, o->lm.lm);
-      opt.hidden = opt.anchors->hidden;
-    }
-    const Split split = split_train_val(all, o->val_fraction, o->split_seed);
-    TE_CHECK(split.train.size() >= 2, "{}: too few features to train on ({} after holding out {})", o->features,
-             split.train.size(), split.val.size());
-    const FeatureSet train_set = all.subset(split.train);
-    std::fprintf(stderr, "projector: %lld training / %lld held-out features, %s recipe, %s loss, %d epochs\n",
-                 static_cast<long long>(split.train.size()), static_cast<long long>(split.val.size()),
-                 o->recipe.c_str(), std::string(loss_name(opt.loss.kind)).c_str(), opt.epochs);
-    ProjectorModel model = train_projector(train_set, opt, [&opt](const EpochReport& r) {
-      if (opt.members > 1) std::fprintf(stderr, "member %d/%d ", r.member + 1, opt.members);
-      std::fprintf(stderr, "epoch %d: loss %.5f (%.2f s)\n", r.epoch, r.mean_loss, r.seconds);
-    });
-    model.split.features = o->features;
-    model.split.fraction = o->val_fraction;
-    model.split.seed = o->split_seed;
-    for (int64_t i : split.val) model.split.files.push_back(all.files[i]);
-    model.save(o->out);
-
-    nlohmann::json summary = {{"model", o->out},
-                              {"train", split.train.size()},
-                              {"val", split.val.size()},
-                              {"labels", model.labels()},
-                              {"training", model.config().training}};
-    if (!split.val.empty()) {
-      const Evaluation e = evaluate_set(model, all.subset(split.val));
-      summary["val_evaluation"] = evaluation_json(e);
-      if (!o->json) {
-        std::printf("held-out ");
-        print_evaluation_text(e);
-      }
-    }
-    if (o->json) print_json(summary);
+    if (o->json) print_json(r.summary);
     if (!o->json) std::printf("wrote %s\n", o->out.c_str());
   });
 }
 
 void add_eval(CLI::App& group) {
   struct Opts {
-    std::string model, features, split = "all", labels, anchors;
+    std::string model, features, split = "auto", labels, anchors;
     bool json = false;
     LmAnchorOptions lm;
   };
@@ -226,9 +147,9 @@ void add_eval(CLI::App& group) {
   cmd->add_option("--features", o->features, "feature folder (<label>/<name>.pt) or feature shard (.safetensors)")
       ->required();
   cmd->add_option("--split", o->split,
-                  "all: every feature; val: exactly the files the model held out at training (--val-fraction); "
-                  "train: the others")
-      ->check(CLI::IsMember({"all", "val", "train"}));
+                  "auto (default): val when the features hold the model's held-out files, else all; val: exactly "
+                  "the files the model held out at training (--val-fraction); train: the others; all: every feature")
+      ->check(CLI::IsMember({"auto", "all", "val", "train"}));
   cmd->add_option("--labels", o->labels, "comma-separated subset of the model's labels to choose among");
   cmd->add_option("--anchors", o->anchors, "replace the label set: safetensors with `anchors` [L, H] + `labels`");
   o->lm.add_to(cmd);
@@ -240,14 +161,16 @@ void add_eval(CLI::App& group) {
     for (const auto& skip : all.skipped) std::fprintf(stderr, "tinyemo: warning: skipped %s\n", skip.c_str());
     if (!o->anchors.empty()) use_anchors(model, load_anchors(o->anchors), o->anchors);
     if (o->lm.given()) use_anchors(model, o->lm.anchors(all.labels), o->lm.lm);
-    if (!o->labels.empty()) restrict_labels(model, split_commas(o->labels));
-    FeatureSet set = select_split(all, model, o->split, o->model);
-    const Evaluation e = evaluate_set(model, std::move(set));
+    if (!o->labels.empty()) restrict_labels(model, split_label_list(o->labels));
+    pipeline::EvalSplit split = pipeline::choose_eval_split(all, model, o->split, o->model);
+    const Evaluation e = pipeline::evaluate_features(model, std::move(split.set));
     if (o->json) {
       nlohmann::json j = evaluation_json(e);
-      j["split"] = o->split;
+      j["split"] = split.split;
+      j["split_note"] = split.note;
       print_json(j);
     } else {
+      std::printf("split %s: %s\n", split.split.c_str(), split.note.c_str());
       print_evaluation_text(e);
     }
   });
@@ -258,65 +181,72 @@ void add_classify(CLI::App& group) {
     std::string model, labels, anchors;
     std::vector<std::string> files;
     int64_t top_k = 3;
-    bool json = false;
+    bool json = false, jsonl = false, csv = false;
     LmAnchorOptions lm;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = group.add_subcommand("classify", "classify feature files by their nearest label anchor");
   cmd->add_option("--model", o->model, "projector model (.safetensors)")->required();
-  cmd->add_option("--top-k", o->top_k, "labels to list per file, best first")->check(CLI::PositiveNumber);
+  cmd->add_option("--top-k", o->top_k, "labels to list per file, best first")->check(at_least(1));
   cmd->add_option("--labels", o->labels,
                   "comma-separated labels to choose among: a subset of the model's, or any with --anchors-lm");
   cmd->add_option("--anchors", o->anchors,
                   "replace the label set: safetensors with `anchors` [L, H] + metadata `labels` (open taxonomy)");
   o->lm.add_to(cmd);
-  cmd->add_flag("--json", o->json, "print one JSON object {labels, results: [{file, predicted, top: [...]}]}");
+  auto* json = cmd->add_flag("--json", o->json,
+                              "print one JSON object {labels, results: [{file, predicted, scores, top: [...]} or "
+                              "{file, error}]}");
+  auto* jsonl = cmd->add_flag("--jsonl", o->jsonl, "one JSON object per line and row, as --json's results");
+  auto* csv = cmd->add_flag("--csv", o->csv, "CSV: file, predicted, one probability column per label, error");
+  json->excludes(jsonl)->excludes(csv);
+  jsonl->excludes(csv);
   cmd->add_option("files", o->files, "feature files (.pt with one [D] tensor) or feature shards (.safetensors)")
       ->required();
   cmd->callback([o] {
     ProjectorModel model = ProjectorModel::load(o->model);
     if (!o->anchors.empty()) use_anchors(model, load_anchors(o->anchors), o->anchors);
     if (o->lm.given()) {
-      use_anchors(model, o->lm.anchors(o->labels.empty() ? model.labels() : split_commas(o->labels)), o->lm.lm);
+      use_anchors(model, o->lm.anchors(o->labels.empty() ? model.labels() : split_label_list(o->labels)), o->lm.lm);
     } else if (!o->labels.empty()) {
-      restrict_labels(model, split_commas(o->labels));
+      restrict_labels(model, split_label_list(o->labels));
     }
-    const int64_t D = model.input_dim();
-    std::vector<std::string> names;
-    std::vector<float> x;
-    for (const auto& f : o->files) {
-      if (f.size() > 12 && f.compare(f.size() - 12, 12, ".safetensors") == 0) {
-        const FeatureSet shard = load_feature_shard(f, D);
-        for (int64_t i = 0; i < shard.size(); ++i) names.push_back(f + ":" + shard.files[i]);
-        x.insert(x.end(), shard.features.data<float>(), shard.features.data<float>() + shard.size() * D);
-      } else {
-        const std::vector<float> v = load_feature_file(f, D);
-        names.push_back(f);
-        x.insert(x.end(), v.begin(), v.end());
-      }
-    }
-    const int64_t n = static_cast<int64_t>(names.size());
-    const Scores s = classify(model, x.data(), n);
-    const int64_t L = s.labels;
+    const pipeline::FeatureRows rows = pipeline::load_feature_rows(o->files, model.input_dim());
+    const auto read = static_cast<int64_t>(rows.values.size() / static_cast<size_t>(model.input_dim()));
+    const Scores s = read > 0 ? classify(model, rows.values.data(), read) : Scores{};
+    const std::vector<std::string>& labels = model.labels();
+    // The same keys and forms as `tinyemo classify`, with "file" naming the feature file.
     nlohmann::json results = nlohmann::json::array();
-    for (int64_t i = 0; i < n; ++i) {
-      nlohmann::json top = nlohmann::json::array();
-      for (int64_t l : s.top_k(i, o->top_k)) {
-        top.push_back({{"label", model.labels()[l]},
-                       {"distance", s.distances[i * L + l]},
-                       {"cosine", s.cosines[i * L + l]},
-                       {"probability", s.probabilities[i * L + l]}});
+    if (o->csv) std::fputs(pipeline::classification_csv_header(labels).c_str(), stdout);
+    int64_t row = 0, failed = 0;
+    for (size_t i = 0; i < rows.names.size(); ++i) {
+      const bool ok = rows.errors[i].empty();
+      nlohmann::json r = {{"file", rows.names[i]}};
+      if (ok) {
+        r.update(pipeline::classification_json(s, row, labels, o->top_k));
+      } else {
+        std::fprintf(stderr, "tinyemo: error: %s\n", rows.errors[i].c_str());
+        r["error"] = rows.errors[i];
+        ++failed;
       }
-      results.push_back({{"file", names[i]}, {"predicted", model.labels()[s.predicted[i]]}, {"top", top}});
-      if (!o->json) {
-        std::printf("%s:", names[i].c_str());
-        for (const auto& t : top) {
+      if (o->csv) {
+        std::fputs(pipeline::classification_csv_row(rows.names[i], ok ? &s : nullptr, row, labels, rows.errors[i])
+                       .c_str(),
+                   stdout);
+      } else if (o->jsonl) {
+        std::printf("%s\n", r.dump().c_str());
+      } else if (o->json) {
+        results.push_back(std::move(r));
+      } else if (ok) {
+        std::printf("%s: %s", rows.names[i].c_str(), r["predicted"].get<std::string>().c_str());
+        for (const auto& t : r["top"]) {
           std::printf("  %s %.3f", t["label"].get<std::string>().c_str(), t["probability"].get<double>());
         }
         std::printf("\n");
       }
+      row += ok ? 1 : 0;
     }
-    if (o->json) print_json({{"labels", model.labels()}, {"results", results}});
+    if (o->json) print_json({{"labels", labels}, {"results", results}});
+    if (failed > 0) exit_code() = 2;  // some files failed; the others were classified
   });
 }
 
@@ -360,7 +290,7 @@ void add_anchors(CLI::App& group) {
   o->lm.add_to(cmd);
   cmd->callback([o] {
     TE_CHECK(o->lm.given(), "projector anchors: --anchors-lm is required");
-    save_anchors(o->out, o->lm.anchors(split_commas(o->labels)));
+    save_anchors(o->out, o->lm.anchors(split_label_list(o->labels)));
   });
 }
 

@@ -18,7 +18,11 @@ std::unique_ptr<Tokenizer> load_lm_tokenizer(const std::filesystem::path& source
   if (!tokenizer.empty()) {
     return is_gguf(tokenizer) ? load_lm_tokenizer(tokenizer) : Tokenizer::load(tokenizer);
   }
-  if (!is_gguf(source)) return Tokenizer::load(source);
+  if (!is_gguf(source)) {
+    // A model folder, or a weights file inside one.
+    std::error_code ec;
+    return Tokenizer::load(std::filesystem::is_directory(source, ec) ? source : source.parent_path());
+  }
   const auto files = lm_tokenizer_files(source);
   TE_CHECK(!files.empty(),
            "{}: the file embeds no tokenizer (it was converted from a folder without one): give one with --tokenizer",

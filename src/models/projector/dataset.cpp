@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "io/file.h"
 #include "io/pytorch.h"
 #include "io/walk.h"
 #include "io/safetensors.h"
@@ -160,23 +161,23 @@ FeatureSet load_feature_shard(const fs::path& file, int64_t expected_dim) {
 FeatureSet load_features(const fs::path& path, int64_t expected_dim) {
   TE_CHECK(fs::exists(path), "{}: no such file or folder", path.string());
   if (fs::is_directory(path)) return load_feature_folder(path, expected_dim);
+  {
+    // A shard is a safetensors file (8-byte header size, then '{'); anything
+    // else (one .pt feature, a model) is named for what it is not, rather
+    // than failing on a header size read from the wrong kind of file.
+    const InputFile in = InputFile::open(path);
+    char head[9] = {};
+    uint64_t header = 0;
+    if (in.size() >= 9) {
+      in.read_at(0, head, 9);
+      std::memcpy(&header, head, 8);
+    }
+    TE_CHECK(in.size() >= 9 && head[8] == '{' && header <= in.size() - 8,
+             "{}: is not a feature shard (a safetensors file){}: give a folder of <label>/<name>.pt feature files "
+             "or a feature shard",
+             path.string(), path.extension() == ".pt" ? " but one .pt file" : "");
+  }
   return load_feature_shard(path, expected_dim);
-}
-
-FeatureOutput feature_output(const fs::path& out, const std::string& format) {
-  const bool shard_name = out.extension() == ".safetensors";
-  if (format.empty()) {
-    return shard_name ? FeatureOutput{FeatureLayout::Shard, out} : FeatureOutput{FeatureLayout::PtFolder, out};
-  }
-  if (format == "tinyemo-pt") {
-    TE_CHECK(!shard_name,
-             "{}: names a .safetensors file, but --format tinyemo-pt writes a folder of .pt files: use --format "
-             "safetensors (or no --format) for a shard, or another --out for a folder",
-             out.string());
-    return {FeatureLayout::PtFolder, out};
-  }
-  TE_CHECK(format == "safetensors", "--format: expected tinyemo-pt or safetensors, got \"{}\"", format);
-  return {FeatureLayout::Shard, shard_name ? out : out / "features.safetensors"};
 }
 
 void save_feature_shard(const fs::path& file, const FeatureSet& set) {

@@ -46,19 +46,6 @@ FeatureSet load_feature_shard(const std::filesystem::path& file, int64_t expecte
 // One feature file (`.pt` holding a [D] or [1, D] tensor, any float dtype) as F32 [D].
 std::vector<float> load_feature_file(const std::filesystem::path& file, int64_t expected_dim = 0);
 
-// The layout a feature writer (`tinyemo features`) produces at `out`:
-// `format` "tinyemo-pt" (a <label>/<stem>.pt folder) or "safetensors" (one
-// shard: `out` itself when it ends in .safetensors, else
-// <out>/features.safetensors); empty: from `out`'s extension (.safetensors: a
-// shard, anything else: a folder). A .safetensors name with "tinyemo-pt" is
-// refused (it would create a folder named like a file).
-enum class FeatureLayout { PtFolder, Shard };
-struct FeatureOutput {
-  FeatureLayout layout = FeatureLayout::PtFolder;
-  std::filesystem::path path;  // the folder, or the shard file
-};
-FeatureOutput feature_output(const std::filesystem::path& out, const std::string& format = "");
-
 // Writes a feature shard (F32 features).
 void save_feature_shard(const std::filesystem::path& file, const FeatureSet& set);
 

@@ -5,10 +5,11 @@
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <set>
 
 #include "core/error.h"
 #include "core/memory_budget.h"
-#include "models/projector/rng.h"
+#include "core/rng.h"
 
 namespace tinyemo::projector {
 
@@ -195,6 +196,14 @@ ProjectorModel train_projector(const FeatureSet& train, const TrainOptions& o,
   if (o.anchors) {
     TE_CHECK(o.anchors->hidden == H, "anchors have dimension {}, the projector's output has {}", o.anchors->hidden, H);
   }
+  {
+    // One label gives nothing to tell apart: every loss is minimal by mapping
+    // everything onto that anchor, and the model would predict it always.
+    std::set<int64_t> present(data.y.begin(), data.y.end());
+    TE_CHECK(present.size() >= 2,
+             "{}: the training features hold one label ({}); a projector needs features of at least two labels",
+             train.source, labels[static_cast<size_t>(*present.begin())]);
+  }
   data.x.resize(static_cast<size_t>(N * D));
   normalize_inputs(o.input_norm, train.features.data<float>(), N, D, data.x.data());
 
@@ -215,7 +224,7 @@ ProjectorModel train_projector(const FeatureSet& train, const TrainOptions& o,
   }
   std::vector<MlpWeights> members;
   for (int k = 0; k < o.members; ++k) {
-    const uint64_t seed = o.seed + 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(k);
+    const uint64_t seed = o.seed + kSplitmixGamma * static_cast<uint64_t>(k);
     MemberResult r = train_member(data, model.layout(), L, anchors, learn_anchors && k == 0, o, seed, k, on_epoch);
     members.push_back(std::move(r.weights));
     anchors = std::move(r.anchors);
