@@ -56,6 +56,19 @@ TEST_F(ImageFolder, FeaturesFollowLinksReportWhatTheyPassOverAndInferAShard) {
   EXPECT_NE(r.err.find("x.png: a FIFO (named pipe), not a regular file"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("dangling.jpg: a symbolic link to a missing target"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("2 entries skipped"), std::string::npos) << r.err;
+  // --json: the same counts on stdout.
+  const auto again = run_cli([&] {
+    auto args = features(shard);
+    args.push_back("--json");
+    return args;
+  }(), 60.0);
+  const auto j = nlohmann::json::parse(again.out);
+  EXPECT_EQ(j["images"], 2);
+  EXPECT_EQ(j["existing"], 2);
+  EXPECT_EQ(j["written"], 0);
+  EXPECT_EQ(j["skipped"], 2);
+  EXPECT_EQ(j["skipped_entries"].size(), 2u);
+  EXPECT_EQ(j["out"], shard.string());
   // No --format: the .safetensors name makes a shard file, not a folder named x.safetensors.
   ASSERT_TRUE(fs::is_regular_file(shard));
   const auto st = SafetensorsFile::open(shard);

@@ -213,8 +213,9 @@ TEST(HostileBatches, ABatchNeverHoldsMoreImagesThanThereAre) {
   auto embed = [&](int64_t batch) {
     std::vector<std::vector<float>> out(files.size());
     clip::embed_image_files(m, files, batch, ImageLimits{}, [&](size_t i, const float* e, const std::string& error) {
-      ASSERT_NE(e, nullptr) << error;
-      out[i].assign(e, e + m.config().projection_dim);
+      EXPECT_NE(e, nullptr) << error;
+      if (e != nullptr) out[i].assign(e, e + m.config().projection_dim);
+      return true;
     });
     return out;
   };

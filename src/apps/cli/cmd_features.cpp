@@ -17,6 +17,7 @@ struct Opts {
   std::string model, images, out, format = "auto";
   int64_t batch = 8;
   int64_t max_pixels = ImageLimits{}.max_pixels;
+  bool json = false;
 };
 
 void run_features(const Opts& o) {
@@ -29,6 +30,7 @@ void run_features(const Opts& o) {
   f.limits = ImageLimits{o.max_pixels};
   std::unique_ptr<ProgressBar> bar;
   int64_t skipped = 0;
+  nlohmann::json errors = nlohmann::json::array(), skips = nlohmann::json::array();
   const pipeline::FeaturesProgress p =
       pipeline::extract_features(model, f, [&](const pipeline::FeaturesProgress& p, const std::string& error) {
         if (!bar) {
@@ -36,8 +38,12 @@ void run_features(const Opts& o) {
         } else if (p.skipped > skipped) {  // an entry the folder walk passed over
           skipped = p.skipped;
           bar->message("tinyemo: skipped " + error);
+          skips.push_back(error);
         } else {
-          if (!error.empty()) bar->message("tinyemo: error: " + error);
+          if (!error.empty()) {
+            bar->message("tinyemo: error: " + error);
+            errors.push_back(error);
+          }
           bar->advance();
         }
         return true;
@@ -49,6 +55,17 @@ void run_features(const Opts& o) {
   if (p.ignored > 0) std::fprintf(stderr, "; %lld non-image files ignored", static_cast<long long>(p.ignored));
   if (p.skipped > 0) std::fprintf(stderr, "; %lld entries skipped (listed above)", static_cast<long long>(p.skipped));
   std::fputc('\n', stderr);
+  if (o.json) {
+    print_json({{"out", o.out},
+                {"images", p.total + p.existing},
+                {"written", p.written},
+                {"existing", p.existing},
+                {"failed", p.failed},
+                {"ignored", p.ignored},
+                {"skipped", p.skipped},
+                {"errors", errors},
+                {"skipped_entries", skips}});
+  }
   if (p.failed > 0 || p.skipped > 0) exit_code() = kSomeImagesFailed;
 }
 
@@ -64,6 +81,9 @@ const CommandRegistration kFeatures("features", [](CLI::App& root) {
   cmd->add_option("--batch", o->batch, "images per forward pass")->check(at_least(1));
   cmd->add_option("--max-pixels", o->max_pixels, "refuse images declaring more pixels than this")
       ->check(at_least(1));
+  cmd->add_flag("--json", o->json,
+                "print a JSON summary on stdout: {out, images, written, existing, failed, ignored, skipped, errors, "
+                "skipped_entries}");
   cmd->callback([o] { run_features(*o); });
 });
 
