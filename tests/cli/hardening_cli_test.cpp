@@ -312,5 +312,27 @@ TEST(FeaturesIdentity, ResumingWithAnotherModelIsRefused) {
   EXPECT_EQ(projector::load_features(dir / "folder").size(), 2);
 }
 
+TEST(LmHardening, TokenizeReadsAGgufShowsTokensAndDecodes) {
+  TokenizedLm lm;
+  lm.convert("f16");
+  const auto folder = run_cli({"tokenize", "--tokenizer", (lm.folder / "tokenizer.model").string(), "--text",
+                               "hello world", "--json"});
+  const auto gguf = run_cli({"tokenize", "--tokenizer", lm.gguf.string(), "--text", "hello world", "--json"});
+  ASSERT_EQ(gguf.exit_code, 0) << gguf.err;
+  const auto j = nlohmann::json::parse(gguf.out);
+  EXPECT_EQ(j["ids"], nlohmann::json::parse(folder.out)["ids"]);
+  ASSERT_EQ(j["tokens"].size(), j["ids"].size());
+  std::string ids;
+  for (const auto& id : j["ids"]) {
+    if (!ids.empty()) ids += ',';
+    ids += std::to_string(id.get<int>());
+  }
+  const auto back = run_cli({"tokenize", "--tokenizer", lm.gguf.string(), "--ids", ids, "--json"});
+  ASSERT_EQ(back.exit_code, 0) << back.err;
+  EXPECT_EQ(nlohmann::json::parse(back.out)["text"], "hello world");
+  const auto bad = run_cli({"tokenize", "--tokenizer", lm.gguf.string(), "--ids", "1,x"});
+  EXPECT_NE(bad.err.find("--ids: \"x\" is not a token id"), std::string::npos) << bad.err;
+}
+
 }  // namespace
 }  // namespace tinyemo
