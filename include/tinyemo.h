@@ -206,7 +206,7 @@ typedef struct te_features_progress {
   size_t total;     /* images found */
   size_t done;      /* embedded in this run */
   size_t existing;  /* already in the output (resumed) */
-  size_t failed;    /* unreadable */
+  size_t failed;    /* unreadable, or passed over by the folder walk (a FIFO, a dangling link) */
   const char *error; /* the last failure's message, or NULL */
 } te_features_progress;
 

@@ -56,6 +56,42 @@ std::string weat_explanation(const nlohmann::json& t, const std::string& x, cons
       t["exact"].get<bool>() ? "exact" : "sampled", t["partitions"].get<int64_t>(), t["p_adjusted"].get<double>());
 }
 
+// cos(term t, label anchor e) for every pair, row-major [terms, labels].
+struct CosineTable {
+  size_t terms = 0, labels = 0;
+  std::vector<double> values;
+  double at(size_t t, size_t e) const { return values[t * labels + e]; }
+
+  // s(w, A, B) for every term w: A = {anchor a}, B = {anchor b} or, for b < 0,
+  // every other anchor in label order. The sums run in the order weat.cpp's
+  // association() runs them over copied vectors, so the results are the same bits.
+  std::vector<double> associations(size_t a, int64_t b) const {
+    std::vector<double> s(terms);
+    for (size_t t = 0; t < terms; ++t) {
+      double sa = 0.0, sb = 0.0;
+      sa += at(t, a);
+      size_t nb = 0;
+      for (size_t f = 0; f < labels; ++f) {
+        if (b < 0 ? f == a : f != static_cast<size_t>(b)) continue;
+        sb += at(t, f);
+        ++nb;
+      }
+      s[t] = sa / 1.0 - sb / static_cast<double>(nb);
+    }
+    return s;
+  }
+};
+
+CosineTable cosine_table(const Vectors& terms, const Vectors& anchors) {
+  CosineTable c;
+  c.terms = terms.size();
+  c.labels = anchors.size();
+  c.values.resize(c.terms * c.labels);
+  for (size_t t = 0; t < c.terms; ++t)
+    for (size_t e = 0; e < c.labels; ++e) c.values[t * c.labels + e] = cosine(terms[t], anchors[e]);
+  return c;
+}
+
 }  // namespace
 
 TermList parse_term_list(std::string_view text, const std::string& source, const std::string& name) {
@@ -146,10 +182,17 @@ nlohmann::json run_associations(const AssociationInput& in, const AssociationOpt
   for (size_t e = 0; e < labels.size(); ++e)
     j["labels"].push_back({{"label", labels[e]}, {"tokens", in.label_vectors.ids[e]}});
 
+  // The cosine of every target term to every label anchor, computed once:
+  // everything below reads these, so memory is terms x labels (plus the
+  // anchors), never labels^2 x hidden as copying each test's attribute sets was.
+  const CosineTable cx = cosine_table(in.x_vectors.vectors, anchors);
+  const CosineTable cy = cosine_table(in.y_vectors.vectors, anchors);
+
   // Where each target set sits: cosine of every term to every label anchor.
   j["targets"] = nlohmann::json::array();
   for (const auto* set : {&in.x, &in.y}) {
     const EmbeddedTerms& ev = set == &in.x ? in.x_vectors : in.y_vectors;
+    const CosineTable& ct = set == &in.x ? cx : cy;
     nlohmann::json tj = {{"name", set->name}, {"file", set->source}, {"terms", nlohmann::json::array()}};
     std::vector<double> mean(labels.size(), 0.0);
     for (size_t t = 0; t < set->terms.size(); ++t) {
@@ -157,7 +200,7 @@ nlohmann::json run_associations(const AssociationInput& in, const AssociationOpt
       size_t best = 0;
       double best_cos = -2.0;
       for (size_t e = 0; e < labels.size(); ++e) {
-        const double c = cosine(ev.vectors[t], anchors[e]);
+        const double c = ct.at(t, e);
         cos[labels[e]] = c;
         mean[e] += c / static_cast<double>(set->terms.size());
         if (c > best_cos) best_cos = c, best = e;
@@ -175,41 +218,39 @@ nlohmann::json run_associations(const AssociationInput& in, const AssociationOpt
   nlohmann::json diff = nlohmann::json::object();
   for (size_t e = 0; e < labels.size(); ++e) {
     double dx = 0.0, dy = 0.0;
-    for (const auto& v : in.x_vectors.vectors) dx += cosine(v, anchors[e]) / static_cast<double>(in.x_vectors.vectors.size());
-    for (const auto& v : in.y_vectors.vectors) dy += cosine(v, anchors[e]) / static_cast<double>(in.y_vectors.vectors.size());
+    for (size_t t = 0; t < cx.terms; ++t) dx += cx.at(t, e) / static_cast<double>(cx.terms);
+    for (size_t t = 0; t < cy.terms; ++t) dy += cy.at(t, e) / static_cast<double>(cy.terms);
     diff[labels[e]] = dx - dy;
   }
   j["mean_cosine_difference"] = diff;
 
-  // WEATs: each label vs the rest, then each pair.
+  // WEATs: each label vs the rest, then each pair. A test names its
+  // attribute sets by label index (b = -1: every other label).
   struct Spec {
-    std::string kind, a, b;
-    Vectors va, vb;
+    std::string kind;
+    size_t a;
+    int64_t b;
   };
   std::vector<Spec> specs;
-  for (size_t e = 0; e < labels.size(); ++e) {
-    Spec s{"label_vs_rest", labels[e], "rest", {anchors[e]}, {}};
-    for (size_t f = 0; f < labels.size(); ++f)
-      if (f != e) s.vb.push_back(anchors[f]);
-    specs.push_back(std::move(s));
-  }
+  for (size_t e = 0; e < labels.size(); ++e) specs.push_back({"label_vs_rest", e, -1});
   if (o.label_pairs) {
     for (size_t e = 0; e < labels.size(); ++e)
-      for (size_t f = e + 1; f < labels.size(); ++f)
-        specs.push_back({"label_pair", labels[e], labels[f], {anchors[e]}, {anchors[f]}});
+      for (size_t f = e + 1; f < labels.size(); ++f) specs.push_back({"label_pair", e, static_cast<int64_t>(f)});
   }
+  const auto label_name = [&](int64_t b) { return b < 0 ? std::string("rest") : labels[static_cast<size_t>(b)]; };
   std::vector<double> p_two;
   j["tests"] = nlohmann::json::array();
   bool any_undefined = false;
   for (size_t i = 0; i < specs.size(); ++i) {
     WeatOptions wo = o.weat;
     wo.stream = i;
-    const WeatResult r = weat(in.x_vectors.vectors, in.y_vectors.vectors, specs[i].va, specs[i].vb, wo);
+    const WeatResult r = weat_from_associations(cx.associations(specs[i].a, specs[i].b),
+                                                cy.associations(specs[i].a, specs[i].b), wo);
     any_undefined |= std::isnan(r.effect_size);
     p_two.push_back(r.p_two_sided);
     j["tests"].push_back({{"kind", specs[i].kind},
-                          {"a", specs[i].a},
-                          {"b", specs[i].b},
+                          {"a", labels[specs[i].a]},
+                          {"b", label_name(specs[i].b)},
                           {"statistic", r.statistic},
                           {"effect_size", json_number(r.effect_size)},
                           {"p_one_sided", r.p_one_sided},

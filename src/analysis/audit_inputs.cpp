@@ -107,10 +107,12 @@ AuditInputs load_audit_inputs(const projector::ProjectorModel& model, const fs::
       x.insert(x.end(), f, f + D);
     } else {
       const fs::path file = features / row.file;
-      if (!fs::is_regular_file(file)) {
+      std::error_code ec;
+      if (!fs::exists(file, ec)) {
         skipped.add(fmt::format("no such file in {}", features.string()), row.file);
         continue;
       }
+      // Anything else (a FIFO, a folder) is refused by the reader with what it is.
       try {
         const std::vector<float> f = projector::load_feature_file(file, D);
         x.insert(x.end(), f.begin(), f.end());
@@ -151,9 +153,9 @@ AuditInputs load_audit_inputs(const projector::ProjectorModel& model, const fs::
   in.provenance = {{"features", features.string()},
                    {"features_format", shard ? "feature shard (safetensors)" : "TinyEmo folder (<label>/<name>.pt)"},
                    {"groups_csv", groups_csv.string()},
-                   {"csv_rows", csv.rows.size() + (csv.warnings.size())},
+                   {"csv_rows", csv.rows.size() + csv.rows_skipped},
                    {"images_used", n},
-                   {"rows_skipped", skipped.total() + csv.warnings.size()},
+                   {"rows_skipped", skipped.total() + csv.rows_skipped},
                    {"label_column", csv.has_label_column},
                    {"scores", "softmax probabilities of the projector (cosine / temperature)"}};
   return in;

@@ -8,6 +8,7 @@
 #include "analysis/permutation.h"
 #include "core/rng.h"
 #include "core/error.h"
+#include "core/memory_budget.h"
 #include "core/thread_pool.h"
 
 namespace tinyemo::analysis {
@@ -349,6 +350,9 @@ AuditResult run_group_audit(const AuditData& d, const AuditOptions& o) {
   r.labels = d.labels;
   const Prepared p = prepare(d, r.warnings);
   const int G = p.num_groups, L = p.num_labels;
+  // The bootstrap keeps every resample's statistics for the percentiles.
+  check_memory_request(8.0 * static_cast<double>(o.bootstrap) * (num_bootstrap_statistics(G, L) + 1),
+                       fmt::format("--bootstrap {} over {} groups x {} labels", o.bootstrap, G, L));
   r.n = p.n;
   std::vector<std::string> group_names;
   for (int g : p.kept) group_names.push_back(d.groups[g]);
@@ -511,14 +515,19 @@ AuditResult run_group_audit(const AuditData& d, const AuditOptions& o) {
     }
   }
 
-  // Flags, strongest evidence first.
+  // Flags, strongest evidence first. With two groups, "A vs the rest" and "B
+  // vs the rest" are one comparison seen from both sides (mirror effects, the
+  // same p-value): each finding is flagged once, for the group whose rate is
+  // the higher one.
+  const auto mirrored = [G](double effect) { return G == 2 && effect < 0.0; };
   for (size_t i = 0; i < r.pairs.size(); ++i) {
     const PairResult& pr = r.pairs[i];
-    if (pr.evidence.p_adjusted < o.alpha && std::fabs(pr.effect) > o.min_effect) {
+    if (pr.evidence.p_adjusted < o.alpha && std::fabs(pr.effect) > o.min_effect && !mirrored(pr.effect)) {
       r.flags.push_back({"prediction_rate", static_cast<int>(i), pr.effect, pr.evidence.p_value,
                          pr.evidence.p_adjusted, pr.evidence.z, "", ""});
     }
-    if (r.has_labels && pr.conditional.p_adjusted < o.alpha && std::fabs(pr.conditional_effect) > o.min_effect) {
+    if (r.has_labels && pr.conditional.p_adjusted < o.alpha && std::fabs(pr.conditional_effect) > o.min_effect &&
+        !mirrored(pr.conditional_effect)) {
       // Given the true label, a difference is the model's by construction.
       r.flags.push_back({"conditional_on_label", static_cast<int>(i), pr.conditional_effect, pr.conditional.p_value,
                          pr.conditional.p_adjusted, pr.conditional.z, "model", ""});

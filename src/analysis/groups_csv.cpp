@@ -107,23 +107,38 @@ GroupsCsv parse_groups_csv(std::string_view text, const std::string& where) {
   GroupsCsv csv;
   csv.has_label_column = label_col >= 0;
   std::map<std::string, int> seen;  // file -> line of its first row
+  // Skipped rows by reason, in the order the reasons first occur: the example text of each.
+  std::vector<std::pair<std::string, std::vector<std::string>>> skipped;
+  auto skip = [&](const std::string& reason, std::string example) {
+    auto it = std::find_if(skipped.begin(), skipped.end(), [&](const auto& s) { return s.first == reason; });
+    if (it == skipped.end()) it = skipped.insert(skipped.end(), {reason, {}});
+    it->second.push_back(std::move(example));
+    ++csv.rows_skipped;
+  };
   for (size_t r = 1; r < records.size(); ++r) {
     const Record& rec = records[r];
     TE_CHECK(rec.fields.size() == header.fields.size(), "{}: line {}: {} fields, the header has {}", where, rec.line,
              rec.fields.size(), header.fields.size());
     GroupRow row{rec.fields[file_col], rec.fields[group_col], label_col >= 0 ? rec.fields[label_col] : "", rec.line};
     if (row.file.empty() || row.group.empty()) {
-      csv.warnings.push_back(fmt::format("{}: line {}: empty {} cell; row skipped", where, rec.line,
-                                         row.file.empty() ? "file" : "group"));
+      skip(fmt::format("empty {} cell", row.file.empty() ? "file" : "group"), fmt::format("line {}", rec.line));
       continue;
     }
     const auto [it, inserted] = seen.emplace(row.file, rec.line);
     if (!inserted) {
-      csv.warnings.push_back(fmt::format("{}: line {}: \"{}\" is already listed on line {}; row skipped", where,
-                                         rec.line, row.file, it->second));
+      skip("a file already listed on an earlier line (the first row is used)",
+           fmt::format("line {} (\"{}\", first on line {})", rec.line, row.file, it->second));
       continue;
     }
     csv.rows.push_back(std::move(row));
+  }
+  constexpr size_t kNamed = 5;
+  for (const auto& [reason, examples] : skipped) {
+    std::string named;
+    for (size_t i = 0; i < std::min(examples.size(), kNamed); ++i) named += (i ? ", " : "") + examples[i];
+    if (examples.size() > kNamed) named += fmt::format(", ... ({} more)", examples.size() - kNamed);
+    csv.warnings.push_back(fmt::format("{}: {} row{} skipped: {}: {}", where, examples.size(),
+                                       examples.size() == 1 ? "" : "s", reason, named));
   }
   if (csv.rows.empty()) fail("{}: no usable rows (expected file,group[,label] after the header)", where);
   return csv;

@@ -27,7 +27,11 @@ struct GroupRow {
 struct GroupsCsv {
   std::vector<GroupRow> rows;
   bool has_label_column = false;
+  // One line per reason rows were skipped (an empty cell, a file listed
+  // again), with the count and the first few lines: a CSV with hundreds of
+  // repeats gives one warning, not hundreds.
   std::vector<std::string> warnings;
+  size_t rows_skipped = 0;
 };
 
 // `where` names the source in messages (the file path).

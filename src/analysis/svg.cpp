@@ -99,7 +99,11 @@ std::string heat_map_svg(const HeatMap& c) {
   int col_width = 72;
   for (const auto& name : c.cols) col_width = std::max(col_width, text_width(name) + 10);
   const int top = 24, legend_height = 40;
-  const int width = kLabelWidth + col_width * static_cast<int>(c.cols.size()) + 10;
+  // The colour legend (a 210-pixel ramp, then its caption) may be wider than
+  // the cells: a one-column map of 72 pixels would cut it off.
+  const std::string legend_caption = fmt::format("{:+.0f}{}   (black outline: flagged)", c.scale * c.print_factor, c.unit);
+  const int width = std::max(kLabelWidth + col_width * static_cast<int>(c.cols.size()) + 10,
+                             kLabelWidth + 214 + text_width(legend_caption) + 10);
   const int height = top + kRowHeight * static_cast<int>(c.rows.size()) + legend_height;
   std::string s = svg_open(width, height, "heat map");
   for (size_t k = 0; k < c.cols.size(); ++k)
@@ -129,8 +133,7 @@ std::string heat_map_svg(const HeatMap& c) {
                      diverging(v));
   }
   s += text(kLabelWidth - 4, ly + 9, fmt::format("{:+.0f}{}", -c.scale * c.print_factor, c.unit), "end");
-  s += text(kLabelWidth + 214, ly + 9,
-            fmt::format("{:+.0f}{}   (black outline: flagged)", c.scale * c.print_factor, c.unit));
+  s += text(kLabelWidth + 214, ly + 9, legend_caption);
   return s + "</svg>";
 }
 

@@ -48,13 +48,22 @@ WeatResult weat(const Vectors& x, const Vectors& y, const Vectors& a, const Vect
   TE_CHECK(!x.empty() && !y.empty(), "WEAT: both target sets need at least one term ({} and {})", x.size(), y.size());
   TE_CHECK(!a.empty() && !b.empty(), "WEAT: both attribute sets need at least one vector ({} and {})", a.size(),
            b.size());
+  std::vector<double> s_x, s_y;
+  for (const auto& w : x) s_x.push_back(association(w, a, b));
+  for (const auto& w : y) s_y.push_back(association(w, a, b));
+  return weat_from_associations(std::move(s_x), std::move(s_y), o);
+}
+
+WeatResult weat_from_associations(std::vector<double> s_x, std::vector<double> s_y, const WeatOptions& o) {
+  TE_CHECK(!s_x.empty() && !s_y.empty(), "WEAT: both target sets need at least one term ({} and {})", s_x.size(),
+           s_y.size());
   TE_CHECK(o.permutations >= 1, "WEAT: need at least one permutation");
   WeatResult r;
-  for (const auto& w : x) r.s_x.push_back(association(w, a, b));
-  for (const auto& w : y) r.s_y.push_back(association(w, a, b));
+  r.s_x = std::move(s_x);
+  r.s_y = std::move(s_y);
   std::vector<double> all = r.s_x;
   all.insert(all.end(), r.s_y.begin(), r.s_y.end());
-  const int nx = static_cast<int>(x.size()), n = static_cast<int>(all.size());
+  const int nx = static_cast<int>(r.s_x.size()), n = static_cast<int>(all.size());
   const double sum_x = std::accumulate(r.s_x.begin(), r.s_x.end(), 0.0);
   const double total = std::accumulate(all.begin(), all.end(), 0.0);
   r.statistic = 2.0 * sum_x - total;

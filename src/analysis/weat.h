@@ -42,4 +42,9 @@ double association(const std::vector<float>& w, const Vectors& a, const Vectors&
 // Throws tinyemo::Error when a set is empty or vector sizes differ.
 WeatResult weat(const Vectors& x, const Vectors& y, const Vectors& a, const Vectors& b, const WeatOptions& options);
 
+// The same test from associations already computed (s_x: s(x, A, B) for each
+// x in X, s_y for Y): for callers that hold the cosines and need not copy the
+// attribute vectors (associations.cpp runs one test per emotion label).
+WeatResult weat_from_associations(std::vector<double> s_x, std::vector<double> s_y, const WeatOptions& options);
+
 }  // namespace tinyemo::analysis

@@ -116,7 +116,7 @@ te_status te_lm_load(const char* path, const te_lm_params* params, te_lm** out) 
     ScopedThreadPool use(&lm->pool);
     lm->model = LmModel::load(path, o);
     if (p.tokenizer != nullptr) {
-      lm->tokenizer = Tokenizer::load(p.tokenizer);
+      lm->tokenizer = load_lm_tokenizer(path, p.tokenizer);  // a tokenizer file, folder or .gguf
     } else if (!lm_tokenizer_files(path).empty()) {
       lm->tokenizer = load_lm_tokenizer(path);
     }

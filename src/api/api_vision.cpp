@@ -291,7 +291,7 @@ te_status te_features_extract(te_clip* clip, const char* images_dir, const char*
       c.total = static_cast<size_t>(p.total);
       c.done = static_cast<size_t>(p.written);
       c.existing = static_cast<size_t>(p.existing);
-      c.failed = static_cast<size_t>(p.failed);
+      c.failed = static_cast<size_t>(p.failed + p.skipped);  // entries the folder walk passed over count as failed
       c.error = error.empty() ? nullptr : error.c_str();
       return c;
     };

@@ -74,8 +74,9 @@ void check_declared_size(const std::string& name, std::string_view format, int64
   TE_CHECK(width > 0 && height > 0, "{}: {} header declares an empty image ({} x {})", name, format, width, height);
   if (width > limits.max_pixels / height) {
     throw TooLargeError(fmt::format(
-        "{}: {} header declares {} x {} = {} pixels, more than the limit of {} (decompression bomb?)", name, format,
-        width, height, width * height, limits.max_pixels));
+        "{}: {} header declares {} x {} = {} pixels, more than the limit of {} (decompression bomb? --max-pixels "
+        "raises the limit)",
+        name, format, width, height, width * height, limits.max_pixels));
   }
 }
 
@@ -90,6 +91,26 @@ struct JpegErrorManager {
   char message[JMSG_LENGTH_MAX];
   bool truncated;
 };
+
+// Counts the scans of a progressive file as libjpeg reads them (its progress
+// hook is called at least once per scan) and stops a file with more than the
+// limit: each scan is a pass over the whole coefficient buffer, so a small
+// file of thousands of tiny scans costs minutes (libjpeg-turbo's own tools
+// stop at 500).
+struct JpegScanLimit {
+  jpeg_progress_mgr pub;
+  int max_scans;
+};
+
+void jpeg_count_scans(j_common_ptr cinfo) {
+  auto* limit = reinterpret_cast<JpegScanLimit*>(cinfo->progress);
+  const auto* d = reinterpret_cast<j_decompress_ptr>(cinfo);
+  if (d->input_scan_number > limit->max_scans) {
+    std::snprintf(reinterpret_cast<JpegErrorManager*>(cinfo->err)->message, JMSG_LENGTH_MAX,
+                  "more than %d scans (a progressive file this fragmented is refused)", limit->max_scans);
+    std::longjmp(reinterpret_cast<JpegErrorManager*>(cinfo->err)->jump, 1);
+  }
+}
 
 [[noreturn]] void jpeg_fatal(j_common_ptr cinfo) {
   auto* err = reinterpret_cast<JpegErrorManager*>(cinfo->err);
@@ -122,6 +143,10 @@ void decode_jpeg(const uint8_t* data, size_t size, const std::string& name, cons
     fail("{}: not a readable JPEG: {}", name, err.message);
   }
   jpeg_create_decompress(&cinfo);
+  JpegScanLimit scan_limit{};
+  scan_limit.pub.progress_monitor = jpeg_count_scans;
+  scan_limit.max_scans = limits.max_jpeg_scans;
+  cinfo.progress = &scan_limit.pub;
   jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
   jpeg_read_header(&cinfo, TRUE);
   const int64_t width = cinfo.image_width, height = cinfo.image_height;
@@ -129,6 +154,29 @@ void decode_jpeg(const uint8_t* data, size_t size, const std::string& name, cons
     jpeg_destroy_decompress(&cinfo);
     check_declared_size(name, "JPEG", width, height, limits);
   }
+  // Huffman coding spends at least one bit on every block's DC coefficient,
+  // so the MCUs a file declares are bounded by its size: a short file
+  // declaring a large image is truncated, refused before the image is
+  // allocated. (Arithmetic-coded files can be denser: only the pixel budget
+  // bounds them.)
+  if (!cinfo.arith_code) {
+    const int64_t mcu_w = 8 * std::max(cinfo.max_h_samp_factor, 1), mcu_h = 8 * std::max(cinfo.max_v_samp_factor, 1);
+    const int64_t mcus = ((width + mcu_w - 1) / mcu_w) * ((height + mcu_h - 1) / mcu_h);
+    if (mcus > 8 * static_cast<int64_t>(size) + 1024) {
+      jpeg_destroy_decompress(&cinfo);
+      fail("{}: JPEG header declares {} x {} pixels ({} MCUs), more than its {} bytes can encode: the file is "
+           "truncated",
+           name, width, height, mcus, size);
+    }
+  }
+  // libjpeg allocates what the header asks for (a progressive file's whole
+  // coefficient buffer, at start); with no backing store it refuses more than
+  // max_memory_to_use. The budget: the declared image's coefficients (2 bytes
+  // a sample, each component at full size, rounded up to whole 16 x 16 MCUs)
+  // and 32 MB for libjpeg's own tables and strips.
+  cinfo.mem->max_memory_to_use = static_cast<long>((width + 16) * (height + 16) * 2 *
+                                                       std::max(cinfo.num_components, 1) +
+                                                   (32 << 20));
   // Pillow's choices: 1 component -> "L", 3 -> "RGB" (libjpeg converts
   // YCbCr), 4 -> "CMYK" read as Adobe-inverted ("CMYK;I"). Default decoder
   // settings otherwise: ISLOW DCT, fancy upsampling (as Pillow outside draft mode).
@@ -221,6 +269,16 @@ void read_png_rows(PngReader& reader, const std::string& name, const ImageLimits
   if (info == nullptr) png_error(png, "out of memory");
   png_set_read_fn(png, &reader, png_read_memory);
   png_set_user_limits(png, 0x7fffffff, 0x7fffffff);  // our own pixel budget applies instead
+  // Ancillary chunks (tEXt, zTXt, iCCP, ...) are read whole into memory: an
+  // 81-byte file declaring a 2 GB tEXt chunk would allocate (and fill) 2 GB
+  // before finding the file too short. libpng refuses a larger chunk with
+  // "chunk data is too large"; the cache limit caps how many are kept.
+  png_set_chunk_malloc_max(png, static_cast<png_alloc_size_t>(limits.max_chunk_bytes));
+  png_set_chunk_cache_max(png, static_cast<png_uint_32>(limits.max_chunks));
+  // Text and time chunks are never used: skipped unread.
+  static const png_byte kIgnored[] = {'t', 'E', 'X', 't', '\0', 'z', 'T', 'X', 't', '\0', 'i', 'T', 'X', 't', '\0',
+                                      't', 'I', 'M', 'E', '\0'};
+  png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, kIgnored, 4);
   png_read_info(png, info);
   png_uint_32 w = 0, h = 0;
   png_get_IHDR(png, info, &w, &h, &header.bit_depth, &header.color_type, nullptr, nullptr, nullptr);
@@ -229,6 +287,16 @@ void read_png_rows(PngReader& reader, const std::string& name, const ImageLimits
   if (header.width <= 0 || header.height <= 0 || header.width > limits.max_pixels / header.height) {
     png_destroy_read_struct(&png, &info, nullptr);
     check_declared_size(name, "PNG", header.width, header.height, limits);
+  }
+  // Deflate expands at most ~1032:1, so the pixel data a file can hold is
+  // bounded by its size: a short file declaring a large image is truncated,
+  // and is refused before its rows are allocated.
+  const double pixel_bytes = static_cast<double>(header.height) * static_cast<double>(png_get_rowbytes(png, info));
+  if (pixel_bytes > 1100.0 * static_cast<double>(reader.size) + 65536.0) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    fail("{}: PNG header declares {} x {} pixels ({:.0f} bytes), more than its {} bytes can hold: the file is "
+         "truncated",
+         name, header.width, header.height, pixel_bytes, reader.size);
   }
   if (header.color_type == PNG_COLOR_TYPE_PALETTE) {
     png_colorp palette = nullptr;

@@ -52,9 +52,22 @@ struct Image {
 };
 
 struct ImageLimits {
-  // Largest width * height accepted. The default is the size at which
-  // Pillow refuses a file as a decompression bomb (2 * MAX_IMAGE_PIXELS).
-  int64_t max_pixels = 2 * int64_t{89478485};
+  // Largest width * height accepted, checked on the header before any pixel
+  // is decoded. CLIP sees 224 x 224 (336 x 336 for ViT-L/14@336) pixels, so
+  // detail beyond a few tens of megapixels is never used, while decoding it
+  // costs width x height x channels bytes at once (a 12000 x 12000 PNG of
+  // 420 KB: 432 MB per copy). The default, 2^25 = 33.5 M pixels, holds an 8K
+  // UHD frame (7680 x 4320) and the 24-30 MP photos of most cameras, at most
+  // 134 MB decoded (4 channels); larger files are refused with a message
+  // naming --max-pixels, which raises it.
+  int64_t max_pixels = kDefaultMaxPixels;
+  static constexpr int64_t kDefaultMaxPixels = int64_t{1} << 25;
+  // Largest ancillary PNG chunk (text, ICC profile, ...) held in memory and
+  // most such chunks per file; JPEG scans per file (progressive files decode
+  // every scan: hostile ones declare thousands).
+  int64_t max_chunk_bytes = 8 << 20;
+  int max_chunks = 256;
+  int max_jpeg_scans = 500;
 };
 
 // Decodes a whole file held in memory; `name` is used in error messages.

@@ -5,6 +5,8 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "io/json.h"
+
 namespace tinyemo {
 
 namespace {
@@ -58,13 +60,9 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
   f.data_start_ = 8 + header_len;
   const size_t data_size = size - f.data_start_;
 
-  nlohmann::ordered_json header;
-  try {
-    header = nlohmann::ordered_json::parse(reinterpret_cast<const char*>(f.file_->data()) + 8,
-                                           reinterpret_cast<const char*>(f.file_->data()) + f.data_start_);
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: safetensors header is not valid JSON: {}", where, e.what());
-  }
+  // Strict: a tensor (or metadata key) named twice is refused, not resolved last-wins.
+  const nlohmann::ordered_json header = parse_ordered_json_text(
+      std::string_view(reinterpret_cast<const char*>(f.file_->data()) + 8, header_len), where + ": safetensors header");
   TE_CHECK(header.is_object(), "{}: safetensors header is not a JSON object", where);
 
   for (auto it = header.begin(); it != header.end(); ++it) {

@@ -6,7 +6,6 @@
 #include <bit>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 
 #include "core/error.h"
 
@@ -53,19 +52,17 @@ ZipArchive ZipArchive::open(const std::filesystem::path& path) {
   const std::string where = path.string();
   // Unmapping costs a TLB shootdown (0.4-1 ms here, 10x a read), and TinyEmo's
   // feature folders hold thousands of 2 KB archives: small files are read.
-  std::error_code ec;
-  const uint64_t file_size = std::filesystem::file_size(path, ec);
-  if (!ec && file_size < kReadWholeBelow) {
+  const InputFile in = InputFile::open(path);  // regular files only: a FIFO or device is refused by name
+  if (in.size() < kReadWholeBelow) {
+    const uint64_t file_size = in.size();
     std::shared_ptr<uint8_t> buffer(static_cast<uint8_t*>(std::aligned_alloc(64, (file_size / 64 + 1) * 64)), std::free);
     TE_CHECK(buffer != nullptr, "{}: out of memory reading {} bytes", where, file_size);
-    std::ifstream in(path, std::ios::binary);
-    in.read(reinterpret_cast<char*>(buffer.get()), static_cast<std::streamsize>(file_size));
-    TE_CHECK(in.gcount() == static_cast<std::streamsize>(file_size), "{}: cannot read", where);
+    in.read_at(0, buffer.get(), static_cast<size_t>(file_size));
     z.data_ = buffer.get();
     z.owner_ = std::move(buffer);
     z.size_ = file_size;
   } else {
-    auto file = MappedFile::open(path);  // a missing or special file fails here, with the reason
+    auto file = MappedFile::open(path);
     z.data_ = file->data();
     z.size_ = file->size();
     z.owner_ = std::move(file);

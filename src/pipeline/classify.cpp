@@ -1,5 +1,8 @@
 #include "pipeline/classify.h"
 
+#include <fmt/format.h>
+
+#include "io/walk.h"
 #include "models/clip/embed_images.h"
 
 namespace tinyemo::pipeline {
@@ -88,6 +91,61 @@ nlohmann::json classification_json(const projector::Scores& s, int64_t row, cons
                    {"distance", s.distances[row * L + l]}});
   }
   return {{"predicted", labels[s.predicted[row]]}, {"scores", scores}, {"top", top}};
+}
+
+ImageList collect_images(const std::vector<std::filesystem::path>& inputs) {
+  ImageList list;
+  for (const std::filesystem::path& input : inputs) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(input, ec)) {
+      list.files.push_back(input);  // decoding says what is wrong with it, if anything
+      continue;
+    }
+    WalkResult found = walk_folder(
+        input, {.max_depth = -1, .wanted = [](const std::filesystem::path& p) { return has_image_extension(p); }});
+    list.files.insert(list.files.end(), found.files.begin(), found.files.end());
+    for (const WalkSkip& s : found.skipped) list.skipped.push_back(s.message());
+    list.ignored += found.ignored;
+  }
+  return list;
+}
+
+namespace {
+// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) {
+    if (c == '"') q += '"';
+    q += c;
+  }
+  return q + "\"";
+}
+}  // namespace
+
+std::string classification_csv_header(const std::vector<std::string>& labels) {
+  std::string line = "image,predicted";
+  for (const auto& l : labels) {
+    line += ',';
+    line += csv_field(l);
+  }
+  line += ",error\n";
+  return line;
+}
+
+std::string classification_csv_row(const std::string& image, const projector::Scores* s, int64_t row,
+                                   const std::vector<std::string>& labels, const std::string& error) {
+  std::string line = csv_field(image);
+  line += ',';
+  if (s != nullptr) line += csv_field(labels[s->predicted[row]]);
+  for (size_t l = 0; l < labels.size(); ++l) {
+    line += ',';
+    if (s != nullptr) line += fmt::format("{:.6f}", s->probabilities[row * s->labels + static_cast<int64_t>(l)]);
+  }
+  line += ',';
+  line += csv_field(error);
+  line += '\n';
+  return line;
 }
 
 std::vector<std::string> split_label_list(const std::string& list) {

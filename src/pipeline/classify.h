@@ -41,6 +41,24 @@ bool classify_images(const clip::VisionModel& clip, const projector::ProjectorMo
 nlohmann::json classification_json(const projector::Scores& scores, int64_t row, const std::vector<std::string>& labels,
                                    int64_t top_k);
 
+// The images named by a command line: files are kept as given (in order; one
+// that cannot be read is reported when it is decoded, and the run goes on),
+// folders are walked recursively by io/walk.h's rules (image extensions,
+// sorted), what a walk passes over listed as "path: why".
+struct ImageList {
+  std::vector<std::filesystem::path> files;
+  std::vector<std::string> skipped;  // entries of the folders passed over (FIFOs, dangling links, loops)
+  int64_t ignored = 0;               // files in the folders without an image extension
+};
+ImageList collect_images(const std::vector<std::filesystem::path>& inputs);
+
+// One result as a CSV line (RFC 4180 quoting, "\n" ended) under
+// classification_csv_header's columns: image, predicted, one probability
+// per label (in `labels` order), error. A failed image has only image and error.
+std::string classification_csv_header(const std::vector<std::string>& labels);
+std::string classification_csv_row(const std::string& image, const projector::Scores* scores, int64_t row,
+                                   const std::vector<std::string>& labels, const std::string& error);
+
 // Comma-separated label names (empty items dropped), as --labels takes them.
 std::vector<std::string> split_label_list(const std::string& list);
 

@@ -1,11 +1,15 @@
 #include "pipeline/features.h"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <set>
 
+#include "io/file.h"
+#include "io/json.h"
 #include "io/pytorch.h"
 #include "io/safetensors.h"
+#include "io/walk.h"
 #include "models/clip/embed_images.h"
 
 namespace tinyemo::pipeline {
@@ -22,29 +26,18 @@ struct ImageJob {
 struct Scan {
   std::vector<ImageJob> jobs;
   std::vector<std::string> duplicate_errors;  // two images mapping to one output
+  std::vector<std::string> walk_skipped;      // "path: why" for entries the walk passed over
   int64_t ignored = 0;                        // files without an image extension
 };
 
 Scan scan_images(const fs::path& root) {
-  std::error_code ec;
-  TE_CHECK(fs::is_directory(root, ec), "{}: not a directory", root.string());
+  // io/walk.h's rules, as the projector's dataset walks feature folders.
+  WalkResult found =
+      walk_folder(root, {.max_depth = -1, .wanted = [](const fs::path& p) { return has_image_extension(p); }});
   Scan scan;
-  std::vector<fs::path> files;
-  for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied, ec);
-       it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    TE_CHECK(!ec, "{}: cannot list: {}", root.string(), ec.message());
-    const fs::path& p = it->path();
-    if (p.filename().string().starts_with(".")) {  // hidden files and folders
-      if (it->is_directory(ec)) it.disable_recursion_pending();
-      continue;
-    }
-    if (!it->is_regular_file(ec)) continue;
-    if (has_image_extension(p)) {
-      files.push_back(p);
-    } else {
-      ++scan.ignored;
-    }
-  }
+  scan.ignored = found.ignored;
+  for (const WalkSkip& s : found.skipped) scan.walk_skipped.push_back(s.message());
+  std::vector<fs::path> files = std::move(found.files);
   std::sort(files.begin(), files.end());  // deterministic: the first of two same-named images wins
   std::map<std::string, fs::path> seen;
   for (const fs::path& p : files) {
@@ -62,6 +55,76 @@ Scan scan_images(const fs::path& root) {
   return scan;
 }
 
+// Digest of bytes, 8 at a time (a multiply-rotate mix; not cryptographic:
+// it tells models apart, it does not defend against forgery).
+class Digest {
+ public:
+  void add(const void* data, size_t n) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      mix(w);
+    }
+    uint64_t tail = 0;
+    std::memcpy(&tail, p + i, n - i);
+    mix(tail ^ (static_cast<uint64_t>(n) << 56));
+  }
+  void add(const std::string& s) { add(s.data(), s.size()); }
+  void add(const std::vector<float>& v) { add(v.data(), v.size() * sizeof(float)); }
+  void add(const Tensor& t) {
+    if (!t.defined()) return add(std::string("undefined"));
+    add(fmt::format("{}{}", dtype_name(t.dtype()), shape_str(t.shape())));
+    add(t.raw(), t.nbytes());
+  }
+  uint64_t value() const { return h_ ^ (h_ >> 29); }
+
+ private:
+  void mix(uint64_t w) {
+    h_ = (h_ ^ (w * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull;
+    h_ = (h_ << 27) | (h_ >> 37);
+  }
+  uint64_t h_ = 0x243F6A8885A308D3ull;
+};
+
+// The identity of the features a tower gives: its configuration and a digest
+// of every weight as loaded (so the same checkpoint in another dtype differs).
+std::string model_identity(const clip::VisionModel& model) {
+  Digest d;
+  const clip::VisionWeights& w = model.weights();
+  d.add(w.patch);
+  for (const auto* v : {&w.patch_bias, &w.class_embedding, &w.position_embedding, &w.pre_ln_weight, &w.pre_ln_bias,
+                        &w.post_ln_weight, &w.post_ln_bias}) {
+    d.add(*v);
+  }
+  for (const clip::LayerWeights& l : w.layers) {
+    for (const Tensor* t : {&l.q, &l.k, &l.v, &l.out, &l.fc1, &l.fc2}) d.add(*t);
+    for (const auto* v : {&l.q_bias, &l.k_bias, &l.v_bias, &l.out_bias, &l.fc1_bias, &l.fc2_bias, &l.ln1_weight,
+                          &l.ln1_bias, &l.ln2_weight, &l.ln2_bias}) {
+      d.add(*v);
+    }
+  }
+  d.add(w.projection);
+  const clip::VisionConfig& c = model.config();
+  d.add(c.to_json().dump());
+  return fmt::format("{} layers x {} wide, {} px, {}-d embeddings, weights {}, digest {:016x}", c.num_layers,
+                     c.hidden_size, c.image_size, c.projection_dim, dtype_name(model.weight_dtype()), d.value());
+}
+
+// Refuses to add features of `identity` to an output holding those of another
+// model (or of an unknown one: written before identities were recorded).
+void check_same_model(const std::string& where, const std::string& recorded, const std::string& identity) {
+  TE_CHECK(!recorded.empty(),
+           "{}: holds features but records no CLIP model identity (written by an older tinyemo), so features of "
+           "this model cannot be added safely: move it away or pick another output",
+           where);
+  TE_CHECK(recorded == identity,
+           "{}: holds features of another CLIP model (or the same one in another dtype): recorded {}, this one is {}; "
+           "features of two models cannot be mixed: pick another output",
+           where, recorded, identity);
+}
+
 // Where finished embeddings go.
 class FeatureSink {
  public:
@@ -74,7 +137,27 @@ class FeatureSink {
 // TinyEmo's layout: <out>/<label>/<stem>.pt, each a torch.save'd fp16 [D] tensor.
 class PtFolderSink : public FeatureSink {
  public:
-  PtFolderSink(fs::path out, int64_t dim) : out_(std::move(out)), dim_(dim) {}
+  PtFolderSink(fs::path out, int64_t dim, std::string identity)
+      : out_(std::move(out)), dim_(dim), identity_(std::move(identity)) {}
+  // The model's identity sits in a hidden file beside the label folders (readers skip hidden entries).
+  static constexpr const char* kIdentityFile = ".tinyemo-features.json";
+  void check_model(int64_t existing) const {
+    std::error_code ec;
+    const fs::path marker = out_ / kIdentityFile;
+    std::string recorded;
+    if (fs::exists(marker, ec)) {
+      const nlohmann::json j = parse_json_text(read_file(marker), marker.string());
+      TE_CHECK(j.is_object() && j.contains("model") && j["model"].is_string(), "{}: no \"model\" string",
+               marker.string());
+      recorded = j["model"].get<std::string>();
+    } else if (existing == 0) {
+      return;
+    }
+    check_same_model(out_.string(), recorded, identity_);
+  }
+  void start() const {
+    write_file_atomic(out_ / kIdentityFile, nlohmann::json({{"model", identity_}}).dump() + "\n");
+  }
   bool done(const ImageJob& job) const override {
     std::error_code ec;
     return fs::is_regular_file(file(job), ec);
@@ -89,6 +172,7 @@ class PtFolderSink : public FeatureSink {
   fs::path file(const ImageJob& job) const { return out_ / (job.key + ".pt"); }
   fs::path out_;
   int64_t dim_;
+  std::string identity_;
 };
 
 // One safetensors shard (format in the team notes): features F16 [N, D],
@@ -97,7 +181,8 @@ class PtFolderSink : public FeatureSink {
 // every few hundred images and at the end.
 class ShardSink : public FeatureSink {
  public:
-  ShardSink(fs::path path, int64_t dim, std::string source) : path_(std::move(path)), dim_(dim), source_(std::move(source)) {
+  ShardSink(fs::path path, int64_t dim, std::string source, std::string identity)
+      : path_(std::move(path)), dim_(dim), source_(std::move(source)), identity_(std::move(identity)) {
     std::error_code ec;
     if (fs::exists(path_, ec)) load_existing();
   }
@@ -126,6 +211,11 @@ class ShardSink : public FeatureSink {
     const std::string where = path_.string();
     TE_CHECK(f.contains("features") && f.contains("label_ids"),
              "{}: exists but is not a feature shard (no features/label_ids); move it away or pick another --out", where);
+    // Features of another model (or dtype) must not be mixed with this one's.
+    const auto model = f.metadata().find("model");
+    check_same_model(where, model == f.metadata().end() ? std::string() : model->second, identity_);
+    // The shard keeps the source it was started with.
+    if (const auto source = f.metadata().find("source"); source != f.metadata().end()) source_ = source->second;
     const Tensor features = f.get("features"), ids = f.get("label_ids");
     TE_CHECK(features.ndim() == 2 && features.dim(1) == dim_,
              "{}: holds features of shape {}, but this model gives {}-d embeddings", where,
@@ -173,13 +263,16 @@ class ShardSink : public FeatureSink {
       ++i;
     }
     write_safetensors(path_, {{"features", features}, {"label_ids", ids}},
-                      {{"labels", nlohmann::json(labels).dump()}, {"files", files.dump()}, {"source", source_}});
+                      {{"labels", nlohmann::json(labels).dump()},
+                       {"files", files.dump()},
+                       {"source", source_},
+                       {"model", identity_}});
     unsaved_ = 0;
   }
 
   fs::path path_;
   int64_t dim_;
-  std::string source_;
+  std::string source_, identity_;
   std::map<std::string, Row> rows_;
   int64_t unsaved_ = 0;
 };
@@ -207,13 +300,22 @@ FeaturesProgress extract_features(const clip::VisionModel& model, const Features
            "{}: a feature folder cannot be named *.safetensors (ask for the shard format, or pick another name)",
            o.out.string());
 
+  // An output inside the image folder would be walked as images by the next run.
+  check_output_outside(o.out, o.images, "the image folder");
+
+  const std::string identity = model_identity(model);
   std::unique_ptr<FeatureSink> sink;
+  PtFolderSink* folder = nullptr;
   if (format == FeaturesFormat::Folder) {
-    sink = std::make_unique<PtFolderSink>(o.out, dim);
+    auto f = std::make_unique<PtFolderSink>(o.out, dim, identity);
+    folder = f.get();
+    sink = std::move(f);
   } else {
     const fs::path shard = shard_path ? o.out : o.out / "features.safetensors";
-    sink = std::make_unique<ShardSink>(shard, dim, fmt::format("tinyemo features: {}; images {}; CLIP transform {}",
-                                                               model.description(), o.images.string(), cfg.image_size));
+    sink = std::make_unique<ShardSink>(shard, dim,
+                                       fmt::format("tinyemo features: {}; images {}; CLIP transform {}",
+                                                   model.description(), o.images.string(), cfg.image_size),
+                                       identity);
   }
 
   const Scan scan = scan_images(o.images);
@@ -221,11 +323,19 @@ FeaturesProgress extract_features(const clip::VisionModel& model, const Features
   for (const ImageJob& job : scan.jobs) {
     if (!sink->done(job)) pending.push_back(&job);
   }
+  if (folder != nullptr) {
+    folder->check_model(static_cast<int64_t>(scan.jobs.size() - pending.size()));
+    if (!pending.empty()) folder->start();
+  }
   FeaturesProgress p;
   p.total = static_cast<int64_t>(pending.size());
   p.existing = static_cast<int64_t>(scan.jobs.size() - pending.size());
   p.ignored = scan.ignored;
   bool go_on = on_progress(p, "");
+  for (const auto& e : scan.walk_skipped) {
+    ++p.skipped;
+    go_on = go_on && on_progress(p, e);
+  }
   for (const auto& e : scan.duplicate_errors) {
     ++p.failed;
     go_on = go_on && on_progress(p, e);

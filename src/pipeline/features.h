@@ -37,10 +37,12 @@ struct FeaturesProgress {
   int64_t written = 0;
   int64_t failed = 0;    // unreadable, or two images with one output name
   int64_t ignored = 0;   // files without an image extension
+  int64_t skipped = 0;   // entries the folder walk passed over (io/walk.h: FIFOs, dangling links, loops)
 };
 
-// Called once before the first image (error empty), then after every image
-// (error set when it failed). Return false to stop: what is written is kept.
+// Called once before the first image (error empty), once for every entry the
+// folder walk passed over (`skipped` counts up, error says "path: why"), then
+// after every image (error set when it failed). Return false to stop: what is written is kept.
 using FeaturesCallback = std::function<bool(const FeaturesProgress& progress, const std::string& error)>;
 
 // Returns the final counts.

@@ -44,6 +44,20 @@ void use_anchors(projector::ProjectorModel& model, projector::AnchorSet anchors,
 // all ("all"); errors when the set does not hold the model's held-out files.
 projector::FeatureSet select_split(const projector::FeatureSet& set, const projector::ProjectorModel& model,
                                    const std::string& split, const std::string& model_path);
+// The rows `projector eval` scores and what they are. `split` "auto" (the
+// default) is "val" when `set` holds the files the model held out at training
+// (so training files never enter an accuracy unasked), else "all" with a note
+// saying why (no held-out files recorded, or none of them in `set`: other
+// data). "val", "train" and "all" are taken as asked; "all" on the features
+// the model was trained from says that it mixes training files in.
+struct EvalSplit {
+  projector::FeatureSet set;
+  std::string split;  // "val", "train" or "all"
+  std::string note;   // one sentence for the user: which rows these are
+};
+EvalSplit choose_eval_split(const projector::FeatureSet& set, const projector::ProjectorModel& model,
+                            const std::string& split, const std::string& model_path);
+
 // Top-1 metrics of the model on the labelled rows of `set`.
 projector::Evaluation evaluate_features(const projector::ProjectorModel& model, projector::FeatureSet set);
 
@@ -55,6 +69,9 @@ struct TrainJob {
   std::string anchors_file;  // fixed anchors from a file, or
   LmAnchorSource lm_anchors;  // from an LM (then the LM's hidden size is H)
   bool hidden_given = false;  // options.hidden was asked for (checked against the LM's)
+  // Told what the job passed over or doubts (entries of the feature folder
+  // the walk skipped, ...), one message each; null: not told.
+  std::function<void(const std::string&)> on_warning;
 };
 struct TrainJobResult {
   projector::ProjectorModel model;
@@ -64,15 +81,19 @@ struct TrainJobResult {
 };
 // Loads the features, holds out val_fraction of every label, trains, records
 // the split in the model, saves it to `out` and evaluates the held-out part.
+// An `out` inside the feature folder (or equal to the shard) is refused first.
 // `on_start` gets (train count, held-out count) before training.
 TrainJobResult run_train_job(const TrainJob& job, const std::function<void(int64_t, int64_t)>& on_start,
                              const std::function<void(const projector::EpochReport&)>& on_epoch);
 
 // Feature rows from files: .pt files (one [D] row each, named by the file) and
-// feature shards (.safetensors, rows named "<file>:<label>/<stem>").
+// feature shards (.safetensors, rows named "<file>:<label>/<stem>"). A file
+// that cannot be read (missing, malformed, another width) becomes one entry
+// with its error, and the others are still read.
 struct FeatureRows {
   std::vector<std::string> names;
-  std::vector<float> values;  // [names.size(), D]
+  std::vector<std::string> errors;  // [names.size()], empty for a row that was read
+  std::vector<float> values;        // [rows read, D], in the order of `names`, skipping failed entries
 };
 FeatureRows load_feature_rows(const std::vector<std::string>& files, int64_t dim);
 

@@ -2,6 +2,9 @@
 // on bad input (each must name the file and exit non-zero).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <sstream>
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -172,6 +175,65 @@ TEST(ProjectorCli, TrainRecordsTheHeldOutSplitForEval) {
   EXPECT_TRUE(SafetensorsFile::open(best).contains("members.4.model.0.weight"));
 }
 
+TEST(ProjectorCli, ABatchLargerThanTheDataWarnsAndOneLabelIsRefused) {
+  testing::TempDir tmp;
+  write_clusters(tmp / "features", 6, 8);
+  const auto r = run_cli({"projector", "train", "--features", (tmp / "features").string(), "--out",
+                          (tmp / "m.safetensors").string(), "--hidden", "8", "--epochs", "1", "--batch", "32"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: the batch size 32 is larger than the 15 training features"), std::string::npos)
+      << r.err;
+  fs::remove_all(tmp / "features" / "fear");
+  fs::remove_all(tmp / "features" / "joy");
+  const auto one = run_cli({"projector", "train", "--features", (tmp / "features").string(), "--out",
+                            (tmp / "one.safetensors").string(), "--hidden", "8", "--epochs", "1", "--batch", "2"});
+  EXPECT_EQ(one.exit_code, 1);
+  EXPECT_NE(one.err.find("hold one label (anger)"), std::string::npos) << one.err;
+  EXPECT_FALSE(fs::exists(tmp / "one.safetensors"));
+}
+
+TEST(ProjectorCli, EvalSaysWhichSplitAndNeverMixesTrainingFilesUnasked) {
+  testing::TempDir tmp;
+  write_clusters(tmp / "features", 8, 16);
+  const std::string model = (tmp / "m.safetensors").string();
+  ASSERT_EQ(run_cli({"projector", "train", "--features", (tmp / "features").string(), "--out", model, "--hidden", "16",
+                     "--epochs", "2", "--batch", "4", "--val-fraction", "0.25"})
+                .exit_code,
+            0);
+  // No --split on the training features: the held-out files only, said so.
+  const auto j = run_cli({"projector", "eval", "--model", model, "--features", (tmp / "features").string(), "--json"});
+  ASSERT_EQ(j.exit_code, 0) << j.err;
+  const auto e = nlohmann::json::parse(j.out);
+  EXPECT_EQ(e["split"], "val");
+  EXPECT_EQ(e["n"], 6);
+  EXPECT_NE(e["split_note"].get<std::string>().find("held out"), std::string::npos) << e["split_note"];
+  // Text: the split and the confusion matrix.
+  const auto t = run_cli({"projector", "eval", "--model", model, "--features", (tmp / "features").string()});
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  EXPECT_NE(t.out.find("split val: the 6 files the model held out"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("confusion (rows: true, columns: predicted)"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find(" 1 anger"), std::string::npos) << t.out;
+  // --split all says it includes the training files.
+  const auto all = run_cli({"projector", "eval", "--model", model, "--features", (tmp / "features").string(),
+                            "--split", "all", "--json"});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  const auto a = nlohmann::json::parse(all.out);
+  EXPECT_EQ(a["n"], 24);
+  EXPECT_NE(a["split_note"].get<std::string>().find("including those the model was trained on"), std::string::npos);
+  // Other data (none of the model's files): all of it, as other data.
+  write_clusters(tmp / "other", 2, 16);
+  for (const char* label : {"anger", "fear", "joy"}) {
+    for (int i = 0; i < 2; ++i) {
+      fs::rename(tmp / "other" / label / (std::to_string(i) + ".pt"),
+                 tmp / "other" / label / ("new" + std::to_string(i) + ".pt"));
+    }
+  }
+  const auto o = run_cli({"projector", "eval", "--model", model, "--features", (tmp / "other").string(), "--json"});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(nlohmann::json::parse(o.out)["split"], "all");
+  EXPECT_EQ(nlohmann::json::parse(o.out)["n"], 6);
+}
+
 TEST(ProjectorCli, HelpDescribesTheHeldOutSplit) {
   const auto r = run_cli({"projector", "eval", "--help"});
   EXPECT_EQ(r.exit_code, 0);
@@ -208,6 +270,31 @@ TEST(ProjectorCli, MissingFiles) {
   expect_failure_naming({"projector", "eval", "--model", (m.tmp / "nope.safetensors").string(), "--features",
                          (m.tmp / "nope").string()},
                         (m.tmp / "nope.safetensors").string());
+}
+
+TEST(ProjectorCli, ClassifyReportsAMissingFileAndGoesOn) {
+  ImportedModel m;
+  const auto files = m.write_features(m.tmp / "features", 2);
+  const auto r = run_cli({"projector", "classify", "--model", m.model.string(), files[0].string(),
+                          (m.tmp / "nope.pt").string(), files[1].string(), "--jsonl"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find((m.tmp / "nope.pt").string()), std::string::npos) << r.err;
+  std::vector<nlohmann::json> lines;
+  std::istringstream out(r.out);
+  for (std::string line; std::getline(out, line);) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  EXPECT_EQ(lines[0]["file"], files[0].string());
+  EXPECT_TRUE(lines[0].contains("scores"));  // the keys of `tinyemo classify`
+  EXPECT_TRUE(lines[0]["top"][0].contains("probability"));
+  EXPECT_EQ(lines[1]["file"], (m.tmp / "nope.pt").string());
+  EXPECT_TRUE(lines[1].contains("error"));
+  EXPECT_TRUE(lines[2].contains("predicted"));
+  // CSV: a header and one row per file.
+  const auto c = run_cli({"projector", "classify", "--model", m.model.string(), files[0].string(),
+                          (m.tmp / "nope.pt").string(), "--csv"});
+  EXPECT_EQ(c.exit_code, 2);
+  EXPECT_TRUE(c.out.starts_with("image,predicted,")) << c.out;
+  EXPECT_EQ(std::count(c.out.begin(), c.out.end(), '\n'), 3) << c.out;
 }
 
 TEST(ProjectorCli, ModelFileMissingATensor) {

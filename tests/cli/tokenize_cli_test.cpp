@@ -14,7 +14,8 @@ namespace {
 std::vector<int32_t> ids_of(const testing::CliResult& r) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
-  EXPECT_EQ(j.size(), 1u) << r.out;  // exactly {"ids": [...]}
+  EXPECT_EQ(j.size(), 2u) << r.out;  // exactly {"ids": [...], "tokens": [...]}, one token string per id
+  EXPECT_EQ(j.at("tokens").size(), j.at("ids").size()) << r.out;
   return j.at("ids").get<std::vector<int32_t>>();
 }
 

@@ -72,3 +72,29 @@ TEST(Safetensors, ReadsFixtureWithPositionIdsBuffer) {
 
 }  // namespace
 }  // namespace tinyemo
+
+namespace tinyemo {
+namespace {
+
+// nlohmann keeps the last of two equal keys; a header naming a tensor twice
+// says two things about one name and must be refused, not read last-wins.
+TEST(Safetensors, RefusesATensorOrMetadataKeyNamedTwice) {
+  expect_refused(with_header(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                             R"("a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                             8),
+                 "key \"a\" appears twice");
+  expect_refused(with_header(R"({"__metadata__":{"labels":"[\"joy\"]","labels":"[\"fear\"]"}})", 0),
+                 "key \"labels\" appears twice");
+  expect_refused(with_header(R"({"a":{"dtype":"F32","dtype":"F16","shape":[1],"data_offsets":[0,4]}})", 4),
+                 "key \"dtype\" appears twice");
+  // The same key in different objects is fine.
+  testing::TempDir tmp;
+  write_file_atomic(tmp / "ok.safetensors",
+                    with_header(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                                R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                                8));
+  EXPECT_EQ(SafetensorsFile::open(tmp / "ok.safetensors").entries().size(), 2u);
+}
+
+}  // namespace
+}  // namespace tinyemo

@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <map>
 
+#include "io/file.h"
 #include "io/safetensors.h"
 #include "models/lm/embeddings.h"
 #include "models/lm/generate.h"
@@ -197,6 +199,59 @@ TEST_F(Generation, GenerationEndsAtTheContextEnd) {
   LmSession s(*model_);
   EXPECT_THROW(s.forward(long_prompt), ContextFullError);
   EXPECT_EQ(s.length(), 0);
+}
+
+// A copy of phi-tiny whose config declares another context length.
+std::filesystem::path phi_with_context(const testing::TempDir& dir, int64_t context) {
+  auto config = nlohmann::json::parse(read_file(testing::fixture("phi-tiny/config.json")));
+  config["max_position_embeddings"] = context;
+  write_file_atomic(dir / "config.json", config.dump());
+  std::filesystem::copy_file(testing::fixture("phi-tiny/model.safetensors"), dir / "model.safetensors");
+  return dir.path();
+}
+
+TEST_F(Generation, NewTokensEndAtTheContextWithLength) {
+  testing::TempDir dir;
+  const LmModel short_model = LmModel::load(phi_with_context(dir, 24));
+  GenerateOptions o = options(1000000000);
+  o.stop_at_eos = false;
+  const auto r = generate(short_model, prompt_, o);
+  EXPECT_EQ(r.finish_reason, "length");
+  EXPECT_EQ(static_cast<int64_t>(r.ids.size() + prompt_.size()), 24);
+  // The same tokens as asking for exactly that many.
+  EXPECT_EQ(generate(short_model, prompt_, [&] {
+              GenerateOptions exact = o;
+              exact.max_new_tokens = 24 - static_cast<int64_t>(prompt_.size());
+              return exact;
+            }()).ids,
+            r.ids);
+}
+
+int64_t resident_bytes() {
+  long pages = 0, resident = 0;
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f != nullptr) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return static_cast<int64_t>(resident) * 4096;
+}
+
+TEST_F(Generation, TheCacheGrowsWithTheTokensNotTheRequest) {
+  // A 500,000-position context: reserving it whole for phi-tiny's KV cache
+  // (1 KB a position) took 512 MB before the first token.
+  testing::TempDir dir;
+  const LmModel long_model = LmModel::load(phi_with_context(dir, 500000));
+  GenerateOptions o = options(500000 - static_cast<int64_t>(prompt_.size()));
+  int64_t growth = 0;
+  const int64_t before = resident_bytes();
+  o.on_token = [&](int32_t, std::string_view) {
+    growth = std::max(growth, resident_bytes() - before);
+    return false;  // one token is enough to see the cache
+  };
+  const auto r = generate(long_model, prompt_, o);
+  EXPECT_EQ(r.finish_reason, "callback");
+  EXPECT_LT(growth, int64_t{64} << 20) << "resident set grew by " << growth << " bytes for one token";
 }
 
 TEST_F(Generation, ACallerOwnedSessionContinuesWhereItStopped) {

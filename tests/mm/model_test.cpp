@@ -343,6 +343,26 @@ TEST(TinyLlavaModel, RefusesMismatchedParts) {
 
 // text_config and vision_config as TinyLLaVA Factory can also hold them:
 // folders named by llm_model_name_or_path / vision_model_name_or_path.
+// A NaN weight anywhere (vision tower, connector, language model) would make
+// every answer NaN: each is refused on load, naming the tensor.
+TEST(TinyLlavaModel, RefusesNonFiniteWeightsByName) {
+  testing::TempDir dir;
+  const auto folder = dir / "m";
+  for (const std::string bad : {"vision_tower._vision_tower.vision_model.encoder.layers.1.mlp.fc1.weight",
+                                "connector._connector.2.bias", "language_model.model.layers.0.mlp.down_proj.weight"}) {
+    testing::copy_tinyllava_fixture("tinyllava-tiny", folder, nullptr, false);
+    testing::edit_tensors(folder, [&](NamedTensors& t) {
+      for (auto& [name, tensor] : t) {
+        if (name != bad) continue;
+        std::vector<float> v = tensor.to_f32_vector();
+        v[v.size() / 2] = std::nanf("");
+        tensor = Tensor::from_vector<float>(tensor.shape(), v);
+      }
+    });
+    expect_error_mentions([&] { TinyLlavaModel::load(folder); }, {bad, "non-finite"});
+  }
+}
+
 TEST(TinyLlavaModel, SubConfigsFromLocalFolders) {
   testing::TempDir dir;
   const auto folder = dir / "m";

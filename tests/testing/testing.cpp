@@ -2,10 +2,15 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <csignal>
 #include <cmath>
+#include <cstdio>
+#include <thread>
 #include <cstdlib>
 #include <random>
 
@@ -59,9 +64,20 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-CliResult run_cli(const std::vector<std::string>& args) { return run_cli_with_input(args, ""); }
+namespace {
+CliResult run_cli_impl(const std::vector<std::string>& args, const std::string& input, double timeout_seconds);
+}  // namespace
 
+CliResult run_cli(const std::vector<std::string>& args) { return run_cli_impl(args, "", -1.0); }
+CliResult run_cli(const std::vector<std::string>& args, double timeout_seconds) {
+  return run_cli_impl(args, "", timeout_seconds);
+}
 CliResult run_cli_with_input(const std::vector<std::string>& args, const std::string& input) {
+  return run_cli_impl(args, input, -1.0);
+}
+
+namespace {
+CliResult run_cli_impl(const std::vector<std::string>& args, const std::string& input, double timeout_seconds) {
   TempDir tmp;
   const auto out_path = tmp / "stdout", err_path = tmp / "stderr", in_path = tmp / "stdin";
   write_file_atomic(in_path, input);
@@ -84,11 +100,76 @@ CliResult run_cli_with_input(const std::vector<std::string>& args, const std::st
   }
   posix_spawn_file_actions_destroy(&actions);
   int status = 0;
-  waitpid(pid, &status, 0);
+  if (timeout_seconds < 0) {
+    waitpid(pid, &status, 0);
+  } else {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        r.timed_out = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   r.out = read_file(out_path);
   r.err = read_file(err_path);
   return r;
+}
+
+int64_t resident_bytes() {
+  long pages = 0, resident = 0;
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f != nullptr) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return static_cast<int64_t>(resident) * ::sysconf(_SC_PAGESIZE);
+}
+}  // namespace
+
+ChildRun run_in_child(const std::function<void()>& fn) {
+  ChildRun run;
+  int pipe_fd[2];
+  if (::pipe(pipe_fd) != 0) {
+    ADD_FAILURE() << "pipe failed";
+    return run;
+  }
+  std::fflush(nullptr);
+  const int64_t at_fork = resident_bytes();
+  const auto t0 = std::chrono::steady_clock::now();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(pipe_fd[0]);
+    std::string message;
+    int code = 0;
+    try {
+      fn();
+    } catch (const Error& e) {
+      code = 1;
+      message = e.what();
+    } catch (...) {
+      code = 2;
+    }
+    if (!message.empty() && ::write(pipe_fd[1], message.data(), message.size()) < 0) code = 2;
+    ::close(pipe_fd[1]);
+    ::_exit(code);
+  }
+  ::close(pipe_fd[1]);
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(pipe_fd[0], buffer, sizeof buffer)) > 0;) run.error.append(buffer, static_cast<size_t>(n));
+  ::close(pipe_fd[0]);
+  int status = 0;
+  struct rusage usage {};
+  ::wait4(pid, &status, 0, &usage);
+  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  run.peak_growth_bytes = static_cast<int64_t>(usage.ru_maxrss) * 1024 - at_fork;
+  run.threw_error = WIFEXITED(status) && WEXITSTATUS(status) == 1;
+  run.crashed = !WIFEXITED(status) || WEXITSTATUS(status) == 2;
+  return run;
 }
 
 }  // namespace tinyemo::testing

@@ -14,6 +14,7 @@
 #include "analysis/report.h"
 #include "apps/cli/command.h"
 #include "io/file.h"
+#include "models/lm/gguf_model.h"
 #include "models/lm/model.h"
 #include "models/lm/tokenizer.h"
 
@@ -134,14 +135,8 @@ void add_associations(CLI::App& bias) {
     const auto needs_text = [](const analysis::TermList& l) {
       return std::any_of(l.given_ids.begin(), l.given_ids.end(), [](const auto& ids) { return ids.empty(); });
     };
-    std::string tokenizer_path = o->tokenizer;
-    if (needs_text(in.x) || needs_text(in.y) || needs_text(in.labels)) {
-      if (tokenizer_path.empty()) {
-        const std::filesystem::path lm(o->lm);
-        tokenizer_path = (std::filesystem::is_directory(lm) ? lm : lm.parent_path()).string();
-      }
-      tokenizer = Tokenizer::load(tokenizer_path);
-    }
+    const std::string tokenizer_path = o->tokenizer.empty() ? o->lm : o->tokenizer;
+    if (needs_text(in.x) || needs_text(in.y) || needs_text(in.labels)) tokenizer = load_lm_tokenizer(o->lm, o->tokenizer);
     const bool bos = !o->no_bos;
     in.x_vectors = analysis::embed_terms(model, tokenizer.get(), in.x, bos);
     in.y_vectors = analysis::embed_terms(model, tokenizer.get(), in.y, bos);

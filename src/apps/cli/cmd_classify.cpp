@@ -1,10 +1,13 @@
-// `tinyemo classify --clip DIR --projector MODEL.safetensors IMAGE...`:
+// `tinyemo classify --clip DIR --projector MODEL.safetensors IMAGE|FOLDER...`:
 // images in, emotion scores out (CLIP image embedding -> Metric Projector ->
-// nearest label anchor). An unreadable image is reported by name and the
-// others are still classified (exit code 2 when any failed).
+// nearest label anchor). Folders are walked recursively; results stream out
+// as they come (text, --jsonl or --csv; --json gathers one object), with a
+// progress bar on a terminal. An unreadable image is reported by name and the
+// others are still classified (exit code 2 when any failed or was skipped).
 #include <cstdio>
 
 #include "apps/cli/command.h"
+#include "apps/cli/progress.h"
 #include "io/image.h"
 #include "pipeline/classify.h"
 
@@ -19,8 +22,14 @@ struct Opts {
   std::vector<std::string> images;
   int64_t top_k = 3;
   int64_t max_pixels = ImageLimits{}.max_pixels;
-  bool json = false;
+  bool json = false, jsonl = false, csv = false;
 };
+
+// Prints a line and flushes, so a consumer of the stream sees each result as it comes.
+void emit(const std::string& line) {
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fflush(stdout);
+}
 
 void run_classify(const Opts& o) {
   const auto model = clip::VisionModel::load(o.clip);
@@ -33,34 +42,54 @@ void run_classify(const Opts& o) {
   pipeline::check_clip_fits_projector(model, o.clip, projector, o.projector);
 
   const auto& labels = projector.labels();
+  const pipeline::ImageList list =
+      pipeline::collect_images(std::vector<std::filesystem::path>(o.images.begin(), o.images.end()));
+  ProgressBar bar("classify", static_cast<int64_t>(list.files.size()), "img");
+  for (const auto& skip : list.skipped) bar.message("tinyemo: skipped " + skip);
+  if (o.csv) emit(pipeline::classification_csv_header(labels));
   nlohmann::json results = nlohmann::json::array();
   size_t failed = 0;
-  const std::vector<std::filesystem::path> files(o.images.begin(), o.images.end());
   pipeline::classify_files(
-      model, projector, files, kBatch, ImageLimits{o.max_pixels},
+      model, projector, list.files, kBatch, ImageLimits{o.max_pixels},
       [&](size_t i, const projector::Scores* s, int64_t row, const std::string& error) {
+        const std::string image = list.files[i].string();
+        nlohmann::json r = {{"image", image}};
         if (s == nullptr) {
-          std::fprintf(stderr, "tinyemo: error: %s\n", error.c_str());
-          results.push_back({{"image", o.images[i]}, {"error", error}});
+          bar.message("tinyemo: error: " + error);
+          r["error"] = error;
           ++failed;
-          return true;
+        } else {
+          r.update(pipeline::classification_json(*s, row, labels, o.top_k));
         }
-        nlohmann::json r = {{"image", o.images[i]}};
-        r.update(pipeline::classification_json(*s, row, labels, o.top_k));
-        if (!o.json) {
-          std::printf("%s: %s", o.images[i].c_str(), r["predicted"].get<std::string>().c_str());
+        if (o.csv) {
+          emit(pipeline::classification_csv_row(image, s, row, labels, error));
+        } else if (o.jsonl) {
+          emit(r.dump() + "\n");
+        } else if (o.json) {
+          results.push_back(std::move(r));
+        } else if (s != nullptr) {
+          std::string line = image + ": " + r["predicted"].get<std::string>();
           for (const auto& t : r["top"]) {
-            std::printf("  %s %.3f", t["label"].get<std::string>().c_str(), t["probability"].get<double>());
+            line += fmt::format("  {} {:.3f}", t["label"].get<std::string>(), t["probability"].get<double>());
           }
-          std::printf("\n");
+          bar.clear();
+          emit(line + "\n");
         }
-        results.push_back(std::move(r));
+        bar.advance();
         return true;
       });
+  bar.finish();
   if (o.json) {
     print_json({{"clip", model.description()}, {"projector", o.projector}, {"labels", labels}, {"results", results}});
   }
-  if (failed > 0) exit_code() = kSomeImagesFailed;
+  if (list.files.size() != o.images.size() || failed > 0 || !list.skipped.empty()) {
+    std::fprintf(stderr, "classify: %zu images: %zu classified, %zu failed", list.files.size(),
+                 list.files.size() - failed, failed);
+    if (!list.skipped.empty()) std::fprintf(stderr, "; %zu entries skipped (listed above)", list.skipped.size());
+    if (list.ignored > 0) std::fprintf(stderr, "; %lld non-image files ignored", static_cast<long long>(list.ignored));
+    std::fputc('\n', stderr);
+  }
+  if (failed > 0 || !list.skipped.empty()) exit_code() = kSomeImagesFailed;
 }
 
 const CommandRegistration kClassify("classify", [](CLI::App& root) {
@@ -69,13 +98,22 @@ const CommandRegistration kClassify("classify", [](CLI::App& root) {
   cmd->add_option("--clip", o->clip, "CLIP model directory or weights file")->required();
   cmd->add_option("--projector", o->projector, "projector model (.safetensors, `tinyemo projector train/import`)")
       ->required();
-  cmd->add_option("--top-k", o->top_k, "labels to list per image, best first")->check(CLI::PositiveNumber);
+  cmd->add_option("--top-k", o->top_k, "labels to list per image, best first")->check(at_least(1));
   cmd->add_option("--labels", o->labels, "comma-separated subset of the labels to choose among");
   cmd->add_option("--anchors", o->anchors, "replace the label set: safetensors with `anchors` [L, H] + `labels`");
   cmd->add_option("--max-pixels", o->max_pixels, "refuse images declaring more pixels than this")
-      ->check(CLI::PositiveNumber);
-  cmd->add_flag("--json", o->json, "print one JSON object {labels, results: [{image, predicted, scores, top}]}");
-  cmd->add_option("images", o->images, "JPEG, PNG or WebP files")->required();
+      ->check(at_least(1));
+  auto* json = cmd->add_flag("--json", o->json,
+                              "print one JSON object at the end {labels, results: [{image, predicted, scores, top}]}");
+  auto* jsonl = cmd->add_flag("--jsonl", o->jsonl,
+                               "stream one JSON object per image as it is done ({image, predicted, scores, top} or "
+                               "{image, error})");
+  auto* csv = cmd->add_flag("--csv", o->csv,
+                             "stream CSV as images are done: image, predicted, one probability column per label, error");
+  json->excludes(jsonl)->excludes(csv);
+  jsonl->excludes(csv);
+  cmd->add_option("images", o->images, "JPEG, PNG or WebP files, or folders of them (walked recursively)")
+      ->required();
   cmd->callback([o] { run_classify(*o); });
 });
 

@@ -28,10 +28,10 @@ void add_preprocess(CLI::App& clip) {
   auto o = std::make_shared<Opts>();
   auto* cmd = clip.add_subcommand("preprocess", "decode an image and apply CLIP's transform (OpenAI/torchvision)");
   cmd->add_option("--image", o->image, "JPEG, PNG or WebP file")->required();
-  cmd->add_option("--size", o->size, "output side N (224, or 336 for ViT-L/14@336)")->check(CLI::PositiveNumber);
+  cmd->add_option("--size", o->size, "output side N (224, or 336 for ViT-L/14@336)")->check(at_least(1));
   cmd->add_option("--out", o->out, "output .safetensors (tensor pixel_values [3, N, N])")->required();
   cmd->add_option("--max-pixels", o->max_pixels, "refuse images declaring more pixels than this")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   cmd->callback([o] {
     const Image image = load_image(o->image, ImageLimits{o->max_pixels});
     write_safetensors(o->out, {{"pixel_values", clip::clip_preprocess(image, o->size)}},
@@ -78,7 +78,7 @@ void add_bench(CLI::App& clip) {
   cmd->add_flag("--random-weights", o->random_weights, "random weights of --arch (no checkpoint needed)");
   cmd->add_option("--model", o->model, "time a checkpoint instead of random weights");
   cmd->add_option("--dtype", o->dtype, "weight dtype of random weights: f32, bf16 or f16");
-  cmd->add_option("--batch", o->batch, "images per forward pass")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", o->batch, "images per forward pass")->check(at_least(1));
   cmd->add_option("--min-seconds", o->min_seconds, "keep timing until this much time has passed (at least 2 runs)");
   cmd->add_flag("--json", o->json, "print one JSON object");
   cmd->callback([o] {

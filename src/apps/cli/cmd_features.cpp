@@ -17,6 +17,7 @@ struct Opts {
   std::string model, images, out, format = "auto";
   int64_t batch = 8;
   int64_t max_pixels = ImageLimits{}.max_pixels;
+  bool json = false;
 };
 
 void run_features(const Opts& o) {
@@ -28,12 +29,21 @@ void run_features(const Opts& o) {
   f.batch = o.batch;
   f.limits = ImageLimits{o.max_pixels};
   std::unique_ptr<ProgressBar> bar;
+  int64_t skipped = 0;
+  nlohmann::json errors = nlohmann::json::array(), skips = nlohmann::json::array();
   const pipeline::FeaturesProgress p =
       pipeline::extract_features(model, f, [&](const pipeline::FeaturesProgress& p, const std::string& error) {
         if (!bar) {
           bar = std::make_unique<ProgressBar>("features", p.total, "img");
+        } else if (p.skipped > skipped) {  // an entry the folder walk passed over
+          skipped = p.skipped;
+          bar->message("tinyemo: skipped " + error);
+          skips.push_back(error);
         } else {
-          if (!error.empty()) bar->message("tinyemo: error: " + error);
+          if (!error.empty()) {
+            bar->message("tinyemo: error: " + error);
+            errors.push_back(error);
+          }
           bar->advance();
         }
         return true;
@@ -43,8 +53,20 @@ void run_features(const Opts& o) {
                static_cast<long long>(p.total + p.existing), static_cast<long long>(p.written),
                static_cast<long long>(p.existing), static_cast<long long>(p.failed));
   if (p.ignored > 0) std::fprintf(stderr, "; %lld non-image files ignored", static_cast<long long>(p.ignored));
+  if (p.skipped > 0) std::fprintf(stderr, "; %lld entries skipped (listed above)", static_cast<long long>(p.skipped));
   std::fputc('\n', stderr);
-  if (p.failed > 0) exit_code() = kSomeImagesFailed;
+  if (o.json) {
+    print_json({{"out", o.out},
+                {"images", p.total + p.existing},
+                {"written", p.written},
+                {"existing", p.existing},
+                {"failed", p.failed},
+                {"ignored", p.ignored},
+                {"skipped", p.skipped},
+                {"errors", errors},
+                {"skipped_entries", skips}});
+  }
+  if (p.failed > 0 || p.skipped > 0) exit_code() = kSomeImagesFailed;
 }
 
 const CommandRegistration kFeatures("features", [](CLI::App& root) {
@@ -56,9 +78,12 @@ const CommandRegistration kFeatures("features", [](CLI::App& root) {
   cmd->add_option("--format", o->format,
                   "tinyemo-pt (<label>/<stem>.pt, fp16), safetensors (one shard) or auto (default: a shard when "
                   "--out ends in .safetensors)");
-  cmd->add_option("--batch", o->batch, "images per forward pass")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", o->batch, "images per forward pass")->check(at_least(1));
   cmd->add_option("--max-pixels", o->max_pixels, "refuse images declaring more pixels than this")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
+  cmd->add_flag("--json", o->json,
+                "print a JSON summary on stdout: {out, images, written, existing, failed, ignored, skipped, errors, "
+                "skipped_entries}");
   cmd->callback([o] { run_features(*o); });
 });
 

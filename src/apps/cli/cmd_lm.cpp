@@ -66,8 +66,8 @@ struct LogitsOptions {
 
 struct GenerateCliOptions {
   ModelOptions model;
-  std::string prompt, ids, key = "input_ids";
-  int64_t max_new_tokens = 0;
+  std::string prompt, ids, key = "input_ids", tokenizer;
+  int64_t max_new_tokens = 256;
   bool greedy = false, json = false, ignore_eos = false, no_cache = false;
   std::optional<float> temperature, top_p;
   std::optional<int64_t> top_k;
@@ -102,13 +102,15 @@ void run_generate(const GenerateCliOptions& o) {
   std::unique_ptr<Tokenizer> tokenizer;
   std::vector<int32_t> prompt;
   if (!o.prompt.empty()) {
-    tokenizer = load_lm_tokenizer(o.model.model);
+    tokenizer = load_lm_tokenizer(o.model.model, o.tokenizer);
     prompt = tokenizer->encode(o.prompt, /*add_special=*/true);
     TE_CHECK(!prompt.empty(), "--prompt encodes to no tokens");
   } else {
     prompt = read_ids(o.ids, o.key);
     // Text output when the model ships a tokenizer.
-    if (!lm_tokenizer_files(o.model.model).empty()) tokenizer = load_lm_tokenizer(o.model.model);
+    if (!o.tokenizer.empty() || !lm_tokenizer_files(o.model.model).empty()) {
+      tokenizer = load_lm_tokenizer(o.model.model, o.tokenizer);
+    }
   }
   g.tokenizer = tokenizer.get();
   TE_CHECK(o.stop.empty() || tokenizer, "--stop needs a tokenizer, and {} has none", o.model.model);
@@ -160,12 +162,19 @@ const CommandRegistration kLm("lm", [](CLI::App& root) {
   auto* ids = gen->add_option("--ids", go->ids, "safetensors file with the prompt ids ([T] or [1, T])");
   prompt->excludes(ids);
   gen->add_option("--key", go->key, "tensor name of the ids (default input_ids)");
-  gen->add_option("--max-new-tokens", go->max_new_tokens, "tokens to generate at most")->required();
+  gen->add_option("--tokenizer", go->tokenizer,
+                  "tokenizer file, folder or .gguf (default: the model's own, from its folder or .gguf)");
+  gen->add_option("--max-new-tokens", go->max_new_tokens,
+                  "tokens to generate at most (generation also ends at the model's context: finish_reason length)")
+      ->check(at_least(0))
+      ->capture_default_str();
   gen->add_flag("--greedy", go->greedy, "greedy decoding (the default without sampling options)");
-  gen->add_option("--temperature", go->temperature, "sample at this temperature (0: greedy)");
-  gen->add_option("--top-p", go->top_p, "nucleus sampling: keep tokens while the mass before them is < P");
-  gen->add_option("--top-k", go->top_k, "sample among the K most likely tokens");
-  gen->add_option("--repetition-penalty", go->repetition_penalty, "penalise ids already seen (1: off)");
+  gen->add_option("--temperature", go->temperature, "sample at this temperature (0: greedy)")->check(at_least(0));
+  gen->add_option("--top-p", go->top_p, "nucleus sampling: keep tokens while the mass before them is < P")
+      ->check(in_range(0, 1, /*min_open=*/true));
+  gen->add_option("--top-k", go->top_k, "sample among the K most likely tokens")->check(at_least(1));
+  gen->add_option("--repetition-penalty", go->repetition_penalty, "penalise ids already seen (1: off)")
+      ->check(positive());
   gen->add_option("--seed", go->seed, "random seed for sampling (deterministic)");
   gen->add_option("--stop", go->stop, "stop when the text contains this string (repeatable)");
   gen->add_flag("--ignore-eos", go->ignore_eos, "keep generating past EOS");
@@ -183,19 +192,20 @@ const CommandRegistration kLm("lm", [](CLI::App& root) {
   bench->add_option("--arch", bo->arch, "model shapes: " + archs);
   bench->add_flag("--random-weights", bo->random_weights, "random weights of --arch's shapes (no checkpoint)");
   bench->add_option("--model", bo->model, "benchmark this model folder or .gguf instead");
-  bench->add_option("--dtype", bo->dtype, "weight dtype: f32, bf16, f16, q8_0, q4_0 (default f32)");
+  auto* bench_dtype = bench->add_option(
+      "--dtype", bo->dtype, "weight dtype: f32, bf16, f16, q8_0, q4_0 (default: f32 for --random-weights, as stored for --model)");
   bench->add_option("--prompt-tokens", bo->prompt_tokens, "prompt length (default 128)");
   bench->add_option("--gen-tokens", bo->gen_tokens, "tokens to decode (default 64)");
   bench->add_option("--seed", bo->seed, "seed of the random weights");
   bench->add_flag("--json", bo->json, "print one JSON object");
-  bench->callback([bo] {
+  bench->callback([bo, bench_dtype] {
     const DType dtype = ModelOptions::parse_weight_dtype(bo->dtype, "--dtype");
     std::optional<LmModel> model;
     nlohmann::json what;
     if (!bo->model.empty()) {
       TE_CHECK(bo->arch.empty() && !bo->random_weights, "lm bench: give --model or --arch --random-weights, not both");
       LoadOptions o;
-      o.weight_dtype = dtype;
+      if (bench_dtype->count() > 0) o.weight_dtype = dtype;  // else the file's own types, as generate runs them
       model = LmModel::load(bo->model, o);
       what["model"] = bo->model;
     } else {
@@ -205,7 +215,7 @@ const CommandRegistration kLm("lm", [](CLI::App& root) {
     }
     nlohmann::json r = benchmark_lm(*model, bo->prompt_tokens, bo->gen_tokens);
     r.update(what);
-    r["dtype"] = bo->dtype;
+    r["dtype"] = dtype_name(dtype_of_rows(model->layers().front().down.weight.dtype()));
     if (bo->json) {
       print_json(r);
     } else {

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "apps/cli/command.h"
+#include "io/file.h"
 #include "pipeline/classify.h"
 #include "pipeline/projector_jobs.h"
 
@@ -40,6 +41,19 @@ void print_evaluation_text(const Evaluation& e) {
     std::printf("  %-12s precision %.3f  recall %.3f  f1 %.3f  n %lld\n", e.labels[l].c_str(), e.precision[l],
                 e.recall[l], e.f1[l], static_cast<long long>(e.support[l]));
   }
+  // The confusion matrix, rows = true label, columns = predicted (numbered as the rows).
+  int width = 5;
+  for (const auto& row : e.confusion) {
+    for (int64_t c : row) width = std::max(width, static_cast<int>(std::to_string(c).size()) + 1);
+  }
+  std::printf("confusion (rows: true, columns: predicted)\n  %-16s", "");
+  for (size_t c = 0; c < e.labels.size(); ++c) std::printf("%*zu", width, c + 1);
+  std::printf("\n");
+  for (size_t t = 0; t < e.confusion.size(); ++t) {
+    std::printf("  %2zu %-13s", t + 1, e.labels[t].substr(0, 13).c_str());
+    for (int64_t c : e.confusion[t]) std::printf("%*lld", width, static_cast<long long>(c));
+    std::printf("\n");
+  }
 }
 
 void add_train(CLI::App& group) {
@@ -63,14 +77,14 @@ void add_train(CLI::App& group) {
   auto* hidden = cmd->add_option("--hidden", o->hidden,
                                  "output size H = the LM hidden size (1280 OpenELM-270M; default with --anchors-lm: "
                                  "the LM's)")
-                     ->check(CLI::PositiveNumber);
-  auto* epochs = cmd->add_option("--epochs", o->epochs, "epochs (per ensemble member)")->check(CLI::PositiveNumber);
+                     ->check(at_least(1));
+  auto* epochs = cmd->add_option("--epochs", o->epochs, "epochs (per ensemble member)")->check(at_least(1));
   cmd->add_option("--batch", o->batch, "batch size (last partial batch dropped, as TinyEmo)")
-      ->check(CLI::Range(2, 1 << 20));
+      ->check(in_range(2, 1 << 20));
   cmd->add_option("--seed", o->seed, "seed of the initialisation, shuffling and dropout");
   cmd->add_option("--val-fraction", o->val_fraction,
                   "part of every label held out for validation (recorded in the model: `eval --split val`)")
-      ->check(CLI::Range(0.0, 0.95));
+      ->check(in_range(0.0, 0.95));
   cmd->add_option("--split-seed", o->split_seed, "seed of the held-out split (kept apart from --seed so that "
                                                  "training seeds share one held-out set)");
   cmd->add_option("--recipe", o->recipe,
@@ -99,6 +113,7 @@ void add_train(CLI::App& group) {
     job.anchors_file = o->anchors;
     job.lm_anchors = {o->lm.lm, o->lm.tokenizer, o->lm.grounding};
     job.hidden_given = hidden->count() > 0;
+    job.on_warning = [](const std::string& w) { std::fprintf(stderr, "tinyemo: warning: %s\n", w.c_str()); };
     const TrainOptions& opt = job.options;
     const pipeline::TrainJobResult r = pipeline::run_train_job(
         job,
@@ -122,7 +137,7 @@ void add_train(CLI::App& group) {
 
 void add_eval(CLI::App& group) {
   struct Opts {
-    std::string model, features, split = "all", labels, anchors;
+    std::string model, features, split = "auto", labels, anchors;
     bool json = false;
     LmAnchorOptions lm;
   };
@@ -132,9 +147,9 @@ void add_eval(CLI::App& group) {
   cmd->add_option("--features", o->features, "feature folder (<label>/<name>.pt) or feature shard (.safetensors)")
       ->required();
   cmd->add_option("--split", o->split,
-                  "all: every feature; val: exactly the files the model held out at training (--val-fraction); "
-                  "train: the others")
-      ->check(CLI::IsMember({"all", "val", "train"}));
+                  "auto (default): val when the features hold the model's held-out files, else all; val: exactly "
+                  "the files the model held out at training (--val-fraction); train: the others; all: every feature")
+      ->check(CLI::IsMember({"auto", "all", "val", "train"}));
   cmd->add_option("--labels", o->labels, "comma-separated subset of the model's labels to choose among");
   cmd->add_option("--anchors", o->anchors, "replace the label set: safetensors with `anchors` [L, H] + `labels`");
   o->lm.add_to(cmd);
@@ -143,16 +158,19 @@ void add_eval(CLI::App& group) {
   cmd->callback([o] {
     ProjectorModel model = ProjectorModel::load(o->model);
     const FeatureSet all = load_features(o->features, model.input_dim());
+    for (const auto& skip : all.skipped) std::fprintf(stderr, "tinyemo: warning: skipped %s\n", skip.c_str());
     if (!o->anchors.empty()) use_anchors(model, load_anchors(o->anchors), o->anchors);
     if (o->lm.given()) use_anchors(model, o->lm.anchors(all.labels), o->lm.lm);
     if (!o->labels.empty()) restrict_labels(model, split_label_list(o->labels));
-    FeatureSet set = pipeline::select_split(all, model, o->split, o->model);
-    const Evaluation e = pipeline::evaluate_features(model, std::move(set));
+    pipeline::EvalSplit split = pipeline::choose_eval_split(all, model, o->split, o->model);
+    const Evaluation e = pipeline::evaluate_features(model, std::move(split.set));
     if (o->json) {
       nlohmann::json j = evaluation_json(e);
-      j["split"] = o->split;
+      j["split"] = split.split;
+      j["split_note"] = split.note;
       print_json(j);
     } else {
+      std::printf("split %s: %s\n", split.split.c_str(), split.note.c_str());
       print_evaluation_text(e);
     }
   });
@@ -163,19 +181,25 @@ void add_classify(CLI::App& group) {
     std::string model, labels, anchors;
     std::vector<std::string> files;
     int64_t top_k = 3;
-    bool json = false;
+    bool json = false, jsonl = false, csv = false;
     LmAnchorOptions lm;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = group.add_subcommand("classify", "classify feature files by their nearest label anchor");
   cmd->add_option("--model", o->model, "projector model (.safetensors)")->required();
-  cmd->add_option("--top-k", o->top_k, "labels to list per file, best first")->check(CLI::PositiveNumber);
+  cmd->add_option("--top-k", o->top_k, "labels to list per file, best first")->check(at_least(1));
   cmd->add_option("--labels", o->labels,
                   "comma-separated labels to choose among: a subset of the model's, or any with --anchors-lm");
   cmd->add_option("--anchors", o->anchors,
                   "replace the label set: safetensors with `anchors` [L, H] + metadata `labels` (open taxonomy)");
   o->lm.add_to(cmd);
-  cmd->add_flag("--json", o->json, "print one JSON object {labels, results: [{file, predicted, top: [...]}]}");
+  auto* json = cmd->add_flag("--json", o->json,
+                              "print one JSON object {labels, results: [{file, predicted, scores, top: [...]} or "
+                              "{file, error}]}");
+  auto* jsonl = cmd->add_flag("--jsonl", o->jsonl, "one JSON object per line and row, as --json's results");
+  auto* csv = cmd->add_flag("--csv", o->csv, "CSV: file, predicted, one probability column per label, error");
+  json->excludes(jsonl)->excludes(csv);
+  jsonl->excludes(csv);
   cmd->add_option("files", o->files, "feature files (.pt with one [D] tensor) or feature shards (.safetensors)")
       ->required();
   cmd->callback([o] {
@@ -187,30 +211,42 @@ void add_classify(CLI::App& group) {
       restrict_labels(model, split_label_list(o->labels));
     }
     const pipeline::FeatureRows rows = pipeline::load_feature_rows(o->files, model.input_dim());
-    const std::vector<std::string>& names = rows.names;
-    const std::vector<float>& x = rows.values;
-    const int64_t n = static_cast<int64_t>(names.size());
-    const Scores s = classify(model, x.data(), n);
-    const int64_t L = s.labels;
+    const auto read = static_cast<int64_t>(rows.values.size() / static_cast<size_t>(model.input_dim()));
+    const Scores s = read > 0 ? classify(model, rows.values.data(), read) : Scores{};
+    const std::vector<std::string>& labels = model.labels();
+    // The same keys and forms as `tinyemo classify`, with "file" naming the feature file.
     nlohmann::json results = nlohmann::json::array();
-    for (int64_t i = 0; i < n; ++i) {
-      nlohmann::json top = nlohmann::json::array();
-      for (int64_t l : s.top_k(i, o->top_k)) {
-        top.push_back({{"label", model.labels()[l]},
-                       {"distance", s.distances[i * L + l]},
-                       {"cosine", s.cosines[i * L + l]},
-                       {"probability", s.probabilities[i * L + l]}});
+    if (o->csv) std::fputs(pipeline::classification_csv_header(labels).c_str(), stdout);
+    int64_t row = 0, failed = 0;
+    for (size_t i = 0; i < rows.names.size(); ++i) {
+      const bool ok = rows.errors[i].empty();
+      nlohmann::json r = {{"file", rows.names[i]}};
+      if (ok) {
+        r.update(pipeline::classification_json(s, row, labels, o->top_k));
+      } else {
+        std::fprintf(stderr, "tinyemo: error: %s\n", rows.errors[i].c_str());
+        r["error"] = rows.errors[i];
+        ++failed;
       }
-      results.push_back({{"file", names[i]}, {"predicted", model.labels()[s.predicted[i]]}, {"top", top}});
-      if (!o->json) {
-        std::printf("%s:", names[i].c_str());
-        for (const auto& t : top) {
+      if (o->csv) {
+        std::fputs(pipeline::classification_csv_row(rows.names[i], ok ? &s : nullptr, row, labels, rows.errors[i])
+                       .c_str(),
+                   stdout);
+      } else if (o->jsonl) {
+        std::printf("%s\n", r.dump().c_str());
+      } else if (o->json) {
+        results.push_back(std::move(r));
+      } else if (ok) {
+        std::printf("%s: %s", rows.names[i].c_str(), r["predicted"].get<std::string>().c_str());
+        for (const auto& t : r["top"]) {
           std::printf("  %s %.3f", t["label"].get<std::string>().c_str(), t["probability"].get<double>());
         }
         std::printf("\n");
       }
+      row += ok ? 1 : 0;
     }
-    if (o->json) print_json({{"labels", model.labels()}, {"results", results}});
+    if (o->json) print_json({{"labels", labels}, {"results", results}});
+    if (failed > 0) exit_code() = 2;  // some files failed; the others were classified
   });
 }
 
@@ -226,6 +262,7 @@ void add_import(CLI::App& group) {
   cmd->add_option("--out", o->out, "output model (.safetensors)")->required();
   cmd->add_flag("--json", o->json, "print a JSON summary");
   cmd->callback([o] {
+    for (const auto* input : {&o->bin, &o->anchors}) check_output_outside(o->out, *input, "the input");
     const ProjectorModel model = ProjectorModel::import_tinyemo(o->bin, o->anchors);
     model.save(o->out);
     const nlohmann::json j = {{"model", o->out},

@@ -12,7 +12,7 @@ const CommandRegistration kServe("serve", [](CLI::App& root) {
       "serve", "HTTP API (/v1/classify, /v1/embeddings, /v1/chat/completions, /v1/reason) and a web page");
   cmd->add_option("--host", o->host, "address to listen on")->capture_default_str();
   cmd->add_option("--port", o->port, "port (0: any free port, printed on start)")
-      ->check(CLI::Range(0, 65535))
+      ->check(in_range(0, 65535))
       ->capture_default_str();
   cmd->add_option("--clip", o->clip, "CLIP model directory or weights file")->required();
   cmd->add_option("--projector", o->projector, "Metric Projector (.safetensors)")->required();
@@ -26,29 +26,29 @@ const CommandRegistration kServe("serve", [](CLI::App& root) {
       ->capture_default_str();
   cmd->add_option("--api-key", o->api_key, "require \"Authorization: Bearer KEY\" (not on /health and the page)");
   cmd->add_option("--parallel", o->parallel, "generation slots, each with its own session")
-      ->check(CLI::Range(1, 64))
+      ->check(in_range(1, 64))
       ->capture_default_str();
   cmd->add_option("--queue", o->queue, "requests that may wait per queue before 503")
-      ->check(CLI::Range(1, 4096))
+      ->check(in_range(1, 4096))
       ->capture_default_str();
-  cmd->add_option("--batch", o->batch, "images per CLIP forward")->check(CLI::Range(1, 256))->capture_default_str();
+  cmd->add_option("--batch", o->batch, "images per CLIP forward")->check(in_range(1, 256))->capture_default_str();
   cmd->add_option("--http-threads", o->http_threads, "connection threads (0: parallel + queue + 8)")
-      ->check(CLI::Range(0, 4096));
+      ->check(in_range(0, 4096));
   cmd->add_option("--max-body-mb", o->max_body_mb, "largest request body")
-      ->check(CLI::Range(int64_t{1}, int64_t{4096}))
+      ->check(in_range(1, 4096))
       ->capture_default_str();
   cmd->add_option("--max-pixels", o->max_pixels, "largest image (width x height) accepted")
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 32))
+      ->check(in_range(1, 4294967296.0))
       ->capture_default_str();
-  cmd->add_option("--max-images", o->max_images, "images per request")->check(CLI::Range(1, 4096))->capture_default_str();
+  cmd->add_option("--max-images", o->max_images, "images per request")->check(in_range(1, 4096))->capture_default_str();
   cmd->add_option("--max-tokens", o->max_tokens, "tokens generated when a request does not say")
-      ->check(CLI::Range(1, 1 << 20))
+      ->check(in_range(1, 1 << 20))
       ->capture_default_str();
   cmd->add_option("--timeout-s", o->timeout_s, "time limit of every request (waiting included)")
-      ->check(CLI::Range(1, 86400))
+      ->check(in_range(1, 86400))
       ->capture_default_str();
   cmd->add_flag("--metrics", o->metrics, "serve GET /metrics (Prometheus text)");
-  cmd->add_option("--debug-load-delay-ms", o->debug_load_delay_ms)->group("")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--debug-load-delay-ms", o->debug_load_delay_ms)->group("")->check(at_least(0));
   // The global --threads sizes each model's pool (default: one thread per core).
   CLI::Option* threads = root.get_option("--threads");
   cmd->callback([o, threads] {

@@ -2,9 +2,12 @@
 // subcommand(s) to the root CLI11 app, so commands are added without editing main.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <functional>
+#include <limits>
 #include <string>
 
 namespace tinyemo::cli {
@@ -24,5 +27,26 @@ std::string version_string();
 // Exit code of the last command callback (callbacks set it when they
 // finish with a non-fatal failure count, e.g. a feature job with bad images).
 int& exit_code();
+
+// Option checks whose refusals read as words ("--top-k: must be ≥ 1, got 0"),
+// in place of CLI11's Range / PositiveNumber / NonNegativeNumber (whose
+// messages print the type's limits: "not in range 0.000000 to 1797693...").
+inline CLI::Validator in_range(double min, double max = std::numeric_limits<double>::infinity(),
+                               bool min_open = false) {
+  const std::string bound = max == std::numeric_limits<double>::infinity()
+                                ? fmt::format("{} {}", min_open ? ">" : "≥", min)
+                                : min_open ? fmt::format("> {} and ≤ {}", min, max)
+                                           : fmt::format("{} .. {}", min, max);
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        double v = 0.0;
+        if (!CLI::detail::lexical_cast(text, v)) return fmt::format("must be a number, got \"{}\"", text);
+        if (v < min || (min_open && v == min) || v > max) return fmt::format("must be {}, got {}", bound, text);
+        return {};
+      },
+      bound);
+}
+inline CLI::Validator at_least(double min) { return in_range(min); }
+inline CLI::Validator positive() { return in_range(0.0, std::numeric_limits<double>::infinity(), true); }
 
 }  // namespace tinyemo::cli

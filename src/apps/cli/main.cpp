@@ -45,12 +45,17 @@ int main(int argc, char** argv) {
   app.fallthrough();  // global options such as --threads may follow the subcommand
   app.add_option_function<int>("--threads", [](int n) { tinyemo::set_num_threads(n); },
                                "worker threads (default: all cores)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(tinyemo::cli::at_least(0));
   for (auto& [name, setup] : tinyemo::cli::registry()) setup(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const std::bad_alloc&) {
+    // Sizes are checked before large allocations; this is the net under the rest.
+    std::fprintf(stderr, "tinyemo: error: out of memory (a size given as an option or read from a file is too large "
+                         "for this machine)\n");
+    return 1;
   } catch (const tinyemo::Error& e) {
     std::fprintf(stderr, "tinyemo: error: %s\n", e.what());
     return 1;

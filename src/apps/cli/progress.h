@@ -21,10 +21,12 @@ class ProgressBar {
   void message(const std::string& line);
   // Clears the bar (also done by the destructor).
   void finish();
+  // Takes the bar off the line until the next advance() (before printing to
+  // stdout on the same terminal).
+  void clear();
 
  private:
   void draw(bool force);
-  void clear();
 
   std::string label_, unit_;
   int64_t total_ = 0, done_ = 0;

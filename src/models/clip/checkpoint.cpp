@@ -102,7 +102,9 @@ ModelFiles resolve_model_files(const std::filesystem::path& model) {
     if (candidates.size() > 1) {
       std::string names;
       for (const auto& c : candidates) names += (names.empty() ? "" : ", ") + c.filename().string();
-      fail("{}: several weights files ({}); pass the one to use as --model", model.string(), names);
+      fail("{}: several weights files ({}); give the one to use instead of the folder (--model, or --clip for "
+           "classify)",
+           model.string(), names);
     }
     files.weights = *candidates.begin();
     return files;

@@ -3,10 +3,20 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/memory_budget.h"
 #include "core/thread_pool.h"
 #include "models/clip/preprocess.h"
 
 namespace tinyemo::clip {
+
+int64_t forward_floats_per_image(const VisionConfig& cfg) {
+  // VisionModel::forward's buffers per image: the pixels, the unfolded patches,
+  // the residual stream and five hidden-size buffers (norm, q, k, v, attention
+  // output) over every token, the MLP activations, one attention score row per head.
+  const int64_t t = cfg.num_positions(), w = cfg.hidden_size;
+  return cfg.num_channels * cfg.image_size * cfg.image_size + cfg.num_patches() * cfg.patch_dim() + 6 * t * w +
+         t * cfg.intermediate_size + cfg.num_heads * t;
+}
 
 bool embed_images(const VisionModel& model, size_t count, int64_t batch, const PreprocessedSource& source,
                   const EmbeddingCallback& on_result) {
@@ -16,9 +26,13 @@ bool embed_images(const VisionModel& model, size_t count, int64_t batch, const P
   TE_CHECK(cfg.num_channels == 3, "{}: the CLIP tower takes {}-channel input; images give RGB", model.description(),
            cfg.num_channels);
   TE_CHECK(batch > 0, "embed images: batch must be positive, got {}", batch);
-  // The pixel buffer holds what is there to embed, not what --batch asks for.
-  batch = std::min<int64_t>(batch, static_cast<int64_t>(std::max<size_t>(count, 1)));
+  if (count == 0) return true;
+  // The pixel buffer holds what is there to embed, not what --batch asks for:
+  // --batch 1048576 on 20 images allocates 20.
+  batch = std::min<int64_t>(batch, static_cast<int64_t>(count));
   const int64_t dim = cfg.projection_dim, per_image = cfg.num_channels * cfg.image_size * cfg.image_size;
+  check_memory_request(static_cast<double>(batch) * static_cast<double>(forward_floats_per_image(cfg)) * 4.0,
+                       fmt::format("a CLIP forward pass over a batch of {} images", batch));
   std::vector<float> pixels(static_cast<size_t>(batch * per_image));
   for (size_t first = 0; first < count; first += static_cast<size_t>(batch)) {
     const auto n = static_cast<int64_t>(std::min(count - first, static_cast<size_t>(batch)));

@@ -19,12 +19,17 @@ namespace tinyemo::clip {
 // stops the run after the current batch.
 using EmbeddingCallback = std::function<bool(size_t index, const float* embedding, const std::string& error)>;
 
+// Floats one image takes in a forward pass (for refusing a batch that cannot fit).
+int64_t forward_floats_per_image(const VisionConfig& config);
+
 // Writes image `index`, preprocessed, into `pixels` (channels x size x size
 // floats); throws tinyemo::Error when it cannot. Called from pool threads.
 using PreprocessedSource = std::function<void(size_t index, float* pixels)>;
 
 // `count` images from `source`, `batch` at a time (never more than `count`).
-// Throws when the model has no visual projection; false when a callback stopped it.
+// Throws when the model has no visual projection, or when one batch's forward
+// pass would need more memory than the machine has; false when a callback
+// stopped it.
 bool embed_images(const VisionModel& model, size_t count, int64_t batch, const PreprocessedSource& source,
                   const EmbeddingCallback& on_result);
 // Image files (decoded within `limits`).

@@ -6,6 +6,7 @@
 
 #include "core/attention.h"
 #include "core/error.h"
+#include "core/finite.h"
 #include "core/matmul.h"
 #include "core/ops.h"
 #include "core/rng.h"
@@ -95,6 +96,10 @@ class TowerReader {
     TE_CHECK(d == DType::F32 || d == DType::F16 || d == DType::BF16,
              "{}: tensor {} has dtype {}; vision tower weights must be F32, F16 or BF16", tensors_.file_of(name), name,
              dtype_name(d));
+    // A NaN or infinite weight makes every embedding NaN (docs/clip.md: the scan's cost).
+    const int64_t bad = first_non_finite(*t);
+    TE_CHECK(bad < 0, "{}: tensor {} holds a non-finite value at flat index {} (weights must be finite)",
+             tensors_.file_of(name), name, bad);
     return *t;
   }
   // A matrix kept as stored (a view of the mapped file).
@@ -367,8 +372,13 @@ VisionOutputs VisionModel::forward(const Tensor& pixel_values, const ForwardOpti
                pixel_values.dim(-3) == c && pixel_values.dim(-2) == n && pixel_values.dim(-1) == n,
            "pixel_values has shape {}, but this model takes [B, {}, {}, {}] or [{}, {}, {}]",
            shape_str(pixel_values.shape()), c, n, n, c, n, n);
+  const DType d = pixel_values.dtype();
+  TE_CHECK(d == DType::F32 || d == DType::F16 || d == DType::BF16 || d == DType::F64,
+           "pixel_values has dtype {}; preprocessed pixels are floats (F32, F16, BF16 or F64)", dtype_name(d));
+  const int64_t bad = first_non_finite(pixel_values);
+  TE_CHECK(bad < 0, "pixel_values holds a non-finite value at flat index {} (pixels must be finite)", bad);
   const int64_t batch = single ? 1 : pixel_values.dim(0);
-  if (pixel_values.dtype() == DType::F32) return forward(pixel_values.data<float>(), batch, options, feature);
+  if (d == DType::F32) return forward(pixel_values.data<float>(), batch, options, feature);
   const Tensor f32 = pixel_values.to(DType::F32);
   return forward(f32.data<float>(), batch, options, feature);
 }

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "io/file.h"
+#include "io/json.h"
 #include "models/lm/bpe_pretokenizer.h"
 
 namespace tinyemo {
@@ -77,11 +78,7 @@ bool char_before(std::string_view text, size_t pos, char32_t& cp, size_t& start)
 }
 
 nlohmann::json parse_json(std::string_view text, const std::string& source) {
-  try {
-    return nlohmann::json::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: not valid JSON ({})", source, e.what());
-  }
+  return parse_json_text(text, source);
 }
 
 const nlohmann::json& field(const nlohmann::json& object, const char* key, const std::string& where) {

@@ -19,6 +19,7 @@
 namespace tinyemo {
 
 struct GenerateOptions {
+  // At most this many; generation also ends at the model's context (finish_reason "length").
   int64_t max_new_tokens = 32;
   SamplingOptions sampling;
   // Ids that end generation (kept as the last generated id). Empty: the config's eos_token_id.

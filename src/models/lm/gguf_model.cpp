@@ -51,12 +51,7 @@ LmModel load_lm_gguf(const std::filesystem::path& path, const LoadOptions& optio
            "llama.cpp's, permute the attention weights)",
            w, kConfigKey);
   const std::string where = w + ": " + kConfigKey;
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(file.get_string(kConfigKey));
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: not valid JSON: {}", where, e.what());
-  }
+  nlohmann::json json = parse_json_text(file.get_string(kConfigKey), where);
   TE_CHECK(json.is_object(), "{}: not a JSON object", where);
   LmConfig config = parse_lm_config(JsonObject(json, where));
 

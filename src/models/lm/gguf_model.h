@@ -32,8 +32,13 @@ void save_lm_gguf(const LmModel& model, const std::filesystem::path& out);
 // the files embedded in a .gguf. Name -> bytes.
 std::map<std::string, std::string> lm_tokenizer_files(const std::filesystem::path& source);
 
-// The tokenizer of a model folder or .gguf (embedded files are unpacked into a
-// private temporary folder for Tokenizer::load). Errors name the source.
-std::unique_ptr<Tokenizer> load_lm_tokenizer(const std::filesystem::path& source);
+// The tokenizer of an LM, the one way every command finds it: `tokenizer`
+// when given (a tokenizer file, a folder holding one, or a .gguf carrying
+// one), else the model's own: the tokenizer files of a model folder, or those
+// a .gguf carries (unpacked into a private temporary folder for
+// Tokenizer::load). A .gguf without an embedded tokenizer is refused (never
+// guessed from files that happen to sit beside it). Errors name the source.
+std::unique_ptr<Tokenizer> load_lm_tokenizer(const std::filesystem::path& source,
+                                             const std::filesystem::path& tokenizer = {});
 
 }  // namespace tinyemo

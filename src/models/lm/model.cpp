@@ -1,5 +1,6 @@
 #include "models/lm/model.h"
 
+#include "core/finite.h"
 #include "core/matmul.h"
 
 #include "core/thread_pool.h"
@@ -123,6 +124,10 @@ LmModel LmModel::bind(LmConfig config, nlohmann::json hf_config, const WeightSou
     Tensor t = weights.get(name);
     TE_CHECK(shape_matches(s.shape, t.shape()), "{}: tensor \"{}\" has shape {}, expected {} from {}",
              weights.where(name), name, shape_str(t.shape()), shape_pattern(s.shape), c.where);
+    // One NaN or infinite weight makes every logit NaN (docs/lm.md: the scan's cost).
+    const int64_t bad = first_non_finite(t);
+    TE_CHECK(bad < 0, "{}: tensor \"{}\" holds a non-finite value at flat index {} (weights must be finite)",
+             weights.where(name), name, bad);
     if (s.matrix) {
       TE_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::F16 || t.dtype() == DType::BF16 ||
                    t.dtype() == DType::Q8_0 || t.dtype() == DType::Q4_0,

@@ -7,10 +7,25 @@
 
 namespace tinyemo {
 
-std::unique_ptr<Tokenizer> load_lm_tokenizer(const std::filesystem::path& source) {
-  if (std::filesystem::is_directory(source)) return Tokenizer::load(source);
+namespace {
+bool is_gguf(const std::filesystem::path& p) {
+  return p.extension() == ".gguf" && !std::filesystem::is_directory(p);
+}
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_lm_tokenizer(const std::filesystem::path& source,
+                                             const std::filesystem::path& tokenizer) {
+  if (!tokenizer.empty()) {
+    return is_gguf(tokenizer) ? load_lm_tokenizer(tokenizer) : Tokenizer::load(tokenizer);
+  }
+  if (!is_gguf(source)) {
+    // A model folder, or a weights file inside one.
+    std::error_code ec;
+    return Tokenizer::load(std::filesystem::is_directory(source, ec) ? source : source.parent_path());
+  }
   const auto files = lm_tokenizer_files(source);
-  TE_CHECK(!files.empty(), "{}: the file embeds no tokenizer (it was converted from a folder without one)",
+  TE_CHECK(!files.empty(),
+           "{}: the file embeds no tokenizer (it was converted from a folder without one): give one with --tokenizer",
            source.string());
   std::string pattern = (std::filesystem::temp_directory_path() / "tinyemo-tokenizer-XXXXXX").string();
   TE_CHECK(mkdtemp(pattern.data()) != nullptr, "cannot create a temporary folder for {}'s tokenizer",

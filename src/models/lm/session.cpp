@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/attention.h"
+#include "core/memory_budget.h"
 #include "core/matmul.h"
 #include "core/ops.h"
 #include "models/lm/embeddings.h"
@@ -55,8 +56,13 @@ void LmSession::truncate(int64_t length) {
 void LmSession::reserve(int64_t positions) {
   if (positions <= capacity_) return;
   const LmConfig& c = model_.config();
-  const int64_t grown = std::min<int64_t>(c.max_context, 2 * capacity_);
-  capacity_ = std::max(positions, grown);
+  double bytes = 0.0;  // per position: keys and values of every layer
+  for (const LmLayer& L : model_.layers()) bytes += 2.0 * 4.0 * static_cast<double>(L.shape.n_kv_heads * c.head_dim);
+  // Doubling keeps regrowth rare; near the memory's end only what is needed is taken.
+  int64_t capacity = std::max(positions, std::min<int64_t>(c.max_context, 2 * capacity_));
+  if (bytes * static_cast<double>(capacity) > static_cast<double>(physical_memory_bytes())) capacity = positions;
+  check_memory_request(bytes * static_cast<double>(capacity), fmt::format("a KV cache of {} positions", capacity));
+  capacity_ = capacity;
   for (size_t l = 0; l < cache_.size(); ++l) {
     const size_t n = static_cast<size_t>(capacity_ * model_.layers()[l].shape.n_kv_heads * c.head_dim);
     cache_[l].k.resize(n);

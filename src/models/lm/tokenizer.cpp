@@ -1,8 +1,9 @@
 #include "models/lm/tokenizer.h"
 
-#include <fstream>
+#include <algorithm>
 
 #include "core/error.h"
+#include "io/file.h"
 #include "models/lm/bpe_tokenizer.h"
 #include "models/lm/sentencepiece_tokenizer.h"
 
@@ -14,10 +15,12 @@ namespace fs = std::filesystem;
 // A file whose name does not say its format: JSON starts with '{' (after
 // optional whitespace); a SentencePiece model is a binary protobuf.
 bool looks_like_json(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  TE_CHECK(in, "{}: cannot open", path.string());
-  char c;
-  while (in.get(c)) {
+  const InputFile in = InputFile::open(path);  // regular files only
+  char head[4096];
+  const auto n = static_cast<size_t>(std::min<uint64_t>(in.size(), sizeof head));
+  in.read_at(0, head, n);
+  for (size_t i = 0; i < n; ++i) {
+    const char c = head[i];
     if (c != ' ' && c != '\t' && c != '\n' && c != '\r') return c == '{';
   }
   return false;
@@ -37,7 +40,8 @@ std::unique_ptr<Tokenizer> load_file(const fs::path& path) {
 
 std::unique_ptr<Tokenizer> Tokenizer::load(const fs::path& path) {
   std::error_code ec;
-  if (fs::is_regular_file(path, ec)) return load_file(path);
+  // Anything but a folder is read as a file (a FIFO or device is then refused by name).
+  if (fs::exists(path, ec) && !fs::is_directory(path, ec)) return load_file(path);
   TE_CHECK(fs::is_directory(path, ec), "{}: no such tokenizer file or folder", path.string());
   // A model folder: LLaMA-family checkpoints carry tokenizer.model beside a
   // tokenizer.json that re-expresses it, so the SentencePiece model comes first.

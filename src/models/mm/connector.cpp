@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/finite.h"
 #include "core/matmul.h"
 #include "core/ops.h"
 #include "core/thread_pool.h"
@@ -58,6 +59,12 @@ Connector Connector::from_checkpoint(const ConnectorConfig& config, int64_t visi
              "{}: the connector layer {}weight gives {} outputs, but the language model's hidden size is {} "
              "(text_config in {})",
              tensors.file_of(name + "weight"), name, w->dim(0), lm_width, config_where);
+    // A NaN or infinite weight makes every image token NaN (and so every answer).
+    for (const auto& [tensor, suffix] : {std::pair{w, "weight"}, std::pair{b, "bias"}}) {
+      const int64_t bad = first_non_finite(*tensor);
+      TE_CHECK(bad < 0, "{}: tensor {}{} holds a non-finite value at flat index {} (weights must be finite)",
+               tensors.file_of(name + suffix), name, suffix, bad);
+    }
     m.layers_.push_back({*w, b->to_f32_vector()});
   }
   // A layer past the configured depth means the file and config.json disagree.

@@ -6,7 +6,9 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/finite.h"
 #include "core/ops.h"
+#include "models/projector/metadata.h"
 
 namespace tinyemo::projector {
 
@@ -26,6 +28,11 @@ Scores classify(const ProjectorModel& model, const float* x, int64_t n) {
   s.labels = L;
   s.projected.resize(static_cast<size_t>(n * H));
   model.project(x, n, s.projected.data());
+  // Finite weights (checked on load) and features can still overflow float
+  // together; a NaN distance would compare false and pick the first label.
+  const int64_t bad = first_non_finite(s.projected.data(), n * H);
+  TE_CHECK(bad < 0, "the projector's output for input {} is not finite (its weights overflow float on this input)",
+           bad / std::max<int64_t>(H, 1));
   std::vector<float> u(static_cast<size_t>(n * H)), a(static_cast<size_t>(L * H));
   normalize_rows<float>(s.projected.data(), n, H, u.data());
   normalize_rows<float>(model.anchors().data(), L, H, a.data());
@@ -57,6 +64,7 @@ Scores classify(const ProjectorModel& model, const float* x, int64_t n) {
 
 void restrict_labels(ProjectorModel& model, const std::vector<std::string>& names) {
   TE_CHECK(!names.empty(), "no labels selected");
+  check_unique_names(names, "the selected labels");
   const int64_t H = model.hidden_dim();
   const auto& labels = model.labels();
   std::vector<float> rows;

@@ -6,7 +6,9 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "io/file.h"
 #include "io/pytorch.h"
+#include "io/walk.h"
 #include "io/safetensors.h"
 #include "models/projector/metadata.h"
 
@@ -76,39 +78,38 @@ std::vector<float> load_feature_file(const fs::path& file, int64_t expected_dim)
 }
 
 FeatureSet load_feature_folder(const fs::path& dir, int64_t expected_dim) {
-  TE_CHECK(fs::is_directory(dir), "{}: not a folder", dir.string());
+  // <label>/<name>.pt: label folders (symbolic links followed) and the .pt files directly in them.
+  WalkOptions walk;
+  walk.max_depth = 1;
+  walk.wanted = [](const fs::path& p) { return p.extension() == ".pt" && p.filename().string().size() > 3; };
+  const WalkResult found = walk_folder(dir, walk);
   std::vector<std::string> label_dirs;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    const std::string name = entry.path().filename().string();
-    if (name.empty() || name[0] == '.' || !entry.is_directory()) continue;
-    label_dirs.push_back(name);
-  }
-  std::sort(label_dirs.begin(), label_dirs.end());
+  for (const fs::path& folder : found.folders) label_dirs.push_back(folder.filename().string());
   TE_CHECK(!label_dirs.empty(), "{}: no label folders (expected the layout <label>/<name>.pt)", dir.string());
 
   FeatureSet set;
   set.source = dir.string();
   set.labels = label_dirs;
+  for (const WalkSkip& s : found.skipped) set.skipped.push_back(s.message());
+  std::map<std::string, std::vector<fs::path>> by_label;
+  for (const fs::path& file : found.files) {
+    if (file.parent_path() == (dir.has_filename() ? dir : dir.parent_path())) {  // "feats/" gives "feats/x.pt"
+      set.skipped.push_back(file.string() + ": a feature file outside the label folders (<label>/<name>.pt)");
+      continue;
+    }
+    by_label[file.parent_path().filename().string()].push_back(file);
+  }
   std::vector<float> data;
   int64_t D = expected_dim;
   for (size_t l = 0; l < label_dirs.size(); ++l) {
-    const fs::path label_dir = dir / label_dirs[l];
-    std::vector<std::string> names;
-    for (const auto& entry : fs::directory_iterator(label_dir)) {
-      const std::string name = entry.path().filename().string();
-      if (name.size() > 3 && name[0] != '.' && entry.path().extension() == ".pt" && !entry.is_directory()) {
-        names.push_back(name);
-      }
-    }
-    std::sort(names.begin(), names.end());
-    TE_CHECK(!names.empty(), "{}: empty label folder (no .pt feature files)", label_dir.string());
-    for (const auto& name : names) {
-      const fs::path file = label_dir / name;
+    const std::vector<fs::path>& files = by_label[label_dirs[l]];
+    TE_CHECK(!files.empty(), "{}: empty label folder (no .pt feature files)", (dir / label_dirs[l]).string());
+    for (const fs::path& file : files) {
       std::vector<float> f = load_feature_file(file, D);
       if (D <= 0) D = static_cast<int64_t>(f.size());
       data.insert(data.end(), f.begin(), f.end());
       set.label_ids.push_back(static_cast<int64_t>(l));
-      set.files.push_back(label_dirs[l] + "/" + fs::path(name).stem().string());
+      set.files.push_back(label_dirs[l] + "/" + file.stem().string());
     }
   }
   set.features = Tensor::from_vector<float>({set.size(), D}, data);
@@ -136,7 +137,7 @@ FeatureSet load_feature_shard(const fs::path& file, int64_t expected_dim) {
   TE_CHECK(meta.count("labels"), "{}: feature shard metadata has no \"labels\"", where);
   FeatureSet set;
   set.source = where;
-  set.labels = parse_string_array(meta.at("labels"), where + ": metadata \"labels\"");
+  set.labels = parse_label_array(meta.at("labels"), where + ": metadata \"labels\"");
   const int64_t L = static_cast<int64_t>(set.labels.size());
   set.label_ids.assign(ids.data<int64_t>(), ids.data<int64_t>() + N);
   for (int64_t i = 0; i < N; ++i) {
@@ -144,7 +145,7 @@ FeatureSet load_feature_shard(const fs::path& file, int64_t expected_dim) {
              set.label_ids[i], L);
   }
   if (meta.count("files")) {
-    set.files = parse_string_array(meta.at("files"), where + ": metadata \"files\"");
+    set.files = parse_label_array(meta.at("files"), where + ": metadata \"files\"");
     TE_CHECK(static_cast<int64_t>(set.files.size()) == N, "{}: metadata \"files\" has {} entries for {} features",
              where, set.files.size(), N);
   } else {
@@ -160,6 +161,22 @@ FeatureSet load_feature_shard(const fs::path& file, int64_t expected_dim) {
 FeatureSet load_features(const fs::path& path, int64_t expected_dim) {
   TE_CHECK(fs::exists(path), "{}: no such file or folder", path.string());
   if (fs::is_directory(path)) return load_feature_folder(path, expected_dim);
+  {
+    // A shard is a safetensors file (8-byte header size, then '{'); anything
+    // else (one .pt feature, a model) is named for what it is not, rather
+    // than failing on a header size read from the wrong kind of file.
+    const InputFile in = InputFile::open(path);
+    char head[9] = {};
+    uint64_t header = 0;
+    if (in.size() >= 9) {
+      in.read_at(0, head, 9);
+      std::memcpy(&header, head, 8);
+    }
+    TE_CHECK(in.size() >= 9 && head[8] == '{' && header <= in.size() - 8,
+             "{}: is not a feature shard (a safetensors file){}: give a folder of <label>/<name>.pt feature files "
+             "or a feature shard",
+             path.string(), path.extension() == ".pt" ? " but one .pt file" : "");
+  }
   return load_feature_shard(path, expected_dim);
 }
 

@@ -7,7 +7,9 @@
 //    names), `files` (JSON array of `<label>/<stem>`), `source` (free text).
 // Order is deterministic: label folders sorted by name (byte order, hidden
 // entries skipped), files sorted by name within each folder, as TinyEmo's
-// dataloader (sorted(os.listdir), sorted(glob)) lists them.
+// dataloader (sorted(os.listdir), sorted(glob)) lists them. Folders are
+// walked by io/walk.h (symbolic links followed; what is passed over is listed
+// in FeatureSet::skipped).
 #pragma once
 
 #include <cstdint>
@@ -25,6 +27,9 @@ struct FeatureSet {
   std::vector<std::string> labels; // label names
   std::vector<std::string> files;  // [N] `<label>/<stem>` (what a split records)
   std::string source;              // where it came from (path)
+  // Entries of a feature folder passed over, each "path: why" (io/walk.h's
+  // rules: dangling links, loops, FIFOs named *.pt, nested folders); callers report them.
+  std::vector<std::string> skipped;
 
   int64_t size() const { return static_cast<int64_t>(label_ids.size()); }
   int64_t dim() const { return features.defined() && features.ndim() == 2 ? features.dim(1) : 0; }

@@ -1,15 +1,14 @@
 #include "models/projector/metadata.h"
 
+#include <set>
+
 #include "core/error.h"
+#include "io/json.h"
 
 namespace tinyemo::projector {
 
 nlohmann::json parse_metadata_json(const std::string& text, const std::string& where) {
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("{} is not valid JSON: {}", where, e.what());
-  }
+  return parse_json_text(text, where);
 }
 
 std::vector<std::string> parse_string_array(const std::string& text, const std::string& where) {
@@ -21,6 +20,19 @@ std::vector<std::string> parse_string_array(const std::string& text, const std::
     out.push_back(v.get<std::string>());
   }
   return out;
+}
+
+void check_unique_names(const std::vector<std::string>& names, const std::string& where) {
+  std::set<std::string_view> seen;
+  for (const auto& n : names) {
+    TE_CHECK(seen.insert(n).second, "{}: \"{}\" is listed twice (names must be unique)", where, n);
+  }
+}
+
+std::vector<std::string> parse_label_array(const std::string& text, const std::string& where) {
+  std::vector<std::string> labels = parse_string_array(text, where);
+  check_unique_names(labels, where);
+  return labels;
 }
 
 }  // namespace tinyemo::projector

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <map>
 
+#include "core/finite.h"
 #include "io/json.h"
 #include "models/projector/metadata.h"
 #include "io/pytorch.h"
@@ -43,8 +44,12 @@ class TensorSource {
                  t.dtype() == DType::F64,
              "{}: tensor \"{}\" has dtype {}, expected a float type", where_, name, dtype_name(t.dtype()));
     const std::vector<float> v = t.to_f32_vector();
+    const int64_t bad = first_non_finite(v.data(), static_cast<int64_t>(v.size()));
+    TE_CHECK(bad < 0, "{}: tensor \"{}\" holds {} at flat index {} (weights must be finite)", where_, name,
+             bad < 0 ? 0.0f : v[bad], bad);
     std::copy(v.begin(), v.end(), dst);
   }
+  const std::string& where() const { return where_; }
 
  private:
   std::string where_;
@@ -65,6 +70,13 @@ MlpWeights read_state_dict(const TensorSource& src, const MlpLayout& layout, con
   src.copy(prefix + "model.1.bias", {H}, p.beta);
   src.copy(prefix + "model.1.running_mean", {H}, w.running_mean.data());
   src.copy(prefix + "model.1.running_var", {H}, w.running_var.data());
+  // A variance below zero is no state BatchNorm can reach: the file is damaged
+  // (or edited), and the normalisation would divide by a negative number or
+  // take the square root of one. Zero is a unit that never varied: var + eps > 0.
+  for (int64_t h = 0; h < H; ++h) {
+    TE_CHECK(w.running_var[h] >= 0.0f, "{}: tensor \"{}model.1.running_var\"[{}] = {} is negative (a variance)",
+             src.where(), prefix, h, w.running_var[h]);
+  }
   src.copy(prefix + "model.4.weight", {H, H}, p.w2);
   src.copy(prefix + "model.4.bias", {H}, p.b2);
   if (src.has(prefix + "model.1.num_batches_tracked")) {
@@ -111,7 +123,9 @@ ProjectorModel::ProjectorModel(const ProjectorConfig& config, std::vector<std::s
     : config_(config),
       layout_(config.dims),
       labels_(std::move(labels)),
-      anchors_(labels_.size() * static_cast<size_t>(config.dims.hidden), 0.0f) {}
+      anchors_(labels_.size() * static_cast<size_t>(config.dims.hidden), 0.0f) {
+  check_unique_names(labels_, "projector labels");
+}
 
 void ProjectorModel::set_members(std::vector<MlpWeights> members) {
   TE_CHECK(!members.empty(), "a projector needs at least one MLP");
@@ -126,6 +140,7 @@ void ProjectorModel::set_members(std::vector<MlpWeights> members) {
 
 void ProjectorModel::set_anchors(std::vector<std::string> labels, std::vector<float> anchors) {
   TE_CHECK(!labels.empty(), "a projector needs at least one label");
+  check_unique_names(labels, "projector labels");
   TE_CHECK(anchors.size() == labels.size() * static_cast<size_t>(hidden_dim()),
            "anchors: {} values for {} labels of dimension {}", anchors.size(), labels.size(), hidden_dim());
   labels_ = std::move(labels);
@@ -208,14 +223,24 @@ ProjectorModel ProjectorModel::load(const fs::path& path) {
   ProjectorConfig config;
   config.dims = dims_from_first_linear(src, where);
   int64_t members = 1;
-  if (meta.count("config")) {
+  // The softmax temperature decides every probability the model reports; a
+  // file without it would be read with a guessed one, so it is refused.
+  TE_CHECK(meta.count("config"),
+           "{}: metadata has no \"config\" (dimensions, BatchNorm eps, softmax temperature): not a model written by "
+           "tinyemo projector train/import",
+           where);
+  {
     const nlohmann::json j = parse_metadata_json(meta.at("config"), where + ": metadata \"config\"");
     const JsonObject c(j, where + ": metadata config");
     config.bn_eps = c.get_or<double>("bn_eps", config.bn_eps);
     config.bn_momentum = c.get_or<double>("bn_momentum", config.bn_momentum);
     config.dropout = c.get_or<double>("dropout", config.dropout);
     config.input_norm = parse_input_norm(c.get_or<std::string>("input_norm", "none"));
-    config.temperature = c.get_or<double>("temperature", config.temperature);
+    TE_CHECK(c.has("temperature"),
+             "{}: metadata config has no \"temperature\" (the softmax temperature of the probabilities; tinyemo "
+             "writes 0.1 for TinyEmo's models)",
+             where);
+    config.temperature = c.get<double>("temperature");
     if (c.has("training")) config.training = j.at("training");
     members = c.get_or<int64_t>("members", 1);
     TE_CHECK(members >= 1 && members <= 1024, "{}: metadata config: members = {} is not in [1, 1024]", where, members);
@@ -223,9 +248,12 @@ ProjectorModel ProjectorModel::load(const fs::path& path) {
                  c.get_or<int64_t>("hidden_dim", config.dims.hidden) == config.dims.hidden,
              "{}: metadata config dimensions do not match tensor \"model.0.weight\" {}", where,
              shape_str(src.get("model.0.weight").shape()));
-    TE_CHECK(config.bn_eps > 0.0 && config.temperature > 0.0, "{}: metadata config: bn_eps and temperature must be positive", where);
+    TE_CHECK(config.bn_eps > 0.0 && std::isfinite(config.bn_eps) && config.temperature > 0.0 &&
+                 std::isfinite(config.temperature),
+             "{}: metadata config: bn_eps ({}) and temperature ({}) must be positive and finite", where, config.bn_eps,
+             config.temperature);
   }
-  std::vector<std::string> labels = parse_string_array(meta.at("labels"), where + ": metadata \"labels\"");
+  std::vector<std::string> labels = parse_label_array(meta.at("labels"), where + ": metadata \"labels\"");
   ProjectorModel m(config, labels);
   std::vector<MlpWeights> weights;
   for (int64_t k = 0; k < members; ++k) weights.push_back(read_state_dict(src, m.layout(), member_prefix(k)));
@@ -282,16 +310,20 @@ AnchorSet load_anchors(const fs::path& path, int64_t expected_hidden) {
            "{}: anchors have dimension {}, the projector's output has {}", where, t.dim(1), expected_hidden);
   AnchorSet a;
   TE_CHECK(st.metadata().count("labels"), "{}: metadata has no \"labels\" (one name per anchor row)", where);
-  a.labels = parse_string_array(st.metadata().at("labels"), where + ": metadata \"labels\"");
+  a.labels = parse_label_array(st.metadata().at("labels"), where + ": metadata \"labels\"");
   TE_CHECK(static_cast<int64_t>(a.labels.size()) == t.dim(0), "{}: {} label names for {} anchor rows", where,
            a.labels.size(), t.dim(0));
   a.hidden = t.dim(1);
   a.rows = t.to_f32_vector();
+  const int64_t bad = first_non_finite(a.rows.data(), static_cast<int64_t>(a.rows.size()));
+  TE_CHECK(bad < 0, "{}: anchor of \"{}\" holds {} (anchors must be finite)", where,
+           bad < 0 ? std::string() : a.labels[bad / a.hidden], bad < 0 ? 0.0f : a.rows[bad]);
   return a;
 }
 
 void save_anchors(const fs::path& path, const AnchorSet& anchors) {
   const int64_t L = static_cast<int64_t>(anchors.labels.size());
+  check_unique_names(anchors.labels, path.string() + ": anchor labels");
   write_safetensors(path, {{"anchors", f32_tensor({L, anchors.hidden}, anchors.rows.data())}},
                     {{"labels", nlohmann::json(anchors.labels).dump()}});
 }

@@ -5,8 +5,10 @@
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <set>
 
 #include "core/error.h"
+#include "core/memory_budget.h"
 #include "core/rng.h"
 
 namespace tinyemo::projector {
@@ -147,6 +149,20 @@ MemberResult train_member(const PreparedData& data, const MlpLayout& layout, int
 
 }  // namespace
 
+void check_training_memory(const FeatureSet& train, const TrainOptions& o) {
+  // In floats (doubles: hostile sizes cannot overflow): per member, the
+  // parameters with their gradient slices and AdamW's two moments; the kept
+  // members; the anchors with theirs; a step's activations; the normalised inputs.
+  const double N = static_cast<double>(train.size()), D = static_cast<double>(train.dim());
+  const double H = static_cast<double>(o.hidden), B = static_cast<double>(std::min<int64_t>(o.batch, train.size()));
+  const double L = static_cast<double>(o.anchors ? o.anchors->labels.size() : train.labels.size());
+  const double params = D * H + H * H + 4.0 * H;
+  const double floats = params * (4.0 + static_cast<double>(o.members)) + 4.0 * L * H + B * (D + 8.0 * H) + N * D;
+  check_memory_request(4.0 * floats, fmt::format("a projector of hidden size {} on {}-d features ({:.3g} parameters "
+                                                 "per member, {} member{})",
+                                                 o.hidden, train.dim(), params, o.members, o.members == 1 ? "" : "s"));
+}
+
 ProjectorModel train_projector(const FeatureSet& train, const TrainOptions& o,
                                const std::function<void(const EpochReport&)>& on_epoch) {
   const int64_t N = train.size(), D = train.dim(), H = o.hidden;
@@ -156,6 +172,7 @@ ProjectorModel train_projector(const FeatureSet& train, const TrainOptions& o,
   TE_CHECK(o.members >= 1, "ensemble members must be at least 1, got {}", o.members);
   TE_CHECK(H > 0, "hidden size must be positive, got {}", H);
   TE_CHECK(o.dropout >= 0.0 && o.dropout < 1.0, "dropout {} not in [0, 1)", o.dropout);
+  check_training_memory(train, o);
 
   // Labels: the anchors' (fixed anchors) or the training set's (learned).
   const std::vector<std::string> labels = o.anchors ? o.anchors->labels : train.labels;
@@ -178,6 +195,14 @@ ProjectorModel train_projector(const FeatureSet& train, const TrainOptions& o,
   }
   if (o.anchors) {
     TE_CHECK(o.anchors->hidden == H, "anchors have dimension {}, the projector's output has {}", o.anchors->hidden, H);
+  }
+  {
+    // One label gives nothing to tell apart: every loss is minimal by mapping
+    // everything onto that anchor, and the model would predict it always.
+    std::set<int64_t> present(data.y.begin(), data.y.end());
+    TE_CHECK(present.size() >= 2,
+             "{}: the training features hold one label ({}); a projector needs features of at least two labels",
+             train.source, labels[static_cast<size_t>(*present.begin())]);
   }
   data.x.resize(static_cast<size_t>(N * D));
   normalize_inputs(o.input_norm, train.features.data<float>(), N, D, data.x.data());

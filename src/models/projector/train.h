@@ -63,6 +63,11 @@ struct EpochReport {
   double seconds = 0.0;
 };
 
+// Refuses, before anything is allocated, options whose training cannot fit in
+// the machine's memory (e.g. --hidden 1e8: 1e16 parameters), saying how much
+// they would need. train_projector calls it first.
+void check_training_memory(const FeatureSet& train, const TrainOptions& options);
+
 // Trains on every sample of `train` (label_ids must be >= 0). `on_epoch`
 // (optional) is called after each epoch.
 ProjectorModel train_projector(const FeatureSet& train, const TrainOptions& options,

@@ -1,0 +1,91 @@
+#include "core/finite.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "core/quant.h"
+#include "core/thread_pool.h"
+
+namespace tinyemo {
+
+namespace {
+
+// A float is NaN or infinite when its exponent bits are all ones: with the
+// sign cleared, its bits are at least the infinity's. Each chunk is reduced
+// with an unsigned max (which the compiler vectorises) and only a chunk that
+// holds a non-finite value is searched element by element.
+template <class Bits>
+int64_t scan_bits(const void* data, int64_t n, Bits magnitude_mask, Bits infinity) {
+  constexpr int64_t kChunk = 4096;
+  const auto* bits = static_cast<const uint8_t*>(data);
+  const auto chunk_max = [&](int64_t begin, int64_t end) {
+    Bits m = 0;
+    for (int64_t i = begin; i < end; ++i) {
+      Bits v;
+      std::memcpy(&v, bits + i * static_cast<int64_t>(sizeof(Bits)), sizeof(Bits));
+      m = std::max<Bits>(m, v & magnitude_mask);
+    }
+    return m;
+  };
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::atomic<int64_t> first{n};
+  const auto scan = [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t begin = c * kChunk, end = std::min(n, begin + kChunk);
+      if (begin >= first.load(std::memory_order_relaxed)) return;
+      if (chunk_max(begin, end) < infinity) continue;
+      for (int64_t i = begin; i < end; ++i) {
+        if (chunk_max(i, i + 1) >= infinity) {
+          int64_t seen = first.load();
+          while (i < seen && !first.compare_exchange_weak(seen, i)) {
+          }
+          return;
+        }
+      }
+    }
+  };
+  if (chunks <= 16) {
+    scan(0, chunks);
+  } else {
+    parallel_for(chunks, 16, scan);
+  }
+  const int64_t at = first.load();
+  return at < n ? at : -1;
+}
+
+// Block types: the f16 scale leads every block.
+int64_t scan_block_scales(const void* data, int64_t blocks, size_t block_bytes) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  for (int64_t b = 0; b < blocks; ++b) {
+    uint16_t scale;
+    std::memcpy(&scale, p + static_cast<size_t>(b) * block_bytes, 2);
+    if ((scale & 0x7fffu) >= 0x7c00u) return b * kQuantBlock;
+  }
+  return -1;
+}
+
+}  // namespace
+
+int64_t first_non_finite(const float* x, int64_t n) { return scan_bits<uint32_t>(x, n, 0x7fffffffu, 0x7f800000u); }
+
+int64_t first_non_finite(const Tensor& t) {
+  const int64_t n = t.numel();
+  switch (t.dtype()) {
+    case DType::F32: return scan_bits<uint32_t>(t.raw(), n, 0x7fffffffu, 0x7f800000u);
+    case DType::F16: return scan_bits<uint16_t>(t.raw(), n, 0x7fffu, 0x7c00u);
+    case DType::BF16: return scan_bits<uint16_t>(t.raw(), n, 0x7fffu, 0x7f80u);
+    case DType::F64: return scan_bits<uint64_t>(t.raw(), n, 0x7fffffffffffffffull, 0x7ff0000000000000ull);
+    case DType::Q8_0: return scan_block_scales(t.raw(), n / kQuantBlock, sizeof(BlockQ8_0));
+    case DType::Q4_0: return scan_block_scales(t.raw(), n / kQuantBlock, sizeof(BlockQ4_0));
+    case DType::Q8_0x16:
+    case DType::Q4_0x16: {
+      // Every block's scale is among the panel's scale runs; dequantising is the simple, rare path.
+      const std::vector<float> v = t.to_f32_vector();
+      return first_non_finite(v.data(), static_cast<int64_t>(v.size()));
+    }
+    default: return -1;  // integers and booleans
+  }
+}
+
+}  // namespace tinyemo
