@@ -123,7 +123,7 @@ class GgufWriter {
  public:
   // Sets (or replaces) a metadata key.
   void set(const std::string& key, GgufValue value);
-  // Tensor of dtype F32, F16, BF16, Q8_0 or Q4_0 (its buffer is shared until written).
+  // Tensor of dtype F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K (its buffer is shared until written).
   void add_tensor(const std::string& name, const Tensor& tensor);
 
   std::string bytes() const;
