@@ -438,6 +438,22 @@ std::vector<int64_t> GgufFile::get_int_array(const std::string& key) const {
   return out;
 }
 
+std::vector<double> GgufFile::get_float_array(const std::string& key) const {
+  const GgufValue& v = value(key);
+  const bool floating = v.array_type == GgufType::F32 || v.array_type == GgufType::F64;
+  TE_CHECK(v.type == GgufType::Array && (floating || is_signed(v.array_type) || is_unsigned(v.array_type)),
+           "{}: metadata \"{}\" must be an array of numbers", where_, key);
+  const size_t each = scalar_bytes(v.array_type);
+  std::vector<double> out;
+  out.reserve(static_cast<size_t>(v.array_size));
+  for (uint64_t k = 0; k < v.array_size; ++k) {
+    GgufValue e;
+    decode_scalar(v.array_type, reinterpret_cast<const uint8_t*>(v.s.data()) + k * each, &e);
+    out.push_back(floating ? e.f : is_signed(v.array_type) ? static_cast<double>(e.i) : static_cast<double>(e.u));
+  }
+  return out;
+}
+
 const std::vector<std::string>& GgufFile::get_string_array(const std::string& key) const {
   const GgufValue& v = value(key);
   TE_CHECK(v.type == GgufType::Array && v.array_type == GgufType::String,
@@ -482,6 +498,10 @@ void GgufWriter::set(const std::string& key, GgufValue value) {
     }
   }
   metadata_.emplace_back(key, std::move(value));
+}
+
+bool GgufWriter::has(const std::string& key) const {
+  return std::any_of(metadata_.begin(), metadata_.end(), [&](const auto& kv) { return kv.first == key; });
 }
 
 void GgufWriter::add_tensor(const std::string& name, const Tensor& tensor) {
