@@ -51,7 +51,7 @@
 #define TE_VERSION_MAJOR 0
 #define TE_VERSION_MINOR 2
 #define TE_VERSION_PATCH 0
-#define TE_API_VERSION 2
+#define TE_API_VERSION 3
 
 #ifdef __cplusplus
 extern "C" {
@@ -67,7 +67,8 @@ typedef enum te_status {
   TE_ERROR_BUFFER_TOO_SMALL = 4, /* the output did not fit; the size needed was reported */
   TE_ERROR_CANCELLED = 5,        /* a callback asked to stop */
   TE_ERROR_CONTEXT_FULL = 6,     /* the sequence would not fit in the LM's context */
-  TE_ERROR_INTERNAL = 7          /* a bug in tinyemo: please report it with te_last_error() */
+  TE_ERROR_INTERNAL = 7,         /* a bug in tinyemo: please report it with te_last_error() */
+  TE_ERROR_TOO_LARGE = 8         /* the input exceeds a limit the caller set (an image over max_pixels) */
 } te_status;
 
 /* "TE_OK", "TE_ERROR_FAILED", ... */
@@ -95,7 +96,7 @@ typedef struct te_image te_image;
 TE_API int64_t te_image_default_max_pixels(void);
 
 /* Decodes a JPEG, PNG or WebP file (by content, not by name); max_pixels 0
- * takes the default. */
+ * takes the default. An image declaring more pixels gives TE_ERROR_TOO_LARGE. */
 TE_API te_status te_image_load_file(const char *path, int64_t max_pixels, te_image **out);
 /* The same from encoded bytes in memory (e.g. an upload). */
 TE_API te_status te_image_load_memory(const void *data, size_t size, int64_t max_pixels, te_image **out);
@@ -156,6 +157,11 @@ TE_API te_status te_projector_set_anchors(te_projector *projector, const char *c
                                           const float *anchors, size_t n_floats);
 /* The same from a safetensors file (`anchors` [L, H], metadata `labels`). */
 TE_API te_status te_projector_load_anchors(te_projector *projector, const char *path);
+/* Copies the current label anchors: te_projector_n_labels rows of
+ * te_projector_output_dim floats, in label order (what te_projector_set_anchors
+ * takes back, e.g. to switch between label sets). *n_floats receives the count. */
+TE_API te_status te_projector_anchors(const te_projector *projector, float *anchors, size_t capacity,
+                                      size_t *n_floats);
 
 /* Scores of one image (or feature row) against every label. */
 typedef struct te_classification {
@@ -247,6 +253,16 @@ TE_API te_status te_lm_tokenize(const te_lm *lm, const char *text, size_t text_l
  * *length receives the byte count needed without the NUL. */
 TE_API te_status te_lm_detokenize(const te_lm *lm, const int32_t *tokens, size_t n_tokens, bool skip_special,
                                   char *text, size_t capacity, size_t *length);
+
+/* TinyEmo's label anchors (open vocabulary): for each label, the mean of the
+ * LM's input-embedding rows of the tokens of `grounding` with every "{label}"
+ * replaced by the label (NULL: the label alone), BOS included where the
+ * tokenizer adds one. `anchors` receives n_labels rows of te_lm_n_embd floats:
+ * what te_projector_set_anchors takes for a projector trained on this LM's
+ * anchors (`tinyemo projector anchors --anchors-lm` writes the same rows).
+ * Needs the tokenizer; reads the LM's weights only (no session). */
+TE_API te_status te_lm_label_anchors(const te_lm *lm, const char *const *labels, size_t n_labels,
+                                     const char *grounding, float *anchors, size_t n_floats);
 
 /* ---------------------------------------------------------------- sessions */
 

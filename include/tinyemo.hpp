@@ -114,6 +114,13 @@ class Projector {
     const std::vector<const char*> c = c_strings(labels);
     check(te_projector_set_anchors(ptr_.get(), c.data(), c.size(), anchors.data(), anchors.size()));
   }
+  // The current label anchors, labels().size() rows of output_dim() floats.
+  std::vector<float> anchors() const {
+    std::vector<float> out(static_cast<size_t>(te_projector_n_labels(ptr_.get())) * static_cast<size_t>(output_dim()));
+    size_t n = 0;
+    check(te_projector_anchors(ptr_.get(), out.data(), out.size(), &n));
+    return out;
+  }
   te_projector* get() const { return ptr_.get(); }
 
  private:
@@ -201,6 +208,14 @@ class Lm {
     check(te_lm_detokenize(ptr_.get(), ids.data(), ids.size(), skip_special, text.data(), text.size(), &n));
     text.resize(n);
     return text;
+  }
+  // TinyEmo's label anchors (te_lm_label_anchors): labels.size() rows of n_embd() floats.
+  std::vector<float> label_anchors(const std::vector<std::string>& labels, const char* grounding = nullptr) const {
+    std::vector<const char*> c;
+    for (const auto& l : labels) c.push_back(l.c_str());
+    std::vector<float> out(labels.size() * static_cast<size_t>(n_embd()));
+    check(te_lm_label_anchors(ptr_.get(), c.data(), c.size(), grounding, out.data(), out.size()));
+    return out;
   }
   te_lm* get() const { return ptr_.get(); }
 

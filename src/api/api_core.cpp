@@ -51,6 +51,7 @@ const char* te_status_name(te_status status) {
     case TE_ERROR_CANCELLED: return "TE_ERROR_CANCELLED";
     case TE_ERROR_CONTEXT_FULL: return "TE_ERROR_CONTEXT_FULL";
     case TE_ERROR_INTERNAL: return "TE_ERROR_INTERNAL";
+    case TE_ERROR_TOO_LARGE: return "TE_ERROR_TOO_LARGE";
   }
   return "TE_ERROR_UNKNOWN";
 }

@@ -79,6 +79,9 @@ te_status guard(Body&& body) noexcept {
   } catch (const ContextFullError& e) {
     set_last_error(e.what());
     return TE_ERROR_CONTEXT_FULL;
+  } catch (const TooLargeError& e) {
+    set_last_error(e.what());
+    return TE_ERROR_TOO_LARGE;
   } catch (const Error& e) {
     set_last_error(e.what());
     return TE_ERROR_FAILED;

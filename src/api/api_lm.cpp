@@ -7,6 +7,7 @@
 #include "models/lm/embeddings.h"
 #include "models/lm/generate.h"
 #include "models/lm/gguf_model.h"
+#include "pipeline/projector_jobs.h"
 
 using namespace tinyemo;
 using tinyemo::api::ApiError;
@@ -166,6 +167,29 @@ te_status te_lm_detokenize(const te_lm* lm, const int32_t* tokens, size_t n_toke
     const std::string s = tokenizer_of(lm).decode(std::vector<int32_t>(tokens, tokens + n_tokens), skip_special);
     copy_out(s.data(), s.size(), text, capacity, length, "te_lm_detokenize");
     if (s.size() < capacity) text[s.size()] = '\0';
+  });
+}
+
+te_status te_lm_label_anchors(const te_lm* lm, const char* const* labels, size_t n_labels, const char* grounding,
+                              float* anchors, size_t n_floats) {
+  return guard([&] {
+    require(lm != nullptr, "te_lm_label_anchors: lm is NULL");
+    require(n_labels > 0, "te_lm_label_anchors: no labels given");
+    require(labels != nullptr, "te_lm_label_anchors: labels is NULL");
+    const auto hidden = static_cast<size_t>(lm->model.config().hidden);
+    if (n_floats != n_labels * hidden) {
+      invalid("te_lm_label_anchors: " + std::to_string(n_labels) + " labels need " + std::to_string(n_labels * hidden) +
+              " floats (rows of " + std::to_string(hidden) + "), got " + std::to_string(n_floats));
+    }
+    require(anchors != nullptr, "te_lm_label_anchors: anchors is NULL");
+    std::vector<std::string> names;
+    for (size_t i = 0; i < n_labels; ++i) {
+      require(labels[i] != nullptr, "te_lm_label_anchors: a label is NULL");
+      names.emplace_back(labels[i]);
+    }
+    const projector::AnchorSet a =
+        pipeline::lm_label_anchors(lm->model, tokenizer_of(lm), grounding ? grounding : "{label}", names);
+    std::copy(a.rows.begin(), a.rows.end(), anchors);
   });
 }
 

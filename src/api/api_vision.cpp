@@ -187,6 +187,15 @@ te_status te_projector_load_anchors(te_projector* p, const char* path) {
   });
 }
 
+te_status te_projector_anchors(const te_projector* p, float* anchors, size_t capacity, size_t* n_floats) {
+  return guard([&] {
+    if (n_floats) *n_floats = 0;
+    require(p != nullptr, "te_projector_anchors: projector is NULL");
+    const auto& rows = p->model.anchors();
+    api::copy_out(rows.data(), rows.size(), anchors, capacity, n_floats, "te_projector_anchors");
+  });
+}
+
 te_status te_projector_classify(const te_projector* p, const float* features, size_t n_rows, size_t dim,
                                 int32_t* predicted, float* probabilities, float* cosines, float* distances) {
   return guard([&] {

@@ -22,6 +22,13 @@ class ContextFullError : public Error {
   using Error::Error;
 };
 
+// An input larger than a limit the caller set (an image declaring more pixels
+// than allowed): a server answers it differently from a malformed input.
+class TooLargeError : public Error {
+ public:
+  using Error::Error;
+};
+
 template <class... Args>
 [[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) {
   throw Error(fmt::format(format, std::forward<Args>(args)...));

@@ -17,15 +17,20 @@ AnchorSet lm_label_anchors(const LmAnchorSource& source, const std::vector<std::
   // The LM's own tokenizer: its folder's files, or those a .gguf carries.
   const std::unique_ptr<Tokenizer> tok =
       source.tokenizer.empty() ? load_lm_tokenizer(source.lm) : Tokenizer::load(source.tokenizer);
+  return lm_label_anchors(model, *tok, source.grounding, labels);
+}
+
+AnchorSet lm_label_anchors(const LmModel& model, const Tokenizer& tokenizer, const std::string& grounding,
+                           const std::vector<std::string>& labels) {
   AnchorSet a;
   a.labels = labels;
   a.hidden = model.token_embeddings().dim(1);
   for (const auto& label : labels) {
-    std::string text = source.grounding;
+    std::string text = grounding;
     for (size_t at = text.find("{label}"); at != std::string::npos; at = text.find("{label}", at + label.size())) {
       text.replace(at, 7, label);
     }
-    const std::vector<float> row = label_anchor(model, *tok, text).to_f32_vector();
+    const std::vector<float> row = label_anchor(model, tokenizer, text).to_f32_vector();
     a.rows.insert(a.rows.end(), row.begin(), row.end());
   }
   return a;

@@ -16,6 +16,11 @@
 #include "models/projector/model.h"
 #include "models/projector/train.h"
 
+namespace tinyemo {
+class LmModel;
+class Tokenizer;
+}  // namespace tinyemo
+
 namespace tinyemo::pipeline {
 
 // Label anchors from an LM's input embeddings (TinyEmo's LLM.get_embds): for
@@ -28,6 +33,9 @@ struct LmAnchorSource {
   bool given() const { return !lm.empty(); }
 };
 projector::AnchorSet lm_label_anchors(const LmAnchorSource& source, const std::vector<std::string>& labels);
+// The same with a loaded model and tokenizer (the C API's te_lm_label_anchors).
+projector::AnchorSet lm_label_anchors(const LmModel& model, const Tokenizer& tokenizer, const std::string& grounding,
+                                      const std::vector<std::string>& labels);
 
 // Replaces the model's labels and anchors (open taxonomy), checking the width.
 void use_anchors(projector::ProjectorModel& model, projector::AnchorSet anchors, const std::string& source);

@@ -112,6 +112,7 @@ static bool on_token(int32_t token, const char *text, size_t len, void *user_dat
 static void test_basics(void) {
   CHECK(strcmp(te_status_name(TE_OK), "TE_OK") == 0);
   CHECK(strcmp(te_status_name(TE_ERROR_CONTEXT_FULL), "TE_ERROR_CONTEXT_FULL") == 0);
+  CHECK(strcmp(te_status_name(TE_ERROR_TOO_LARGE), "TE_ERROR_TOO_LARGE") == 0);
   CHECK(te_api_version() == TE_API_VERSION);
   {
     char want[32];
@@ -131,7 +132,7 @@ static void test_images(const char *image_dir) {
   img = (te_image *)1;
   CHECK_STATUS(te_image_load_file(join(image_dir, "no-such.png"), 0, &img), TE_ERROR_FAILED, "no-such.png");
   CHECK(img == NULL);
-  CHECK_STATUS(te_image_load_file(join(image_dir, "rocket.jpg"), 10, &img), TE_ERROR_FAILED, "pixels");
+  CHECK_STATUS(te_image_load_file(join(image_dir, "rocket.jpg"), 10, &img), TE_ERROR_TOO_LARGE, "pixels");
   CHECK_STATUS(te_image_load_file(NULL, 0, &img), TE_ERROR_INVALID_ARGUMENT, "path");
   CHECK_STATUS(te_image_load_file(join(image_dir, "rocket.jpg"), 0, NULL), TE_ERROR_INVALID_ARGUMENT, "out");
   CHECK_STATUS(te_image_load_file(join(image_dir, "rocket.jpg"), -1, &img), TE_ERROR_INVALID_ARGUMENT, "max_pixels");
@@ -255,10 +256,24 @@ static void test_vision(const char *clip_dir, const char *projector_path, const 
     const char *own[2] = {"calm", "storm"};
     int32_t H = te_projector_output_dim(projector);
     float *anchors = (float *)calloc((size_t)(2 * H), sizeof(float));
+    float *all = (float *)calloc((size_t)(n_labels * H), sizeof(float));
+    float *picked = (float *)calloc((size_t)(2 * H), sizeof(float));
+    size_t n_floats = 0;
+    CHECK_STATUS(te_projector_anchors(projector, NULL, 0, &n_floats), TE_ERROR_BUFFER_TOO_SMALL, "needed");
+    CHECK(n_floats == (size_t)(n_labels * H));
+    CHECK_STATUS(te_projector_anchors(projector, all, (size_t)(n_labels * H), &n_floats), TE_OK, NULL);
+    CHECK_STATUS(te_projector_anchors(NULL, all, (size_t)(n_labels * H), &n_floats), TE_ERROR_INVALID_ARGUMENT,
+                 "projector");
     subset[0] = te_projector_label(projector, 1);
     subset[1] = te_projector_label(projector, 0);
     CHECK_STATUS(te_projector_select_labels(projector, subset, 2), TE_OK, NULL);
     CHECK(te_projector_n_labels(projector) == 2);
+    /* The subset's anchors are the model's rows 1 and 0. */
+    CHECK_STATUS(te_projector_anchors(projector, picked, (size_t)(2 * H), &n_floats), TE_OK, NULL);
+    CHECK(n_floats == (size_t)(2 * H));
+    CHECK(memcmp(picked, all + H, (size_t)H * sizeof(float)) == 0 && memcmp(picked + H, all, (size_t)H * sizeof(float)) == 0);
+    free(all);
+    free(picked);
     CHECK_STATUS(te_projector_select_labels(projector, own, 1), TE_ERROR_FAILED, "calm");
     for (i = 0; i < 2 * H; ++i) anchors[i] = (float)((i * 7) % 5) - 2.0f;
     CHECK_STATUS(te_projector_set_anchors(projector, own, 2, anchors, (size_t)(2 * H)), TE_OK, NULL);
@@ -321,6 +336,12 @@ static void test_lm(const char *lm_dir, const char *tokenizer) {
   CHECK_STATUS(te_lm_load(lm_dir, &params, &lm), TE_OK, NULL);
   CHECK(!te_lm_has_tokenizer(lm));
   CHECK_STATUS(te_lm_tokenize(lm, "hi", 2, true, tokens, 256, &n), TE_ERROR_FAILED, "tokenizer");
+  {
+    const char *one[1] = {"calm"};
+    float row[1024];
+    CHECK(te_lm_n_embd(lm) <= 1024);
+    CHECK_STATUS(te_lm_label_anchors(lm, one, 1, NULL, row, (size_t)te_lm_n_embd(lm)), TE_ERROR_FAILED, "tokenizer");
+  }
   te_lm_free(lm);
   params.tokenizer = tokenizer;
   params.weight_type = "f32";
@@ -343,6 +364,29 @@ static void test_lm(const char *lm_dir, const char *tokenizer) {
   CHECK_STATUS(te_lm_detokenize(lm, tokens, n, true, text, sizeof text, &len), TE_ERROR_INVALID_ARGUMENT,
                "vocabulary");
   CHECK_STATUS(te_lm_tokenize(lm, "the happy dog", 13, true, tokens, 256, &n), TE_OK, NULL);
+
+  /* Label anchors: the mean embedding of the grounding text's tokens. */
+  {
+    const char *labels[2] = {"calm", "storm"};
+    const char *calm[1] = {"calm"};
+    int32_t H = te_lm_n_embd(lm);
+    float *a = (float *)calloc((size_t)(2 * H), sizeof(float));
+    float *b = (float *)calloc((size_t)(2 * H), sizeof(float));
+    int32_t k;
+    int differs = 0;
+    CHECK_STATUS(te_lm_label_anchors(lm, labels, 2, NULL, a, (size_t)(2 * H)), TE_OK, NULL);
+    CHECK_STATUS(te_lm_label_anchors(lm, labels, 2, "{label}", b, (size_t)(2 * H)), TE_OK, NULL);
+    CHECK(memcmp(a, b, (size_t)(2 * H) * sizeof(float)) == 0);
+    for (k = 0; k < H; ++k) differs |= a[k] != a[H + k];
+    CHECK(differs);
+    CHECK_STATUS(te_lm_label_anchors(lm, calm, 1, "a {label} sea, {label}", b, (size_t)H), TE_OK, NULL);
+    CHECK(memcmp(a, b, (size_t)H * sizeof(float)) != 0);
+    CHECK_STATUS(te_lm_label_anchors(lm, labels, 2, NULL, a, (size_t)H), TE_ERROR_INVALID_ARGUMENT, "floats");
+    CHECK_STATUS(te_lm_label_anchors(lm, labels, 0, NULL, a, 0), TE_ERROR_INVALID_ARGUMENT, "no labels");
+    CHECK_STATUS(te_lm_label_anchors(NULL, labels, 2, NULL, a, (size_t)(2 * H)), TE_ERROR_INVALID_ARGUMENT, "lm");
+    free(a);
+    free(b);
+  }
 
   /* Evaluation and logits. */
   logits = (float *)calloc((size_t)vocab, sizeof(float));

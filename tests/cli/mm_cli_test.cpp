@@ -49,7 +49,8 @@ testing::TempDir* MmCliModel::tmp_ = nullptr;
 
 TEST(MmCli, LogitsMatchTheFixtures) {
   testing::TempDir tmp;
-  for (const std::string m : {"tinyllava-tiny", "tinyllava-openelm-tiny", "tinyllava-phi-tiny"}) {
+  for (const std::string m :
+       {"tinyllava-tiny", "tinyllava-openelm-tiny", "tinyllava-phi-tiny", "tinyllava-siglip-qwen2-tiny"}) {
     const auto dir = testing::fixture(m).string();
     const auto out = (tmp / "out.safetensors").string();
     auto r = run_cli({"mm", "logits", "--model", dir, "--inputs", dir + "/io.safetensors", "--out", out});
@@ -63,7 +64,8 @@ TEST(MmCli, LogitsMatchTheFixtures) {
 }
 
 TEST(MmCli, GreedyGenerationMatchesTheFixtures) {
-  for (const std::string m : {"tinyllava-tiny", "tinyllava-openelm-tiny", "tinyllava-phi-tiny"}) {
+  for (const std::string m :
+       {"tinyllava-tiny", "tinyllava-openelm-tiny", "tinyllava-phi-tiny", "tinyllava-siglip-qwen2-tiny"}) {
     const auto dir = testing::fixture(m).string();
     auto r = run_cli({"mm", "generate", "--model", dir, "--inputs", dir + "/io.safetensors", "--max-new-tokens", "6",
                       "--greedy", "--json"});
@@ -140,14 +142,15 @@ TEST_F(MmCliModel, BadInputsAreClearErrors) {
   expect_failure(run_cli({"mm", "logits", "--model", (tmp / "wide").string(), "--inputs",
                           testing::fixture("tinyllava-tiny/io.safetensors").string(), "--out", (tmp / "o").string()}),
                  {"connector", "80 outputs", "hidden size is 64"});
-  // A prompt past the context.
+  // A prompt past the context (generation that would run past it ends there
+  // with finish_reason "length"; a prompt that does not fit is refused).
   testing::copy_tinyllava_fixture("tinyllava-tiny", tmp / "short", [](nlohmann::json& c) {
-    c["text_config"]["max_position_embeddings"] = 12;
+    c["text_config"]["max_position_embeddings"] = 4;
   }, false);
   expect_failure(run_cli({"mm", "generate", "--model", (tmp / "short").string(), "--inputs",
                           testing::fixture("tinyllava-tiny/io.safetensors").string(), "--max-new-tokens", "4",
                           "--greedy"}),
-                 {"exceeds the model's context of 12", "max_position_embeddings"});
+                 {"more than the model's context of 4", "max_position_embeddings"});
   // Not a TinyLLaVA folder; no tokenizer for a text prompt.
   expect_failure(run_cli({"mm", "generate", "--model", testing::fixture("llama-tiny").string(), "--inputs",
                           testing::fixture("tinyllava-tiny/io.safetensors").string(), "--max-new-tokens", "3"}),

@@ -125,10 +125,11 @@ struct Variant {
   std::string select = "patch";
   std::string connector = "mlp2x_gelu";
   int64_t lm_hidden = 32;
+  std::string lm = "llama";  // or "qwen2", "gemma" (inserted rows scaled by sqrt(hidden) inside the LM)
 };
 
-inline nlohmann::json variant_text_config(int64_t hidden) {
-  return {{"architectures", {"LlamaForCausalLM"}},
+inline nlohmann::json variant_text_config(int64_t hidden, const std::string& lm = "llama") {
+  nlohmann::json c = {{"architectures", {"LlamaForCausalLM"}},
           {"model_type", "llama"},
           {"hidden_act", "silu"},
           {"hidden_size", hidden},
@@ -143,6 +144,20 @@ inline nlohmann::json variant_text_config(int64_t hidden) {
           {"tie_word_embeddings", false},
           {"bos_token_id", 1},
           {"eos_token_id", 2}};
+  if (lm == "qwen2") {
+    c["architectures"] = {"Qwen2ForCausalLM"};
+    c["model_type"] = "qwen2";
+    c["use_sliding_window"] = false;
+    c["tie_word_embeddings"] = true;
+  } else if (lm == "gemma") {
+    c["architectures"] = {"GemmaForCausalLM"};
+    c["model_type"] = "gemma";
+    c["hidden_act"] = c["hidden_activation"] = "gelu_pytorch_tanh";
+    c["head_dim"] = 12;
+    c["num_key_value_heads"] = 1;
+    c["tie_word_embeddings"] = true;
+  }
+  return c;
 }
 
 // Writes the folder; returns the connector it holds (for reference computations).
@@ -153,7 +168,7 @@ inline mm::Connector write_variant(const Variant& v, const std::filesystem::path
   for (const auto& e : vision.entries()) t.emplace_back("vision_tower._vision_tower." + e.name, vision.get(e.name));
   const auto vision_config = nlohmann::json::parse(read_file(mm_data(v.tower) / "config.json"));
   const int64_t vision_width = vision_config["hidden_size"];
-  const nlohmann::json text = variant_text_config(v.lm_hidden);
+  const nlohmann::json text = variant_text_config(v.lm_hidden, v.lm);
   const LmModel lm = random_lm(text, DType::F32, 5);
   for (const auto& [name, tensor] : lm.tensors()) t.emplace_back("language_model." + name, tensor);
   mm::Connector connector = mm::Connector::random(mm::parse_connector_type(v.connector, "variant"), vision_width,

@@ -1,7 +1,7 @@
 // TinyLLaVA models: parity with the shared fixtures (image_features, logits
 // over the spliced sequence, greedy ids), unseen layouts built here (other
 // vision_feature_layer, cls_patch, connector depths, linear, identity, SigLIP
-// behind other LMs) checked piece by piece, the reference's truncation, the
+// and CLIP behind LLaMA, Qwen2 and Gemma) checked piece by piece, the reference's truncation, the
 // cached-prefix session, and refusal of checkpoints whose parts disagree.
 #include <gtest/gtest.h>
 
@@ -14,6 +14,7 @@
 #include "models/clip/checkpoint.h"
 #include "models/lm/embeddings.h"
 #include "models/lm/generate.h"
+#include "models/lm/gguf_model.h"
 #include "models/lm/session.h"
 #include "models/mm/model.h"
 #include "models/mm/session.h"
@@ -182,7 +183,9 @@ INSTANTIATE_TEST_SUITE_P(
                       testing::Variant{"clip-tower", 4, "patch", "linear", 24},
                       testing::Variant{"siglip-tower", -1, "patch", "linear", 32},
                       testing::Variant{"siglip-tower", 0, "cls_patch", "identity", 24},
-                      testing::Variant{"siglip-tower", -2, "patch", "mlp2x_gelu", 16}));
+                      testing::Variant{"siglip-tower", -2, "patch", "mlp2x_gelu", 16},
+                      testing::Variant{"siglip-tower", -2, "patch", "mlp2x_gelu", 32, "qwen2"},
+                      testing::Variant{"clip-tower", 2, "cls_patch", "mlp2x_gelu", 32, "gemma"}));
 
 TEST(TinyLlavaModel, TruncatesLikeTheReference) {
   testing::TempDir dir;
@@ -378,6 +381,34 @@ TEST(TinyLlavaModel, QuantisedLanguageModel) {
   const double err = testing::rel_error(lq, lf);
   EXPECT_GT(err, 0.0);  // it did run quantised
   EXPECT_LE(err, 5e-2);
+}
+
+// The language model from a GGUF file (tinyemo convert's) instead of language_model.*.
+TEST(TinyLlavaModel, GgufLanguageModel) {
+  testing::TempDir dir;
+  const auto src = SafetensorsFile::open(testing::fixture("tinyllava-tiny/model.safetensors"));
+  NamedTensors lm_tensors;
+  for (const auto& e : src.entries()) {
+    if (e.name.rfind("language_model.", 0) == 0) lm_tensors.emplace_back(e.name.substr(15), src.get(e.name));
+  }
+  std::filesystem::create_directories(dir / "lm");
+  write_safetensors(dir / "lm/model.safetensors", lm_tensors);
+  const auto config = nlohmann::json::parse(read_file(testing::fixture("tinyllava-tiny/config.json")));
+  write_file_atomic(dir / "lm/config.json", config["text_config"].dump());
+  save_lm_gguf(LmModel::load(dir / "lm"), dir / "lm.gguf");
+
+  mm::MmLoadOptions o;
+  o.language_model = dir / "lm.gguf";
+  const TinyLlavaModel m = TinyLlavaModel::load(testing::fixture("tinyllava-tiny"), o);
+  const auto io = SafetensorsFile::open(testing::fixture("tinyllava-tiny/io.safetensors"));
+  mm::MmSession s(m);
+  EXPECT_LE(testing::rel_error(s.logits(ids_of(io.get("input_ids")), m.encode_images(io.get("pixel_values")), true),
+                               io.get("logits")),
+            1e-4);
+  // An LM of another shape is refused naming both.
+  o.language_model = testing::fixture("phi-tiny");
+  expect_error_mentions([&] { TinyLlavaModel::load(testing::fixture("tinyllava-tiny"), o); },
+                        {"phi-tiny", "text_config"});
 }
 
 TEST(TinyLlavaModel, PadAspectRatioExpandsWithTheMeanColour) {

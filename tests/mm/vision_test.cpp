@@ -186,5 +186,31 @@ TEST(ImageProcessor, ExpandToSquareCentresOnTheBackground) {
   EXPECT_EQ(sq2.pixels[2 * 4 * 3], 0);
 }
 
+// Memory follows the output, not what a thin image would become at full size.
+TEST(ImageProcessor, ThinImagesStayBounded) {
+  Image thin;
+  thin.width = 30000;
+  thin.height = 2;
+  thin.pixels.assign(static_cast<size_t>(30000 * 2 * 3), 90);
+  clip::VisionConfig clip_tower;
+  clip_tower.image_size = 24;
+  // Shorter side 2 -> 24 makes it 360000 wide; only the 24 x 24 crop is computed.
+  const Tensor t = clip::hf_preprocess(thin, clip::default_image_processor(clip_tower));
+  EXPECT_EQ(shape_str(t.shape()), "[3, 24, 24]");
+  EXPECT_NEAR(t.data<float>()[0], (90.0f / 255.0f - 0.48145466f) / 0.26862954f, 1e-5);
+  // expand2square would make 30000 x 30000: refused.
+  try {
+    clip::expand_to_square(thin, {0, 0, 0});
+    ADD_FAILURE() << "squared a 30000 x 2 image";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("30000 x 2"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(clip::image_processor_from_hf(JsonObject(
+                   nlohmann::json{{"image_processor_type", "SiglipImageProcessor"},
+                                  {"size", {{"height", 1 << 20}, {"width", 8}}}},
+                   "p.json")),
+               Error);
+}
+
 }  // namespace
 }  // namespace tinyemo

@@ -52,12 +52,18 @@ std::array<double, 3> read_triple(const JsonObject& c, const std::string& key, c
   return {list[0], list[1], list[2]};
 }
 
+// Output sides beyond this are not an image processor for a vision tower.
+constexpr int64_t kMaxSide = 16384;
+
 void validate(const ImageProcessorConfig& p, const std::string& where) {
   if (p.do_resize) {
-    TE_CHECK(p.shortest_edge > 0 || (p.height > 0 && p.width > 0), "{}: the resize size must be positive", where);
+    TE_CHECK((p.shortest_edge > 0 && p.shortest_edge <= kMaxSide) ||
+                 (p.height > 0 && p.width > 0 && p.height <= kMaxSide && p.width <= kMaxSide),
+             "{}: the resize size must be in 1 .. {}", where, kMaxSide);
   }
   if (p.do_center_crop) {
-    TE_CHECK(p.crop_height > 0 && p.crop_width > 0, "{}: crop_size must be positive", where);
+    TE_CHECK(p.crop_height > 0 && p.crop_width > 0 && p.crop_height <= kMaxSide && p.crop_width <= kMaxSide,
+             "{}: crop_size must be in 1 .. {}", where, kMaxSide);
   }
   if (p.do_normalize) {
     for (int c = 0; c < 3; ++c) TE_CHECK(p.image_std[c] != 0.0, "{}: image_std[{}] is 0", where, c);
@@ -165,6 +171,10 @@ Image expand_to_square(const Image& rgb, const std::array<uint8_t, 3>& backgroun
            image_mode_name(rgb.mode));
   if (rgb.width == rgb.height) return rgb;
   const int64_t side = std::max(rgb.width, rgb.height);
+  // A long thin image would square into far more pixels than it has.
+  TE_CHECK(side <= ImageLimits{}.max_pixels / side,
+           "expand_to_square: a {} x {} image would become {} x {}, more than the {} pixels an image may have",
+           rgb.width, rgb.height, side, side, ImageLimits{}.max_pixels);
   const int64_t x0 = rgb.width < side ? (side - rgb.width) / 2 : 0;
   const int64_t y0 = rgb.height < side ? (side - rgb.height) / 2 : 0;
   Image out;
@@ -183,35 +193,37 @@ Image expand_to_square(const Image& rgb, const std::array<uint8_t, 3>& backgroun
 Tensor hf_preprocess(const Image& image, const ImageProcessorConfig& p) {
   validate(p, "image processor");
   Image rgb = image.mode == ImageMode::RGB ? image : convert_to_rgb_like_pillow(image);
-  if (p.do_resize) {
-    int64_t w = 0, h = 0;
-    if (p.shortest_edge > 0) {
-      clip_resized_size(rgb.width, rgb.height, p.shortest_edge, &w, &h);
-    } else {
-      w = p.width;
-      h = p.height;
-    }
-    // The image is RGB here, so Pillow's resize is the plain bicubic one.
-    rgb.nearest_resize_only = false;
-    if (w != rgb.width || h != rgb.height) rgb = resize_like_pillow(rgb, w, h);
+  rgb.nearest_resize_only = false;  // RGB now: Pillow's resize is the plain bicubic one
+  int64_t w = rgb.width, h = rgb.height;
+  if (p.do_resize && p.shortest_edge > 0) {
+    clip_resized_size(rgb.width, rgb.height, p.shortest_edge, &w, &h);
+  } else if (p.do_resize) {
+    w = p.width;
+    h = p.height;
   }
-  int64_t x0 = 0, y0 = 0, out_w = rgb.width, out_h = rgb.height;
+  // HF's center_crop takes (extent - crop) // 2; only that window of the
+  // resized image is computed (a long thin image never lives at full size).
+  PixelRect window{0, 0, w, h};
   if (p.do_center_crop) {
-    TE_CHECK(p.crop_width <= rgb.width && p.crop_height <= rgb.height,
-             "image processor: crop {} x {} is larger than the resized image {} x {}", p.crop_width, p.crop_height,
-             rgb.width, rgb.height);
-    // HF's center_crop: (extent - crop) // 2.
-    x0 = (rgb.width - p.crop_width) / 2;
-    y0 = (rgb.height - p.crop_height) / 2;
-    out_w = p.crop_width;
-    out_h = p.crop_height;
+    TE_CHECK(p.crop_width <= w && p.crop_height <= h,
+             "image processor: crop {} x {} is larger than the resized image {} x {}", p.crop_width, p.crop_height, w,
+             h);
+    window = {(w - p.crop_width) / 2, (h - p.crop_height) / 2, p.crop_width, p.crop_height};
   }
+  TE_CHECK(window.width <= kMaxSide && window.height <= kMaxSide,
+           "image processor: the output would be {} x {} (do_resize off on a large image)", window.width,
+           window.height);
+  // (At the image's own size this is Pillow's copy, cropped to the window.)
+  if (w != rgb.width || h != rgb.height || window.width != w || window.height != h) {
+    rgb = resize_like_pillow(rgb, w, h, window);
+  }
+  const int64_t out_w = rgb.width, out_h = rgb.height;
   Tensor out = Tensor::empty(DType::F32, {3, out_h, out_w});
   float* o = out.mutable_data<float>();
   for (int ch = 0; ch < 3; ++ch) {
     const float mean = static_cast<float>(p.image_mean[ch]), std = static_cast<float>(p.image_std[ch]);
     for (int64_t y = 0; y < out_h; ++y) {
-      const uint8_t* row = rgb.pixels.data() + ((y0 + y) * rgb.width + x0) * 3 + ch;
+      const uint8_t* row = rgb.pixels.data() + y * rgb.width * 3 + ch;
       float* dst = o + (ch * out_h + y) * out_w;
       for (int64_t x = 0; x < out_w; ++x) {
         float v = static_cast<float>(row[3 * x]);

@@ -63,11 +63,4 @@ GenerateResult generate(const LmModel& model, const Tensor& prompt_embeddings, s
 GenerateResult generate(LmSession& session, const Tensor& prompt_embeddings, std::span<const int32_t> seen_ids,
                         const GenerateOptions& options);
 
-class LmSession;
-// The same, continuing `session` (which may already hold a prefix, such as a
-// cached system prompt): the prompt rows are appended after it. The session
-// keeps the sequence (all but the last generated token, which was never fed).
-GenerateResult generate(LmSession& session, const Tensor& prompt_embeddings, std::span<const int32_t> seen_ids,
-                        const GenerateOptions& options);
-
 }  // namespace tinyemo
