@@ -12,10 +12,15 @@
 # here), `tinyemo lm logits` computes them from the same file; prints one JSON
 # line per file with the worst row's relative difference and the top-1
 # agreement, then checks llama.cpp's tokenizer against tinyemo's on the files
-# that carry one. Exit status 1 if a file fails to load or a difference
-# exceeds its bound (f32/f16: 1e-4 — llama.cpp and tinyemo round differently
-# only; quantised: both quantise the activations to 8 bits but round and sum
-# in other orders, 2e-2).
+# that carry one. For quantised files tinyemo also computes the exact F32
+# logits of the file's dequantised weights (`--dtype f32`), and each engine's
+# distance to them is printed: llama.cpp read the same weights when its
+# distance is of the size of tinyemo's. Exit status 1 if a file fails to load
+# or a difference exceeds its bound (f32: 1e-3 — llama.cpp computes GELU
+# through an f16 table, phi and gemma; f16: 2e-3 — llama.cpp rounds the
+# activations to f16 before an f16 product; quantised: 3e-2 between the
+# engines and to the exact logits — both quantise the activations to 8 bits,
+# in other blocks, and sum in other orders).
 #
 # Environment: TINYEMO (the CLI, default build/tinyemo), LLAMA_BINS (the
 # prebuilt libraries), LLAMA_CPP (the llama.cpp source of the same release, for
@@ -70,6 +75,11 @@ status=0
 compare() {  # name gguf ids.safetensors bound
   name=$1 file=$2 io=$3 bound=$4
   "$tinyemo" lm logits --model "$file" --ids "$io" --out "$work/$name.tinyemo.safetensors" > /dev/null
+  exact=none
+  case $bound in 3e-2)
+    exact="$work/$name.exact.safetensors"
+    "$tinyemo" lm logits --model "$file" --dtype f32 --ids "$io" --out "$exact" > /dev/null ;;
+  esac
   ids=$(REPO="$repo" /usr/bin/python3 -c "
 import sys; sys.path.insert(0, '$repo/tools')
 from safetensors_io import read_safetensors
@@ -79,22 +89,30 @@ print(' '.join(str(int(i)) for i in read_safetensors('$io')[0]['input_ids'].resh
     status=1
     return
   fi
-  REPO="$repo" /usr/bin/python3 - "$name" "$work/$name.tinyemo.safetensors" "$work/$name.llamacpp.f32" "$bound" \
+  REPO="$repo" /usr/bin/python3 - "$name" "$work/$name.tinyemo.safetensors" "$work/$name.llamacpp.f32" "$bound" "$exact" \
     >> "$out_json" <<'EOF' || status=1
 import json, os, sys
 import numpy as np
 sys.path.insert(0, os.path.join(os.environ["REPO"], "tools"))
 from safetensors_io import read_safetensors
-name, ours, theirs, bound = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+name, ours, theirs, bound, exact = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
 a = read_safetensors(ours)[0]["logits"].numpy().astype(np.float64)
 b = np.fromfile(theirs, dtype=np.float32).astype(np.float64).reshape(a.shape[0], -1)
 assert b.shape == a.shape, (a.shape, b.shape)
-worst = max(np.linalg.norm(a[r] - b[r]) / np.linalg.norm(b[r]) for r in range(a.shape[0]))
+def worst(x, ref):  # the worst row's ||x - ref|| / ||ref||
+    return max(float(np.linalg.norm(x[r] - ref[r]) / np.linalg.norm(ref[r])) for r in range(x.shape[0]))
+diff = worst(a, b)
 top1 = float(np.mean(a.argmax(1) == b.argmax(1)))
-ok = worst <= bound
-print(json.dumps({"file": name, "positions": a.shape[0], "vocab": a.shape[1], "worst_row_rel_diff": worst,
-                  "top1_agreement": top1, "bound": bound, "ok": bool(ok)}))
-print(json.dumps({"file": name, "worst_row_rel_diff": worst, "top1": top1, "ok": bool(ok)}), file=sys.stderr)
+result = {"file": name, "positions": a.shape[0], "vocab": a.shape[1], "worst_row_rel_diff": diff,
+          "top1_agreement": top1, "bound": bound}
+ok = diff <= bound
+if exact != "none":
+    e = read_safetensors(exact)[0]["logits"].numpy().astype(np.float64)
+    result["llamacpp_vs_exact"], result["tinyemo_vs_exact"] = worst(b, e), worst(a, e)
+    ok = ok and result["llamacpp_vs_exact"] <= bound
+result["ok"] = bool(ok)
+print(json.dumps(result))
+print(json.dumps(result), file=sys.stderr)
 sys.exit(0 if ok else 1)
 EOF
 }
@@ -103,18 +121,18 @@ for fixture in llama-tiny phi-tiny openelm-tiny qwen2-tiny gemma-tiny; do
   for quant in f32 f16 q8_0 q4_0; do
     file="$work/$fixture.$quant.gguf"
     "$tinyemo" convert --to gguf --quant "$quant" --model "$shared/fixtures/$fixture" --out "$file" > /dev/null
-    case $quant in f32|f16) bound=1e-4 ;; *) bound=2e-2 ;; esac
+    case $quant in f32) bound=1e-3 ;; f16) bound=2e-3 ;; *) bound=3e-2 ;; esac
     compare "$fixture.$quant" "$file" "$shared/fixtures/$fixture/io.safetensors" "$bound"
   done
 done
 for quant in q4_k q5_k q6_k q8_0 f32; do
   file="$work/random-llama-256.$quant.gguf"
   "$tinyemo" convert --to gguf --quant "$quant" --model "$work/random-llama-256" --out "$file" > /dev/null
-  case $quant in f32) bound=1e-4 ;; *) bound=2e-2 ;; esac
+  case $quant in f32) bound=1e-3 ;; *) bound=3e-2 ;; esac
   compare "random-llama-256.$quant" "$file" "$work/random-llama-256/io.safetensors" "$bound"
 done
 for f in llama-tiny phi-tiny; do
-  compare "gguf-py.$f.q8_0" "$repo/tests/data/lm/llamacpp/$f.q8_0.gguf" "$shared/fixtures/$f/io.safetensors" 2e-2
+  compare "gguf-py.$f.q8_0" "$repo/tests/data/lm/llamacpp/$f.q8_0.gguf" "$shared/fixtures/$f/io.safetensors" 3e-2
 done
 
 # Tokenizers: llama.cpp's ids for texts against tinyemo's, on the files that carry one
