@@ -144,8 +144,9 @@ for f in "$repo/tests/data/lm/llamacpp/llama-tiny.q8_0.gguf" "$repo/tests/data/l
     ours=$("$tinyemo" tokenize --tokenizer "$f" --text "$text" --add-special)
     same=true
     [ "$theirs" = "$ours" ] || { same=false; status=1; }
+    text_json=$(printf '%s' "$text" | sed 's/\\/\\\\/g; s/"/\\"/g; s/\t/\\t/g')  # JSON string escapes
     printf '{"tokenizer": "%s", "text": "%s", "same": %s, "llama.cpp": "%s", "tinyemo": "%s"}\n' \
-      "$(basename "$f")" "$text" "$same" "$theirs" "$ours" | tee -a "$out_json"
+      "$(basename "$f")" "$text_json" "$same" "$theirs" "$ours" | tee -a "$out_json"
   done
 done
 echo "results: $out_json" >&2
