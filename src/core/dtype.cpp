@@ -24,11 +24,23 @@ size_t dtype_size(DType t) {
     case DType::Q8_0x16: return sizeof(BlockQ8_0);
     case DType::Q4_0:
     case DType::Q4_0x16: return sizeof(BlockQ4_0);
+    case DType::Q4_K: return sizeof(BlockQ4_K);
+    case DType::Q5_K: return sizeof(BlockQ5_K);
+    case DType::Q6_K: return sizeof(BlockQ6_K);
   }
   return 0;
 }
 
-bool dtype_is_quantized(DType t) { return dtype_of_rows(t) == DType::Q8_0 || dtype_of_rows(t) == DType::Q4_0; }
+bool dtype_is_kquant(DType t) { return t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K; }
+
+bool dtype_is_quantized(DType t) {
+  return dtype_of_rows(t) == DType::Q8_0 || dtype_of_rows(t) == DType::Q4_0 || dtype_is_kquant(t);
+}
+
+int64_t dtype_block_elems(DType t) {
+  if (dtype_is_kquant(t)) return kKQuantBlock;
+  return dtype_is_quantized(t) ? kQuantBlock : 1;
+}
 
 DType dtype_of_rows(DType t) {
   if (t == DType::Q8_0x16) return DType::Q8_0;
@@ -38,9 +50,9 @@ DType dtype_of_rows(DType t) {
 
 size_t dtype_bytes(DType t, int64_t n) {
   if (dtype_is_quantized(t)) {
-    TE_CHECK(n % kQuantBlock == 0, "{} tensors need a multiple of {} elements, got {}", dtype_name(t),
-             kQuantBlock, n);
-    return static_cast<size_t>(n / kQuantBlock) * dtype_size(t);
+    const int64_t block = dtype_block_elems(t);
+    TE_CHECK(n % block == 0, "{} tensors need a multiple of {} elements, got {}", dtype_name(t), block, n);
+    return static_cast<size_t>(n / block) * dtype_size(t);
   }
   return static_cast<size_t>(n) * dtype_size(t);
 }
@@ -61,13 +73,17 @@ std::string_view dtype_name(DType t) {
     case DType::Q4_0: return "q4_0";
     case DType::Q8_0x16: return "q8_0x16";
     case DType::Q4_0x16: return "q4_0x16";
+    case DType::Q4_K: return "q4_k";
+    case DType::Q5_K: return "q5_k";
+    case DType::Q6_K: return "q6_k";
   }
   return "?";
 }
 
 bool parse_dtype(std::string_view name, DType* out) {
   for (DType t : {DType::F32, DType::F16, DType::BF16, DType::F64, DType::I64, DType::I32, DType::I16,
-                  DType::I8, DType::U8, DType::Bool, DType::Q8_0, DType::Q4_0}) {
+                  DType::I8, DType::U8, DType::Bool, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K,
+                  DType::Q6_K}) {
     if (dtype_name(t) == name) {
       *out = t;
       return true;
@@ -233,6 +249,9 @@ void convert(DType from, const void* src, DType to, void* dst, int64_t n) {
     if (from == DType::BF16) return bf16_to_f32_n(static_cast<const uint16_t*>(src), out, n);
     if (from == DType::Q8_0) return dequantize_q8_0(static_cast<const BlockQ8_0*>(src), out, n);
     if (from == DType::Q4_0) return dequantize_q4_0(static_cast<const BlockQ4_0*>(src), out, n);
+    if (from == DType::Q4_K) return dequantize_q4_k(static_cast<const BlockQ4_K*>(src), out, n);
+    if (from == DType::Q5_K) return dequantize_q5_k(static_cast<const BlockQ5_K*>(src), out, n);
+    if (from == DType::Q6_K) return dequantize_q6_k(static_cast<const BlockQ6_K*>(src), out, n);
   }
   if (from == DType::F32) {
     const float* in = static_cast<const float*>(src);
@@ -240,6 +259,9 @@ void convert(DType from, const void* src, DType to, void* dst, int64_t n) {
     if (to == DType::BF16) return f32_to_bf16_n(in, static_cast<uint16_t*>(dst), n);
     if (to == DType::Q8_0) return quantize_q8_0(in, static_cast<BlockQ8_0*>(dst), n);
     if (to == DType::Q4_0) return quantize_q4_0(in, static_cast<BlockQ4_0*>(dst), n);
+    if (to == DType::Q4_K) return quantize_q4_k(in, static_cast<BlockQ4_K*>(dst), n);
+    if (to == DType::Q5_K) return quantize_q5_k(in, static_cast<BlockQ5_K*>(dst), n);
+    if (to == DType::Q6_K) return quantize_q6_k(in, static_cast<BlockQ6_K*>(dst), n);
   }
   TE_CHECK(!dtype_is_quantized(from) && !dtype_is_quantized(to), "cannot convert {} to {}",
            dtype_name(from), dtype_name(to));

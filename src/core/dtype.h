@@ -27,17 +27,26 @@ enum class DType : uint8_t {
   // (Tensor::to converts to and from them); single rows are not addressable.
   Q8_0x16,
   Q4_0x16,
+  // llama.cpp's k-quants: super-blocks of 256 weights in 8 (Q4_K, Q5_K) or 16
+  // (Q6_K) sub-blocks with quantised scales (core/quant.h).
+  Q4_K,  // 144 bytes per 256
+  Q5_K,  // 176 bytes per 256
+  Q6_K,  // 210 bytes per 256
 };
 
-inline constexpr int64_t kQuantBlock = 32;
+inline constexpr int64_t kQuantBlock = 32;    // Q8_0, Q4_0
+inline constexpr int64_t kKQuantBlock = 256;  // Q4_K, Q5_K, Q6_K
 
-// Bytes of one element; for block types, bytes of one 32-element block.
+// Bytes of one element; for block types, bytes of one block.
 size_t dtype_size(DType t);
-bool dtype_is_quantized(DType t);
+bool dtype_is_quantized(DType t);  // any block type (32 or 256 elements per block)
+bool dtype_is_kquant(DType t);     // Q4_K, Q5_K, Q6_K
+// Elements per storage unit: 1, 32 (Q8_0, Q4_0 and their interleaved layouts) or 256 (k-quants).
+int64_t dtype_block_elems(DType t);
 // Q8_0 for Q8_0x16, Q4_0 for Q4_0x16, t itself otherwise: the row-major dtype
 // whose blocks a layout holds.
 DType dtype_of_rows(DType t);
-// Bytes needed for n elements (n must be a multiple of 32 for block types).
+// Bytes needed for n elements (n must be a multiple of the block for block types).
 size_t dtype_bytes(DType t, int64_t n);
 std::string_view dtype_name(DType t);
 // Parses names as tinyemo prints them ("f32", "bf16", "q8_0", ...);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <cstring>
 
 #include "core/quant.h"
@@ -54,13 +55,18 @@ int64_t scan_bits(const void* data, int64_t n, Bits magnitude_mask, Bits infinit
   return at < n ? at : -1;
 }
 
-// Block types: the f16 scale leads every block.
-int64_t scan_block_scales(const void* data, int64_t blocks, size_t block_bytes) {
+// Block types: a block's values are finite when its f16 scales are (the codes
+// are integers). `scales` f16 scales start at byte `offset` of each block of
+// `block_bytes` holding `block_weights` weights.
+int64_t scan_block_scales(const void* data, int64_t blocks, size_t block_bytes, int64_t block_weights = kQuantBlock,
+                          size_t offset = 0, int scales = 1) {
   const auto* p = static_cast<const uint8_t*>(data);
   for (int64_t b = 0; b < blocks; ++b) {
-    uint16_t scale;
-    std::memcpy(&scale, p + static_cast<size_t>(b) * block_bytes, 2);
-    if ((scale & 0x7fffu) >= 0x7c00u) return b * kQuantBlock;
+    for (int s = 0; s < scales; ++s) {
+      uint16_t scale;
+      std::memcpy(&scale, p + static_cast<size_t>(b) * block_bytes + offset + 2 * static_cast<size_t>(s), 2);
+      if ((scale & 0x7fffu) >= 0x7c00u) return b * block_weights;
+    }
   }
   return -1;
 }
@@ -78,6 +84,11 @@ int64_t first_non_finite(const Tensor& t) {
     case DType::F64: return scan_bits<uint64_t>(t.raw(), n, 0x7fffffffffffffffull, 0x7ff0000000000000ull);
     case DType::Q8_0: return scan_block_scales(t.raw(), n / kQuantBlock, sizeof(BlockQ8_0));
     case DType::Q4_0: return scan_block_scales(t.raw(), n / kQuantBlock, sizeof(BlockQ4_0));
+    // k-quants: Q4_K / Q5_K lead with d and dmin, Q6_K ends with d.
+    case DType::Q4_K: return scan_block_scales(t.raw(), n / kKQuantBlock, sizeof(BlockQ4_K), kKQuantBlock, 0, 2);
+    case DType::Q5_K: return scan_block_scales(t.raw(), n / kKQuantBlock, sizeof(BlockQ5_K), kKQuantBlock, 0, 2);
+    case DType::Q6_K:
+      return scan_block_scales(t.raw(), n / kKQuantBlock, sizeof(BlockQ6_K), kKQuantBlock, offsetof(BlockQ6_K, d));
     case DType::Q8_0x16:
     case DType::Q4_0x16: {
       // Every block's scale is among the panel's scale runs; dequantising is the simple, rare path.

@@ -186,6 +186,21 @@ void pack_interleaved_panel(const BOperand& b, int64_t n0, int64_t nr, int64_t k
   }
 }
 
+// k-quant rows: each row's super-blocks in [k0, k0 + kc) dequantised with the
+// scalar reference (k0 and kc are multiples of 256), then written as a column.
+void pack_kquant_panel(const BOperand& b, int64_t n0, int64_t nr, int64_t k0, int64_t kc, float* panel) {
+  thread_local std::vector<float> row;
+  row.resize(static_cast<size_t>(kc));
+  const int64_t unit = static_cast<int64_t>(dtype_size(b.dtype));
+  for (int64_t j = 0; j < kNR; ++j) {
+    if (j < nr) {
+      const char* src = static_cast<const char*>(b.data) + (n0 + j) * b.ld + k0 / kKQuantBlock * unit;
+      convert(b.dtype, src, DType::F32, row.data(), kc);
+    }
+    for (int64_t k = 0; k < kc; ++k) panel[k * kNR + j] = j < nr ? row[static_cast<size_t>(k)] : 0.0f;
+  }
+}
+
 void pack_rowmajor_panel(const BOperand& b, int64_t n0, int64_t nr, int64_t k0, int64_t kc, float* panel) {
   const float* src = static_cast<const float*>(b.data);
   const __mmask16 m0 = simd::first_lanes(nr), m1 = simd::first_lanes(nr - 16);
@@ -246,6 +261,18 @@ void pack_interleaved_panel(const BOperand& b, int64_t n0, int64_t nr, int64_t k
   }
 }
 
+void pack_kquant_panel(const BOperand& b, int64_t n0, int64_t nr, int64_t k0, int64_t kc, float* panel) {
+  std::vector<float> row(static_cast<size_t>(kc));
+  const int64_t unit = static_cast<int64_t>(dtype_size(b.dtype));
+  for (int64_t j = 0; j < kNR; ++j) {
+    if (j < nr) {
+      const char* src = static_cast<const char*>(b.data) + (n0 + j) * b.ld + k0 / kKQuantBlock * unit;
+      convert(b.dtype, src, DType::F32, row.data(), kc);
+    }
+    for (int64_t k = 0; k < kc; ++k) panel[k * kNR + j] = j < nr ? row[static_cast<size_t>(k)] : 0.0f;
+  }
+}
+
 void pack_rowmajor_panel(const BOperand& b, int64_t n0, int64_t nr, int64_t k0, int64_t kc, float* panel) {
   const float* src = static_cast<const float*>(b.data);
   for (int64_t k = 0; k < kc; ++k) {
@@ -302,11 +329,13 @@ struct Plan {
   int64_t nc = 0, n_chunks = 0, m_splits = 0;
 };
 
-Plan make_plan(int64_t M, int64_t N, int64_t K, bool quantized) {
+Plan make_plan(int64_t M, int64_t N, int64_t K, int64_t block) {
+  const bool quantized = block > 1;
   Plan p;
   p.k_blocks = std::max<int64_t>(1, (K + kMaxKC - 1) / kMaxKC);
   p.kc = (K + p.k_blocks - 1) / p.k_blocks;
-  p.kc = (p.kc + 31) / 32 * 32;  // block-aligned for quantised rows, vector-aligned otherwise
+  const int64_t align = std::max<int64_t>(32, block);  // block-aligned for quantised rows, vector-aligned otherwise
+  p.kc = (p.kc + align - 1) / align * align;
   if (!quantized && p.k_blocks == 1) p.kc = K;
   // Enough tasks for every thread (twice over, for balance); splitting M repacks B.
   // Inside a pool task the loop runs serially: one task, B packed once.
@@ -329,11 +358,11 @@ Plan make_plan(int64_t M, int64_t N, int64_t K, bool quantized) {
 void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t a_row, int64_t a_col,
                  const BOperand& b, float beta, const float* bias, float* c, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
-  const bool quantized = dtype_is_quantized(b.dtype);
-  TE_CHECK(!quantized || K % 32 == 0, "gemm: quantised weights need K % 32 == 0, got K={}", K);
+  const int64_t block = dtype_block_elems(b.dtype);
+  TE_CHECK(K % block == 0, "gemm: {} weights need K % {} == 0, got K={}", dtype_name(b.dtype), block, K);
   TE_CHECK(dtype_of_rows(b.dtype) == b.dtype || N % kInterleavedRows == 0, "gemm: {} weights need N % {} == 0, got N={}",
            dtype_name(b.dtype), kInterleavedRows, N);
-  const Plan plan = make_plan(M, N, K, quantized);
+  const Plan plan = make_plan(M, N, K, block);
   thread_pool().run(plan.n_chunks * plan.m_splits, [&](int64_t task, int) {
     thread_local Scratch b_scratch, a_scratch;
     const int64_t chunk = task / plan.m_splits, split = task % plan.m_splits;
@@ -349,6 +378,8 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
         float* panel = bpack + p * kc * kNR;
         if (dtype_of_rows(b.dtype) != b.dtype) {
           pack_interleaved_panel(b, pn0, nr, k0, kc, panel);
+        } else if (dtype_is_kquant(b.dtype)) {
+          pack_kquant_panel(b, pn0, nr, k0, kc, panel);
         } else if (b.layout == BOperand::Layout::Rows) {
           pack_rows_panel(b, pn0, nr, k0, kc, panel);
         } else {

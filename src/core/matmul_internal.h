@@ -56,6 +56,12 @@ using PieceSplitter =
 void linear_rows_dot_shared_input(const float* x, int64_t M, int64_t ldx, int64_t K,
                                   std::span<const DotOutput> outputs, const PieceSplitter* split = nullptr);
 
+// linear_rows_dot for Q4_K / Q5_K / Q6_K weights (linear_dot_kquant.cpp):
+// activations quantised to 8 bits per 256, integer dot products per super-block.
+void linear_rows_dot_kquant(const float* x, int64_t M, int64_t ldx, const BOperand& w, int64_t N, int64_t K,
+                            const float* bias, float* y, int64_t ldy);
+bool has_kquant_dot();  // whether this build has that kernel (AVX-512 BW)
+
 // Whether linear_rows_dot has the kernel for Q8_0x16/Q4_0x16 weights in this
 // build (AVX-512 VNNI); without it weights stay row-major.
 bool has_interleaved_dot();

@@ -27,8 +27,8 @@ constexpr GgmlType kGgmlTypes[] = {
     {0, "F32", true, DType::F32},       {1, "F16", true, DType::F16},       {2, "Q4_0", true, DType::Q4_0},
     {3, "Q4_1", false, DType::F32},     {6, "Q5_0", false, DType::F32},     {7, "Q5_1", false, DType::F32},
     {8, "Q8_0", true, DType::Q8_0},     {9, "Q8_1", false, DType::F32},     {10, "Q2_K", false, DType::F32},
-    {11, "Q3_K", false, DType::F32},    {12, "Q4_K", false, DType::F32},    {13, "Q5_K", false, DType::F32},
-    {14, "Q6_K", false, DType::F32},    {15, "Q8_K", false, DType::F32},    {16, "IQ2_XXS", false, DType::F32},
+    {11, "Q3_K", false, DType::F32},    {12, "Q4_K", true, DType::Q4_K},    {13, "Q5_K", true, DType::Q5_K},
+    {14, "Q6_K", true, DType::Q6_K},    {15, "Q8_K", false, DType::F32},    {16, "IQ2_XXS", false, DType::F32},
     {17, "IQ2_XS", false, DType::F32},  {18, "IQ3_XXS", false, DType::F32}, {19, "IQ1_S", false, DType::F32},
     {20, "IQ4_NL", false, DType::F32},  {21, "IQ3_S", false, DType::F32},   {22, "IQ2_S", false, DType::F32},
     {23, "IQ4_XS", false, DType::F32},  {24, "I8", false, DType::F32},      {25, "I16", false, DType::F32},
@@ -40,7 +40,7 @@ uint32_t ggml_type_of(DType t) {
   for (const GgmlType& g : kGgmlTypes) {
     if (g.supported && g.dtype == t) return g.id;
   }
-  fail("GGUF: cannot store {} tensors (F32, F16, BF16, Q8_0 and Q4_0 only)", dtype_name(t));
+  fail("GGUF: cannot store {} tensors (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K only)", dtype_name(t));
 }
 
 // Bytes of one element of a fixed-size metadata type; 0 for String/Array.
@@ -172,7 +172,10 @@ size_t storage_alignment(DType t) {
     case DType::F16:
     case DType::BF16:
     case DType::Q8_0:
-    case DType::Q4_0: return 2;
+    case DType::Q4_0:
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K: return 2;
     default: return 8;
   }
 }
@@ -330,15 +333,15 @@ GgufFile GgufFile::parse(std::shared_ptr<const void> owner, const uint8_t* data,
       if (x.id == type) gt = &x;
     }
     TE_CHECK(gt != nullptr, "{}: {} has unknown ggml type {}", w, what, type);
-    TE_CHECK(gt->supported, "{}: {} has type {}, which tinyemo does not compute with (F32, F16, BF16, Q8_0, Q4_0)",
+    TE_CHECK(gt->supported,
+             "{}: {} has type {}, which tinyemo does not compute with (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)",
              w, what, gt->name);
     info.dtype = gt->dtype;
-    if (dtype_is_quantized(info.dtype)) {
-      TE_CHECK(ne[0] % kQuantBlock == 0, "{}: {} is {} but its rows of {} are not a multiple of {}", w, what,
-               gt->name, ne[0], kQuantBlock);
-    }
+    const uint64_t block = static_cast<uint64_t>(dtype_block_elems(info.dtype));
+    TE_CHECK(ne[0] % block == 0, "{}: {} is {} but its rows of {} are not a multiple of {}", w, what, gt->name, ne[0],
+             block);
     const uint64_t unit = dtype_size(info.dtype);
-    const uint64_t units = dtype_is_quantized(info.dtype) ? numel / kQuantBlock : numel;
+    const uint64_t units = numel / block;
     TE_CHECK(units <= std::numeric_limits<uint64_t>::max() / unit, "{}: {} is too large", w, what);
     info.nbytes = units * unit;
     for (uint32_t d = n_dims; d-- > 0;) info.shape.push_back(static_cast<int64_t>(ne[d]));
@@ -435,6 +438,22 @@ std::vector<int64_t> GgufFile::get_int_array(const std::string& key) const {
   return out;
 }
 
+std::vector<double> GgufFile::get_float_array(const std::string& key) const {
+  const GgufValue& v = value(key);
+  const bool floating = v.array_type == GgufType::F32 || v.array_type == GgufType::F64;
+  TE_CHECK(v.type == GgufType::Array && (floating || is_signed(v.array_type) || is_unsigned(v.array_type)),
+           "{}: metadata \"{}\" must be an array of numbers", where_, key);
+  const size_t each = scalar_bytes(v.array_type);
+  std::vector<double> out;
+  out.reserve(static_cast<size_t>(v.array_size));
+  for (uint64_t k = 0; k < v.array_size; ++k) {
+    GgufValue e;
+    decode_scalar(v.array_type, reinterpret_cast<const uint8_t*>(v.s.data()) + k * each, &e);
+    out.push_back(floating ? e.f : is_signed(v.array_type) ? static_cast<double>(e.i) : static_cast<double>(e.u));
+  }
+  return out;
+}
+
 const std::vector<std::string>& GgufFile::get_string_array(const std::string& key) const {
   const GgufValue& v = value(key);
   TE_CHECK(v.type == GgufType::Array && v.array_type == GgufType::String,
@@ -479,6 +498,10 @@ void GgufWriter::set(const std::string& key, GgufValue value) {
     }
   }
   metadata_.emplace_back(key, std::move(value));
+}
+
+bool GgufWriter::has(const std::string& key) const {
+  return std::any_of(metadata_.begin(), metadata_.end(), [&](const auto& kv) { return kv.first == key; });
 }
 
 void GgufWriter::add_tensor(const std::string& name, const Tensor& tensor) {

@@ -94,6 +94,7 @@ class GgufFile {
   bool get_bool(const std::string& key) const;
   const std::string& get_string(const std::string& key) const;
   std::vector<int64_t> get_int_array(const std::string& key) const;
+  std::vector<double> get_float_array(const std::string& key) const;  // F32/F64 (or integer) elements
   const std::vector<std::string>& get_string_array(const std::string& key) const;
   const std::string& get_u8_array(const std::string& key) const;  // U8/I8 array as bytes
 
@@ -123,7 +124,8 @@ class GgufWriter {
  public:
   // Sets (or replaces) a metadata key.
   void set(const std::string& key, GgufValue value);
-  // Tensor of dtype F32, F16, BF16, Q8_0 or Q4_0 (its buffer is shared until written).
+  bool has(const std::string& key) const;
+  // Tensor of dtype F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K (its buffer is shared until written).
   void add_tensor(const std::string& name, const Tensor& tensor);
 
   std::string bytes() const;

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
+#include <cstring>
 #include <limits>
 
 #include "core/quant.h"
@@ -48,6 +50,23 @@ TEST(Finite, QuantisedBlocksAreJudgedByTheirScales) {
   Tensor q4 = Tensor::from_vector<float>({2, 64}, v).to(DType::Q4_0);
   static_cast<BlockQ4_0*>(q4.raw_mut())[1].scale = 0x7c00;  // +inf
   EXPECT_EQ(first_non_finite(q4), 32);
+}
+
+// k-quants carry two f16 scales (Q4_K, Q5_K: d and dmin, leading) or one
+// (Q6_K: d, trailing); any of them non-finite makes its 256 weights so.
+TEST(Finite, KQuantBlocksAreJudgedByEveryScale) {
+  std::vector<float> v(3 * 256);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = 0.01f * static_cast<float>(i % 17) - 0.05f;
+  for (const DType t : {DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    Tensor q = Tensor::from_vector<float>({3, 256}, v).to(t);
+    EXPECT_EQ(first_non_finite(q), -1) << dtype_name(t);
+    auto* bytes = static_cast<uint8_t*>(q.raw_mut());
+    const size_t block = t == DType::Q4_K ? sizeof(BlockQ4_K) : t == DType::Q5_K ? sizeof(BlockQ5_K) : sizeof(BlockQ6_K);
+    const size_t at = t == DType::Q6_K ? offsetof(BlockQ6_K, d) : offsetof(BlockQ4_K, dmin);
+    const uint16_t nan = 0x7e00;
+    std::memcpy(bytes + 2 * block + at, &nan, 2);  // the third super-block
+    EXPECT_EQ(first_non_finite(q), 512) << dtype_name(t);
+  }
 }
 
 TEST(Finite, SameAnswerOnAnyThreadCount) {

@@ -22,7 +22,7 @@ struct ModelOptions {
   void add(CLI::App* cmd) {
     cmd->add_option("--model", model, "model folder (config.json + safetensors) or .gguf file")->required();
     cmd->add_option("--weights", weights, "safetensors file or index in the model folder to read instead of model.safetensors");
-    cmd->add_option("--dtype", dtype, "convert weight matrices on load: f32, f16, bf16, q8_0, q4_0");
+    cmd->add_option("--dtype", dtype, "convert weight matrices on load: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k");
   }
   LmModel load() const {
     LoadOptions o;
@@ -33,8 +33,8 @@ struct ModelOptions {
   static DType parse_weight_dtype(const std::string& name, const char* flag) {
     DType d;
     TE_CHECK(parse_dtype(name, &d) && (d == DType::F32 || d == DType::F16 || d == DType::BF16 || d == DType::Q8_0 ||
-                                       d == DType::Q4_0),
-             "{} \"{}\": expected f32, f16, bf16, q8_0 or q4_0", flag, name);
+                                       d == DType::Q4_0 || dtype_is_kquant(d)),
+             "{} \"{}\": expected f32, f16, bf16, q8_0, q4_0, q4_k, q5_k or q6_k", flag, name);
     return d;
   }
 };

@@ -1,7 +1,8 @@
 // `tinyemo tokenize --tokenizer PATH (--text TEXT [--add-special] | --ids 1,2,3) [--json]`:
 // the token ids and token strings of a text, or the text of ids (a
 // tokenizer.json, a tokenizer.model, a folder with vocab.json + merges.txt, a
-// model folder holding one of these, or a .gguf carrying one).
+// model folder holding one of these, or a .gguf: its embedded files or
+// llama.cpp tokenizer metadata).
 #include <cstdio>
 
 #include "apps/cli/command.h"
@@ -48,7 +49,7 @@ const CommandRegistration kTokenize("tokenize", [](CLI::App& root) {
   auto* cmd = root.add_subcommand("tokenize", "print the token ids and strings of a text, or the text of ids");
   cmd->add_option("--tokenizer", opts->tokenizer,
                   "tokenizer.json, tokenizer.model, a folder with vocab.json + merges.txt, a model folder, or a "
-                  ".gguf carrying a tokenizer")
+                  ".gguf (its embedded files or llama.cpp tokenizer metadata)")
       ->required();
   auto* text = cmd->add_option("--text", opts->text, "the text to encode");
   auto* ids = cmd->add_option("--ids", opts->ids, "comma-separated token ids to decode");

@@ -204,6 +204,7 @@ char32_t byte_to_unicode(uint8_t byte) { return kByteToUnicode[byte]; }
 
 BpeTokenizer::BpeTokenizer(const BpeSpec& spec)
     : source_(spec.source),
+      spec_(spec),
       add_prefix_space_(spec.add_prefix_space),
       ignore_merges_(spec.ignore_merges),
       prefix_ids_(spec.prefix_ids),
@@ -394,6 +395,13 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::load_vocab_merges(const std::filesys
   }
   spec.source = vocab_path.string() + " + merges.txt";
   return std::make_unique<BpeTokenizer>(spec);
+}
+
+BpeSpec BpeTokenizer::spec() const {
+  BpeSpec s = spec_;
+  s.bos_token = bos_id_ >= 0 ? token_spelling_[bos_id_] : std::string();
+  s.eos_token = eos_id_ >= 0 ? token_spelling_[eos_id_] : std::string();
+  return s;
 }
 
 void BpeTokenizer::set_cache_capacity(size_t max_entries) {

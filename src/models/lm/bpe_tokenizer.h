@@ -65,6 +65,10 @@ class BpeTokenizer final : public Tokenizer {
   // The BPE of one pre-tokenized piece (raw bytes), without the cache.
   std::vector<int32_t> merge_piece(std::string_view piece) const;
 
+  // What the tokenizer was built from, with the BOS/EOS it uses (for writing
+  // it into another format, e.g. llama.cpp's GGUF metadata).
+  BpeSpec spec() const;
+
   // Hash maps keyed by std::string that are searched with string_views.
   struct StringHash {
     using is_transparent = void;
@@ -87,6 +91,7 @@ class BpeTokenizer final : public Tokenizer {
   const BpeSpec::AddedToken* added_token_at(std::string_view text, size_t pos, bool normalized) const;
 
   std::string source_;
+  BpeSpec spec_;
   std::vector<std::string> token_bytes_;  // id -> raw bytes (added tokens: their content)
   std::vector<uint8_t> is_special_;       // id -> skipped by decode(skip_special)
   std::vector<uint8_t> is_assigned_;      // id -> some token has it

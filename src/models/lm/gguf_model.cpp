@@ -4,6 +4,7 @@
 #include "io/gguf.h"
 #include "io/json.h"
 #include "models/lm/arch/arch.h"
+#include "models/lm/gguf_tokenizer.h"
 
 namespace tinyemo {
 
@@ -25,6 +26,9 @@ uint32_t file_type(DType d) {
     case DType::F16: return 1;
     case DType::Q4_0: return 2;
     case DType::Q8_0: return 7;
+    case DType::Q4_K: return 14;
+    case DType::Q5_K: return 16;
+    case DType::Q6_K: return 18;
     case DType::BF16: return 32;
     default: return 0;
   }
@@ -46,10 +50,11 @@ class GgufWeights : public WeightSource {
 LmModel load_lm_gguf(const std::filesystem::path& path, const LoadOptions& options) {
   const GgufFile file = GgufFile::open(path);
   const std::string& w = file.where();
-  TE_CHECK(file.has(kConfigKey),
-           "{}: no {} key: only GGUF files written by `tinyemo convert` are supported (other converters, such as "
-           "llama.cpp's, permute the attention weights)",
-           w, kConfigKey);
+  if (!file.has(kConfigKey)) {
+    LmModel m = detail::load_lm_gguf_llamacpp(file, options);
+    m.source_ = path;
+    return m;
+  }
   const std::string where = w + ": " + kConfigKey;
   nlohmann::json json = parse_json_text(file.get_string(kConfigKey), where);
   TE_CHECK(json.is_object(), "{}: not a JSON object", where);
@@ -96,7 +101,7 @@ std::map<std::string, std::string> lm_tokenizer_files(const std::filesystem::pat
   return files;
 }
 
-void save_lm_gguf(const LmModel& model, const std::filesystem::path& out) {
+void save_lm_gguf(const LmModel& model, const std::filesystem::path& out, GgufLayout layout) {
   const LmConfig& c = model.config();
   GgufWriter g;
   const std::string a = gguf_arch(c.arch);
@@ -134,12 +139,19 @@ void save_lm_gguf(const LmModel& model, const std::filesystem::path& out) {
   g.set(a + ".rope.dimension_count", GgufValue::u32(static_cast<uint32_t>(c.rotary_dim)));
   g.set(a + (c.norm == NormKind::Rms ? ".attention.layer_norm_rms_epsilon" : ".attention.layer_norm_epsilon"),
         GgufValue::f32(static_cast<float>(c.norm_eps)));
+  if (layout == GgufLayout::LlamaCpp) return detail::save_lm_gguf_llamacpp(model, out, g);
+
   g.set(kConfigKey, GgufValue::string(model.hf_config().dump()));
   if (c.bos_id >= 0) g.set("tokenizer.ggml.bos_token_id", GgufValue::u32(static_cast<uint32_t>(c.bos_id)));
   if (!c.eos_ids.empty() && c.eos_ids[0] >= 0)
     g.set("tokenizer.ggml.eos_token_id", GgufValue::u32(static_cast<uint32_t>(c.eos_ids[0])));
-  for (const auto& [name, bytes] : lm_tokenizer_files(model.source()))
-    g.set(kTokenizerFilePrefix + name, GgufValue::u8_array(bytes));
+  const auto files = lm_tokenizer_files(model.source());
+  for (const auto& [name, bytes] : files) g.set(kTokenizerFilePrefix + name, GgufValue::u8_array(bytes));
+  // A source whose tokenizer is llama.cpp metadata (a llama.cpp file) keeps it as such.
+  if (files.empty() && !model.source().empty() && !std::filesystem::is_directory(model.source())) {
+    if (const auto tokenizer = find_lm_tokenizer(model.source()))
+      write_gguf_tokenizer(*tokenizer, c.vocab, c.arch == LmArch::Phi ? "phi-2" : "gpt-2", g);
+  }
   // Interleaved matrices (a model loaded for compute) go back to GGUF's row layout.
   for (const auto& [name, t] : model.tensors()) g.add_tensor(name, t.dtype() == dtype_of_rows(t.dtype()) ? t : t.to(dtype_of_rows(t.dtype())));
   g.write(out);

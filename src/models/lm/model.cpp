@@ -45,7 +45,11 @@ Tensor convert_weight(const Tensor& w, DType dtype) {
   TE_CHECK(w.ndim() == 2, "convert_weight: expected a matrix, got {}", shape_str(w.shape()));
   if (w.dtype() == dtype) return w;
   const int64_t rows = w.dim(0), cols = w.dim(1);
+  // Rows that do not split into the type's blocks take the next type that fits
+  // (llama.cpp's quantiser falls back likewise, to Q5_0/Q5_1/Q8_0, for k-quants).
+  if (dtype_is_kquant(dtype) && cols % kKQuantBlock != 0) dtype = DType::Q8_0;
   if (dtype_is_quantized(dtype) && cols % kQuantBlock != 0) dtype = DType::F16;
+  if (w.dtype() == dtype) return w;
   Tensor out = Tensor::empty(dtype, w.shape());
   const size_t in_row = dtype_bytes(w.dtype(), cols), out_row = dtype_bytes(dtype, cols);
   const char* src = static_cast<const char*>(w.raw());
@@ -104,8 +108,9 @@ LmModel LmModel::bind(LmConfig config, nlohmann::json hf_config, const WeightSou
                       const LoadOptions& options, const std::string& prefix) {
   if (options.weight_dtype) {
     const DType d = *options.weight_dtype;
-    TE_CHECK(d == DType::F32 || d == DType::F16 || d == DType::BF16 || d == DType::Q8_0 || d == DType::Q4_0,
-             "weights cannot be converted to {} (f32, f16, bf16, q8_0, q4_0)", dtype_name(d));
+    TE_CHECK(d == DType::F32 || d == DType::F16 || d == DType::BF16 || d == DType::Q8_0 || d == DType::Q4_0 ||
+                 dtype_is_kquant(d),
+             "weights cannot be converted to {} (f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k)", dtype_name(d));
   }
   LmModel m;
   m.config_ = std::move(config);
@@ -130,9 +135,9 @@ LmModel LmModel::bind(LmConfig config, nlohmann::json hf_config, const WeightSou
              weights.where(name), name, bad);
     if (s.matrix) {
       TE_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::F16 || t.dtype() == DType::BF16 ||
-                   t.dtype() == DType::Q8_0 || t.dtype() == DType::Q4_0,
-               "{}: tensor \"{}\" has dtype {} (F32, F16, BF16, Q8_0 or Q4_0 expected)", weights.where(name), name,
-               dtype_name(t.dtype()));
+                   t.dtype() == DType::Q8_0 || t.dtype() == DType::Q4_0 || dtype_is_kquant(t.dtype()),
+               "{}: tensor \"{}\" has dtype {} (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K expected)",
+               weights.where(name), name, dtype_name(t.dtype()));
       if (options.weight_dtype) t = convert_weight(t, *options.weight_dtype);
       matrix_tensor.push_back(m.tensors_.size());
       matrix_target.push_back(s.target);

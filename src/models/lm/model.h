@@ -18,7 +18,7 @@
 namespace tinyemo {
 
 struct LmLinear {
-  Tensor weight;  // [out, in]: F32, F16, BF16, Q8_0, Q4_0 or their interleaved Q8_0x16, Q4_0x16
+  Tensor weight;  // [out, in]: F32, F16, BF16, Q8_0, Q4_0 (or their interleaved Q8_0x16, Q4_0x16), Q4_K, Q5_K, Q6_K
   Tensor bias;    // [out] F32, or undefined
   bool defined() const { return weight.ndim() == 2; }
   const float* bias_data() const { return bias.ndim() == 1 ? bias.data<float>() : nullptr; }
@@ -46,8 +46,9 @@ struct LmLayer {
 
 struct LoadOptions {
   // Converts every weight matrix (attention, MLP, embeddings, output) to this
-  // dtype (F32, F16, BF16, Q8_0, Q4_0); rows whose length is not a multiple of
-  // 32 cannot be block-quantised and become F16. Unset: kept as stored.
+  // dtype (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K); rows whose length is
+  // not a multiple of 256 cannot hold k-quants and become Q8_0, rows whose
+  // length is not a multiple of 32 become F16. Unset: kept as stored.
   std::optional<DType> weight_dtype;
   // A safetensors file (or index) in the model folder to read instead of
   // model.safetensors / model.safetensors.index.json.

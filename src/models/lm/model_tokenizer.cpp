@@ -3,7 +3,9 @@
 #include <stdlib.h>
 
 #include "io/file.h"
+#include "io/gguf.h"
 #include "models/lm/gguf_model.h"
+#include "models/lm/gguf_tokenizer.h"
 
 namespace tinyemo {
 
@@ -12,6 +14,17 @@ bool is_gguf(const std::filesystem::path& p) {
   return p.extension() == ".gguf" && !std::filesystem::is_directory(p);
 }
 }  // namespace
+
+std::unique_ptr<Tokenizer> find_lm_tokenizer(const std::filesystem::path& source) {
+  if (source.empty()) return nullptr;
+  if (std::filesystem::is_directory(source)) {
+    if (lm_tokenizer_files(source).empty()) return nullptr;
+    return Tokenizer::load(source);
+  }
+  if (!lm_tokenizer_files(source).empty()) return load_lm_tokenizer(source);
+  const GgufFile file = GgufFile::open(source);
+  return gguf_has_tokenizer(file) ? tokenizer_from_gguf(file) : nullptr;
+}
 
 std::unique_ptr<Tokenizer> load_lm_tokenizer(const std::filesystem::path& source,
                                              const std::filesystem::path& tokenizer) {
@@ -24,9 +37,15 @@ std::unique_ptr<Tokenizer> load_lm_tokenizer(const std::filesystem::path& source
     return Tokenizer::load(std::filesystem::is_directory(source, ec) ? source : source.parent_path());
   }
   const auto files = lm_tokenizer_files(source);
-  TE_CHECK(!files.empty(),
-           "{}: the file embeds no tokenizer (it was converted from a folder without one): give one with --tokenizer",
-           source.string());
+  if (files.empty()) {
+    // llama.cpp's layout: the tokenizer is metadata (tokenizer.ggml.*), not files.
+    const GgufFile file = GgufFile::open(source);
+    TE_CHECK(gguf_has_tokenizer(file),
+             "{}: the file embeds no tokenizer (no tinyemo.tokenizer_file.* keys, no llama.cpp tokenizer.ggml.* "
+             "metadata): give one with --tokenizer",
+             source.string());
+    return tokenizer_from_gguf(file);
+  }
   std::string pattern = (std::filesystem::temp_directory_path() / "tinyemo-tokenizer-XXXXXX").string();
   TE_CHECK(mkdtemp(pattern.data()) != nullptr, "cannot create a temporary folder for {}'s tokenizer",
            source.string());

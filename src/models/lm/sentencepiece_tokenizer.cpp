@@ -9,8 +9,9 @@
 
 namespace tinyemo {
 
-SentencePieceTokenizer::SentencePieceTokenizer(std::string_view model_bytes, const std::string& source)
-    : source_(source), processor_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
+SentencePieceTokenizer::SentencePieceTokenizer(std::string_view model_bytes, const std::string& source,
+                                               SentencePieceOptions options)
+    : source_(source), options_(options), processor_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
   sentencepiece::util::Status status;
   try {
     status = processor_->LoadFromSerializedProto(model_bytes);
@@ -48,7 +49,7 @@ void SentencePieceTokenizer::encode_segment(std::string_view text, std::vector<i
 
 std::vector<int32_t> SentencePieceTokenizer::encode(std::string_view text, bool add_special) const {
   std::vector<int32_t> ids;
-  if (add_special && bos_id() >= 0) ids.push_back(bos_id());
+  if (add_special && options_.add_bos && bos_id() >= 0) ids.push_back(bos_id());
   // As Hugging Face's Llama tokenizers do, "<s>" / "</s>" / "<unk>" in the text
   // are those tokens, and each stretch of text between them is encoded on its
   // own (so it gets its own dummy-prefix "▁").
@@ -66,8 +67,11 @@ std::vector<int32_t> SentencePieceTokenizer::encode(std::string_view text, bool 
     segment_start = pos;
   }
   encode_segment(text.substr(segment_start), ids);
+  if (add_special && options_.add_eos && eos_id() >= 0) ids.push_back(eos_id());
   return ids;
 }
+
+std::string SentencePieceTokenizer::model_proto() const { return std::string(processor_->serialized_model_proto()); }
 
 void SentencePieceTokenizer::check_id(int32_t id) const {
   TE_CHECK(id >= 0 && id < vocab_size(), "{}: token id {} out of range [0, {})", source_, id, vocab_size());

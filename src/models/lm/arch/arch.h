@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "io/gguf.h"
 #include "io/json.h"
 #include "models/lm/config.h"
 #include "models/lm/model.h"
@@ -57,6 +58,86 @@ class Layout {
   std::vector<Slot> slots;
 };
 
+// ---- llama.cpp's GGUF layout -------------------------------------------------
+// What llama.cpp's converter (convert_hf_to_gguf.py) does to a family's
+// checkpoint, and how llama.cpp (src/models/<arch>.cpp) reads it back;
+// gguf_llamacpp.cpp reads and writes such files with these.
+
+// A checkpoint tensor (Hugging Face name) as llama.cpp stores it.
+struct LlamaCppTensor {
+  enum class Op {
+    kCopy,      // the same values under llama.cpp's name
+    kRopeRows,  // q/k rows (and biases) reordered for llama.cpp's RoPE on adjacent pairs: within each of
+                // `heads` heads, rows i and i + d/2 of the rotate-half layout become rows 2i and 2i + 1
+    kAddOne,    // a norm weight stored with 1 added (Gemma's (1 + weight))
+    kSplitRows,  // rows [0, n/2) stored as `name`, [n/2, n) as `second` (OpenELM's proj_1: gate, up)
+  };
+  LlamaCppTensor(std::string name, Op op = Op::kCopy, int64_t heads = 0, std::string second = {})
+      : name(std::move(name)), op(op), heads(heads), second(std::move(second)) {}
+  std::string name;
+  Op op;
+  int64_t heads;       // kRopeRows
+  std::string second;  // kSplitRows
+};
+
+// llama.cpp's hyper-parameter keys of a file (`<arch>.<key>`), with llama.cpp's
+// defaults, and its tensors' shapes. Errors name the file and key.
+class LlamaCppKeys {
+ public:
+  LlamaCppKeys(const GgufFile& file, std::string arch) : file_(file), arch_(std::move(arch)) {}
+  const GgufFile& file() const { return file_; }
+  const std::string& arch() const { return arch_; }
+  std::string key(const std::string& name) const { return arch_ + "." + name; }
+  bool has(const std::string& name) const { return file_.has(key(name)); }
+  int64_t integer(const std::string& name) const;  // required, >= 0
+  int64_t integer(const std::string& name, int64_t fallback) const;
+  double number(const std::string& name, double fallback) const;
+  // A key holding one value for every layer or a per-layer array (of n_layers entries).
+  std::vector<int64_t> per_layer(const std::string& name, int64_t n_layers) const;
+  std::vector<int64_t> per_layer(const std::string& name, int64_t n_layers, const std::vector<int64_t>& fallback) const;
+  // Shape of a tensor (PyTorch order); empty when the file has no such tensor.
+  Shape shape(const std::string& tensor) const;
+
+ private:
+  const GgufFile& file_;
+  std::string arch_;
+};
+
+struct LlamaCppFormat {
+  // How llama.cpp stores checkpoint tensor `hf` of a model with config `c`.
+  LlamaCppTensor (*tensor)(const LmConfig& c, const std::string& hf);
+  // The family's config.json from llama.cpp's keys and tensors (parse_lm_config checks it).
+  nlohmann::json (*config)(const LlamaCppKeys& keys);
+  // Throws, naming the setting, when llama.cpp would run this model differently
+  // (or cannot hold it) as this architecture.
+  void (*check)(const LmConfig& c);
+  // llama.cpp requires output.weight even when the output is tied (Phi-2).
+  bool output_when_tied = false;
+};
+
+// Shared by the formats (llamacpp.cpp).
+namespace llamacpp {
+// Hugging Face LLaMA-layout names (llama_layout) -> llama.cpp's.
+std::string llama_name(const std::string& hf);
+// config.json fields every Hugging Face decoder config has, from llama.cpp's
+// keys: hidden_size, num_hidden_layers, num_attention_heads,
+// num_key_value_heads, head_dim, intermediate_size, vocab_size,
+// max_position_embeddings, rope_theta, rope_scaling, bos/eos token ids,
+// tie_word_embeddings (no output.weight).
+// `full_rotary`: RoPE must cover the whole head (rope.dimension_count = head
+// size); otherwise partial_rotary_factor = rope.dimension_count / head size.
+nlohmann::json decoder_config(const LlamaCppKeys& k, std::string_view hf_class, std::string_view model_type,
+                              bool full_rotary = true);
+// The layer index of a per-layer checkpoint name ("<prefix><i>.<...>"), -1 otherwise.
+int64_t layer_of(const std::string& hf, std::string_view prefix);
+// Refuses a file without `tensor` (a family's required llama.cpp tensor), saying what it means.
+void require_tensor(const LlamaCppKeys& k, const std::string& tensor, std::string_view meaning);
+// The family's activation must be `want` in llama.cpp's graph.
+void expect_activation(const LmConfig& c, Activation want, std::string_view arch);
+// RoPE scaling llama.cpp expresses with keys (none, linear).
+void expect_key_rope_scaling(const LmConfig& c, std::string_view arch);
+}  // namespace llamacpp
+
 struct Architecture {
   LmArch id;
   std::string_view hf_class;       // config.json "architectures": ["..."]
@@ -73,6 +154,8 @@ struct Architecture {
   // FFN widths from the config alone, for families whose loader reads them off
   // the weights (null: config.layers[i].ffn_dim is already set by parse).
   std::vector<int64_t> (*ffn_dims)(const JsonObject& config) = nullptr;
+  // llama.cpp's layout of the family (its GGUF files, both ways).
+  const LlamaCppFormat* llamacpp = nullptr;
 };
 
 // Every family, in the order errors list them (registry.cpp).
@@ -80,6 +163,8 @@ const std::vector<const Architecture*>& all();
 const Architecture& of(LmArch id);
 // Null when no family has this class name.
 const Architecture* find(std::string_view hf_class);
+// Null when no family has this llama.cpp architecture name.
+const Architecture* find_gguf(std::string_view gguf_name);
 
 // The families (one file each).
 extern const Architecture kLlama, kPhi, kOpenElm, kQwen2, kGemma;

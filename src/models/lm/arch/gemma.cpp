@@ -39,6 +39,39 @@ void parse(const JsonObject& c, LmConfig* cfg) {
   cfg->attention_bias = cfg->output_proj_bias = c.get_or<bool>("attention_bias", false);
 }
 
+// llama.cpp's gemma: LLaMA's names, rotate-half RoPE, norm weights stored with
+// the 1 added (GemmaModel.modify_tensors), the output always the token
+// embeddings, no output-projection bias, the tanh GELU.
+LlamaCppTensor llamacpp_tensor(const LmConfig&, const std::string& hf) {
+  LlamaCppTensor t{llamacpp::llama_name(hf)};
+  if (hf.ends_with("norm.weight")) t.op = LlamaCppTensor::Op::kAddOne;
+  return t;
+}
+
+nlohmann::json llamacpp_config(const LlamaCppKeys& k) {
+  TE_CHECK(!k.file().contains("blk.0.attn_q.bias"),
+           "{}: q/k/v biases without an output-projection bias: tinyemo's Gemma has all four or none",
+           k.file().where());
+  nlohmann::json c = llamacpp::decoder_config(k, "GemmaForCausalLM", "gemma");
+  c["hidden_activation"] = "gelu_pytorch_tanh";
+  c["rms_norm_eps"] = k.file().get_float(k.key("attention.layer_norm_rms_epsilon"));
+  c["attention_bias"] = false;
+  return c;
+}
+
+void llamacpp_check(const LmConfig& c) {
+  TE_CHECK(c.tied_output, "{}: tie_word_embeddings is false, but llama.cpp's gemma always uses the token embeddings "
+                          "as the output (use --layout tinyemo)",
+           c.where);
+  TE_CHECK(!c.output_proj_bias, "{}: attention_bias is true, but llama.cpp's gemma has no output-projection bias "
+                                "(use --layout tinyemo)",
+           c.where);
+  llamacpp::expect_activation(c, Activation::GeluTanh, "gemma");
+  llamacpp::expect_key_rope_scaling(c, "gemma");
+}
+
+const LlamaCppFormat kLlamaCpp = {.tensor = llamacpp_tensor, .config = llamacpp_config, .check = llamacpp_check};
+
 }  // namespace
 
 const Architecture kGemma = {
@@ -49,6 +82,7 @@ const Architecture kGemma = {
     .context_field = "max_position_embeddings",
     .parse = parse,
     .layout = llama_layout,
+    .llamacpp = &kLlamaCpp,
 };
 
 }  // namespace tinyemo::lm_arch

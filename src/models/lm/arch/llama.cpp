@@ -45,6 +45,40 @@ void llama_layout(const LmConfig& c, Layout& out) {
   if (!c.tied_output) out.linear("lm_head", V, H, c.lm_head_bias, out.lm_head);
 }
 
+namespace {
+
+// llama.cpp's llama: RoPE on adjacent pairs, so the converter permutes q and k
+// rows (LlamaModel.permute); biases optional per projection; SwiGLU.
+LlamaCppTensor llamacpp_tensor(const LmConfig& c, const std::string& hf) {
+  LlamaCppTensor t{llamacpp::llama_name(hf)};
+  const int64_t layer = llamacpp::layer_of(hf, "model.layers.");
+  if (layer >= 0 && (hf.find(".self_attn.q_proj.") != std::string::npos ||
+                     hf.find(".self_attn.k_proj.") != std::string::npos)) {
+    const LmLayerConfig& L = c.layers.at(static_cast<size_t>(layer));
+    t.op = LlamaCppTensor::Op::kRopeRows;
+    t.heads = hf.find(".q_proj.") != std::string::npos ? L.n_heads : L.n_kv_heads;
+  }
+  return t;
+}
+
+nlohmann::json llamacpp_config(const LlamaCppKeys& k) {
+  nlohmann::json c = llamacpp::decoder_config(k, "LlamaForCausalLM", "llama");
+  c["hidden_act"] = "silu";
+  c["rms_norm_eps"] = k.file().get_float(k.key("attention.layer_norm_rms_epsilon"));
+  c["attention_bias"] = k.file().contains("blk.0.attn_q.bias");
+  c["mlp_bias"] = k.file().contains("blk.0.ffn_up.bias");
+  return c;
+}
+
+void llamacpp_check(const LmConfig& c) {
+  llamacpp::expect_activation(c, Activation::Silu, "llama");
+  llamacpp::expect_key_rope_scaling(c, "llama");
+}
+
+const LlamaCppFormat kLlamaCpp = {.tensor = llamacpp_tensor, .config = llamacpp_config, .check = llamacpp_check};
+
+}  // namespace
+
 const Architecture kLlama = {
     .id = LmArch::Llama,
     .hf_class = "LlamaForCausalLM",
@@ -53,6 +87,7 @@ const Architecture kLlama = {
     .context_field = "max_position_embeddings",
     .parse = parse,
     .layout = llama_layout,
+    .llamacpp = &kLlamaCpp,
 };
 
 }  // namespace tinyemo::lm_arch

@@ -110,6 +110,87 @@ void layout(const LmConfig& c, lm_arch::Layout& out) {
   if (!c.tied_output) out.linear("lm_head", V, H, false, out.lm_head);
 }
 
+// llama.cpp's openelm: per-layer head counts and FFN widths as arrays, the
+// fused qkv kept, q/k RMSNorm required, proj_1 split into ffn_gate / ffn_up
+// (OpenELMModel.modify_tensors), SiLU, the output always the token embeddings.
+lm_arch::LlamaCppTensor llamacpp_tensor(const LmConfig&, const std::string& hf) {
+  using lm_arch::LlamaCppTensor;
+  static const std::pair<const char*, const char*> kGlobal[] = {{"transformer.token_embeddings.", "token_embd."},
+                                                                {"transformer.norm.", "output_norm."}};
+  for (const auto& [from, to] : kGlobal)
+    if (hf.starts_with(from)) return {to + hf.substr(std::string(from).size())};
+  const int64_t layer = lm_arch::llamacpp::layer_of(hf, "transformer.layers.");
+  if (layer >= 0) {
+    const std::string blk = "blk." + std::to_string(layer) + ".";
+    const std::string rest = hf.substr(hf.find('.', 19) + 1);
+    if (rest == "ffn.proj_1.weight")
+      return {blk + "ffn_gate.weight", LlamaCppTensor::Op::kSplitRows, 0, blk + "ffn_up.weight"};
+    static const std::pair<const char*, const char*> kLayer[] = {
+        {"attn_norm.", "attn_norm."}, {"attn.qkv_proj.", "attn_qkv."}, {"attn.q_norm.", "attn_q_norm."},
+        {"attn.k_norm.", "attn_k_norm."}, {"attn.out_proj.", "attn_output."}, {"ffn_norm.", "ffn_norm."},
+        {"ffn.proj_2.", "ffn_down."}};
+    for (const auto& [from, to] : kLayer)
+      if (rest.starts_with(from)) return {blk + to + rest.substr(std::string(from).size())};
+  }
+  fail("GGUF: the checkpoint tensor \"{}\" has no llama.cpp name", hf);
+}
+
+nlohmann::json llamacpp_config(const lm_arch::LlamaCppKeys& k) {
+  const GgufFile& f = k.file();
+  lm_arch::llamacpp::require_tensor(k, "blk.0.attn_q_norm.weight", "llama.cpp's openelm normalizes q and k");
+  const int64_t layers = k.integer("block_count");
+  const int64_t hidden = k.integer("embedding_length");
+  const auto q_heads = k.per_layer("attention.head_count", layers);
+  const auto kv_heads = k.per_layer("attention.head_count_kv", layers, q_heads);
+  TE_CHECK(!q_heads.empty() && q_heads[0] > 0, "{}: {} must be positive", f.where(), k.key("attention.head_count"));
+  const int64_t head_dim = k.integer("attention.key_length", hidden / q_heads[0]);
+  TE_CHECK(k.integer("attention.value_length", head_dim) == head_dim && k.integer("rope.dimension_count", head_dim) == head_dim,
+           "{}: {} and {} must equal {} for OpenELM", f.where(), k.key("attention.value_length"),
+           k.key("rope.dimension_count"), k.key("attention.key_length"));
+  const double eps = f.get_float(k.key("attention.layer_norm_rms_epsilon"));
+  TE_CHECK(std::fabs(eps - 1e-6) <= 1e-12, "{}: {} = {} (OpenELM's RMSNorm epsilon is fixed at 1e-6)", f.where(),
+           k.key("attention.layer_norm_rms_epsilon"), eps);
+  const Shape embd = k.shape("token_embd.weight");
+  TE_CHECK(embd.size() == 2, "{}: no tensor \"token_embd.weight\" of two dimensions", f.where());
+  TE_CHECK(!f.contains("output.weight"), "{}: tensor \"output.weight\": llama.cpp's openelm always ties the output",
+           f.where());
+  nlohmann::json c;
+  c["architectures"] = {"OpenELMForCausalLM"};
+  c["model_type"] = "openelm";
+  c["model_dim"] = hidden;
+  c["head_dim"] = head_dim;
+  c["num_transformer_layers"] = layers;
+  c["num_query_heads"] = q_heads;
+  c["num_kv_heads"] = kv_heads;
+  c["vocab_size"] = embd[0];
+  c["max_context_length"] = k.integer("context_length");
+  c["rope_freq_constant"] = k.number("rope.freq_base", 10000.0);
+  c["activation_fn_name"] = "swish";
+  c["ffn_with_glu"] = true;
+  c["normalize_qk_projections"] = true;
+  c["normalization_layer_name"] = "rms_norm";
+  c["share_input_output_layers"] = true;
+  if (f.has("tokenizer.ggml.bos_token_id")) c["bos_token_id"] = f.get_int("tokenizer.ggml.bos_token_id");
+  if (f.has("tokenizer.ggml.eos_token_id")) c["eos_token_id"] = f.get_int("tokenizer.ggml.eos_token_id");
+  return c;
+}
+
+void llamacpp_check(const LmConfig& c) {
+  TE_CHECK(c.tied_output, "{}: share_input_output_layers is false, but llama.cpp's openelm always ties the output "
+                          "(use --layout tinyemo)",
+           c.where);
+  TE_CHECK(c.gated_mlp, "{}: ffn_with_glu is false, but llama.cpp's openelm has a gated MLP (use --layout tinyemo)",
+           c.where);
+  TE_CHECK(c.qk_norm, "{}: normalize_qk_projections is false, but llama.cpp's openelm normalizes q and k (use "
+                      "--layout tinyemo)",
+           c.where);
+  lm_arch::llamacpp::expect_activation(c, Activation::Silu, "openelm");
+  lm_arch::llamacpp::expect_key_rope_scaling(c, "openelm");
+}
+
+const lm_arch::LlamaCppFormat kLlamaCpp = {
+    .tensor = llamacpp_tensor, .config = llamacpp_config, .check = llamacpp_check};
+
 }  // namespace
 
 std::vector<int64_t> openelm_ffn_dims(const JsonObject& c) {
@@ -132,6 +213,7 @@ const lm_arch::Architecture lm_arch::kOpenElm = {
     .layout = layout,
     .per_layer_shapes = true,
     .ffn_dims = openelm_ffn_dims,
+    .llamacpp = &kLlamaCpp,
 };
 
 }  // namespace tinyemo

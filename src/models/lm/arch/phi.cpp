@@ -60,6 +60,47 @@ void layout(const LmConfig& c, Layout& out) {
   }
 }
 
+// llama.cpp's phi2: rotate-half partial RoPE (rope.dimension_count), one
+// LayerNorm, biases everywhere, output.weight always present (tied or not),
+// the tanh GELU; no q/k LayerNorm.
+LlamaCppTensor llamacpp_tensor(const LmConfig&, const std::string& hf) {
+  static const std::pair<const char*, const char*> kGlobal[] = {{"model.embed_tokens.", "token_embd."},
+                                                                {"model.final_layernorm.", "output_norm."},
+                                                                {"lm_head.", "output."}};
+  for (const auto& [from, to] : kGlobal)
+    if (hf.starts_with(from)) return {to + hf.substr(std::string(from).size())};
+  static const std::pair<const char*, const char*> kLayer[] = {
+      {"input_layernorm.", "attn_norm."}, {"self_attn.q_proj.", "attn_q."}, {"self_attn.k_proj.", "attn_k."},
+      {"self_attn.v_proj.", "attn_v."},   {"self_attn.dense.", "attn_output."}, {"mlp.fc1.", "ffn_up."},
+      {"mlp.fc2.", "ffn_down."}};
+  const int64_t layer = llamacpp::layer_of(hf, "model.layers.");
+  if (layer >= 0) {
+    const std::string rest = hf.substr(hf.find('.', 13) + 1);
+    for (const auto& [from, to] : kLayer)
+      if (rest.starts_with(from)) return {"blk." + std::to_string(layer) + "." + to + rest.substr(std::string(from).size())};
+  }
+  fail("GGUF: the checkpoint tensor \"{}\" has no llama.cpp name", hf);
+}
+
+nlohmann::json llamacpp_config(const LlamaCppKeys& k) {
+  llamacpp::require_tensor(k, "output.weight", "phi2 always has an output matrix");
+  nlohmann::json c = llamacpp::decoder_config(k, "PhiForCausalLM", "phi", /*full_rotary=*/false);
+  c["hidden_act"] = "gelu_new";
+  c["layer_norm_eps"] = k.file().get_float(k.key("attention.layer_norm_epsilon"));
+  c["qk_layernorm"] = false;
+  return c;
+}
+
+void llamacpp_check(const LmConfig& c) {
+  TE_CHECK(!c.qk_norm, "{}: qk_layernorm is true, which llama.cpp's phi2 does not have (use --layout tinyemo)",
+           c.where);
+  llamacpp::expect_activation(c, Activation::GeluTanh, "phi2");
+  llamacpp::expect_key_rope_scaling(c, "phi2");
+}
+
+const LlamaCppFormat kLlamaCpp = {
+    .tensor = llamacpp_tensor, .config = llamacpp_config, .check = llamacpp_check, .output_when_tied = true};
+
 }  // namespace
 
 const Architecture kPhi = {
@@ -70,6 +111,7 @@ const Architecture kPhi = {
     .context_field = "max_position_embeddings",
     .parse = parse,
     .layout = layout,
+    .llamacpp = &kLlamaCpp,
 };
 
 }  // namespace tinyemo::lm_arch

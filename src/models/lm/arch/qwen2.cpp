@@ -50,6 +50,26 @@ void parse(const JsonObject& c, LmConfig* cfg) {
            c.where(), sliding);
 }
 
+// llama.cpp's qwen2: LLaMA's names, rotate-half RoPE (no permutation), q/k/v
+// biases, the output tied when output.weight is absent.
+LlamaCppTensor llamacpp_tensor(const LmConfig&, const std::string& hf) { return {llamacpp::llama_name(hf)}; }
+
+nlohmann::json llamacpp_config(const LlamaCppKeys& k) {
+  llamacpp::require_tensor(k, "blk.0.attn_q.bias", "Qwen2 has q/k/v biases");
+  nlohmann::json c = llamacpp::decoder_config(k, "Qwen2ForCausalLM", "qwen2");
+  c["hidden_act"] = "silu";
+  c["rms_norm_eps"] = k.file().get_float(k.key("attention.layer_norm_rms_epsilon"));
+  c["use_sliding_window"] = false;
+  return c;
+}
+
+void llamacpp_check(const LmConfig& c) {
+  llamacpp::expect_activation(c, Activation::Silu, "qwen2");
+  llamacpp::expect_key_rope_scaling(c, "qwen2");
+}
+
+const LlamaCppFormat kLlamaCpp = {.tensor = llamacpp_tensor, .config = llamacpp_config, .check = llamacpp_check};
+
 }  // namespace
 
 const Architecture kQwen2 = {
@@ -60,6 +80,7 @@ const Architecture kQwen2 = {
     .context_field = "max_position_embeddings",
     .parse = parse,
     .layout = llama_layout,
+    .llamacpp = &kLlamaCpp,
 };
 
 }  // namespace tinyemo::lm_arch

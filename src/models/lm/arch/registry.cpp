@@ -22,4 +22,10 @@ const Architecture* find(std::string_view hf_class) {
   return nullptr;
 }
 
+const Architecture* find_gguf(std::string_view gguf_name) {
+  for (const Architecture* a : all())
+    if (a->gguf_name == gguf_name) return a;
+  return nullptr;
+}
+
 }  // namespace tinyemo::lm_arch
