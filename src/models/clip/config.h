@@ -19,6 +19,10 @@ enum class Activation : uint8_t {
   GeluTanh,   // tanh approximation ("gelu_new", "gelu_pytorch_tanh")
 };
 
+// A config.json hidden_act ("quick_gelu", "gelu", "gelu_new", "gelu_pytorch_tanh",
+// "gelu_fast"); errors name `where`.
+Activation parse_activation(const std::string& name, const std::string& where);
+
 struct VisionConfig {
   // Hugging Face CLIPVisionConfig defaults (ViT-B/32).
   int64_t hidden_size = 768;

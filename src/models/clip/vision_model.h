@@ -14,6 +14,7 @@
 #include "core/tensor.h"
 #include "models/clip/checkpoint.h"
 #include "models/clip/config.h"
+#include "models/clip/encoder_block.h"
 
 namespace tinyemo::clip {
 
@@ -30,12 +31,6 @@ struct ForwardOptions {
   bool hidden_states = true;
 };
 
-struct LayerWeights {
-  Tensor q, k, v, out, fc1, fc2;  // [out, in] matrices, as stored
-  std::vector<float> q_bias, k_bias, v_bias, out_bias, fc1_bias, fc2_bias;
-  std::vector<float> ln1_weight, ln1_bias, ln2_weight, ln2_bias;
-};
-
 struct VisionWeights {
   Tensor patch;  // [hidden, channels * patch * patch]: the patch conv as a matrix (no bias)
   std::vector<float> class_embedding;     // [hidden]
@@ -48,7 +43,7 @@ struct VisionWeights {
 // Where a checkpoint's vision tower sits. `prefix` is prepended to the
 // layout's own names: "vision_model." lives under it for HF ("" for
 // CLIPModel, "vision_tower._vision_tower." in TinyLLaVA), "visual." or "" for OpenAI.
-enum class CheckpointLayout : uint8_t { HuggingFace, OpenAI };
+// (CheckpointLayout and LayerWeights: encoder_block.h.)
 struct TowerLocation {
   CheckpointLayout layout = CheckpointLayout::HuggingFace;
   std::string prefix;
