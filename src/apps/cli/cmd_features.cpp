@@ -11,6 +11,7 @@
 
 #include "apps/cli/command.h"
 #include "apps/cli/progress.h"
+#include "data/datasets.h"
 #include "io/image.h"
 #include "io/pytorch.h"
 #include "io/safetensors.h"
@@ -199,7 +200,68 @@ struct Opts {
   std::string model, images, out, format = "tinyemo-pt";
   int64_t batch = 8;
   int64_t max_pixels = ImageLimits{}.max_pixels;
+  std::string taxonomies, level;  // dataset formats (--format emotion6, ...)
 };
+
+struct JobCounts {
+  int64_t total = 0, written = 0, skipped = 0, failed = 0;
+};
+
+// Embeds the jobs `sink` has not done yet; unreadable images are reported and counted.
+JobCounts embed_jobs(const clip::VisionModel& model, const Opts& o, const Scan& scan, FeatureSink& sink,
+                     const std::string& label) {
+  std::vector<const ImageJob*> pending;
+  for (const ImageJob& job : scan.jobs) {
+    if (!sink.done(job)) pending.push_back(&job);
+  }
+  JobCounts c;
+  c.total = static_cast<int64_t>(scan.jobs.size() + scan.duplicate_errors.size());
+  c.skipped = static_cast<int64_t>(scan.jobs.size() - pending.size());
+  c.failed = static_cast<int64_t>(scan.duplicate_errors.size());
+  ProgressBar bar(label, static_cast<int64_t>(pending.size()), "img");
+  for (const auto& e : scan.duplicate_errors) bar.message("tinyemo: error: " + e);
+  std::vector<std::filesystem::path> files;
+  for (const ImageJob* job : pending) files.push_back(job->path);
+  clip::embed_image_files(model, files, o.batch, ImageLimits{o.max_pixels},
+                          [&](size_t i, const float* embedding, const std::string& error) {
+                            if (embedding != nullptr) {
+                              sink.add(*pending[i], embedding);
+                              ++c.written;
+                            } else {
+                              bar.message("tinyemo: error: " + error);
+                              ++c.failed;
+                            }
+                            bar.advance();
+                          });
+  sink.finish();
+  bar.finish();
+  return c;
+}
+
+// --format <dataset> (src/data/datasets.h): the dataset as it ships, one shard
+// per split, <out>/<split>.safetensors, labels mapped through its taxonomy.
+void run_dataset_features(const Opts& o, const clip::VisionModel& model) {
+  data::ScanOptions options;
+  if (!o.taxonomies.empty()) options.taxonomies = o.taxonomies;
+  options.level = o.level;
+  const data::DatasetScan dataset = data::scan_dataset(o.format, o.images, options);
+  for (const auto& e : dataset.skipped) std::fprintf(stderr, "features: skipped %s: %s\n", e.path.c_str(), e.reason.c_str());
+  JobCounts all;
+  for (const std::string& split : dataset.splits()) {
+    Scan scan;
+    for (const data::DatasetItem* item : dataset.split(split)) scan.jobs.push_back({item->path, item->key, item->label});
+    ShardSink sink(fs::path(o.out) / (split + ".safetensors"), model.config().projection_dim,
+                   fmt::format("tinyemo features: {}; dataset {} {} split {}; taxonomy {}", model.description(),
+                               o.format, o.images, split, dataset.taxonomy.source));
+    const JobCounts c = embed_jobs(model, o, scan, sink, "features " + split);
+    all.total += c.total, all.written += c.written, all.skipped += c.skipped, all.failed += c.failed;
+  }
+  std::fprintf(stderr, "features: %lld images in %zu splits: %lld written, %lld already done (skipped), %lld failed; "
+               "%zu dataset entries skipped\n",
+               static_cast<long long>(all.total), dataset.splits().size(), static_cast<long long>(all.written),
+               static_cast<long long>(all.skipped), static_cast<long long>(all.failed), dataset.skipped.size());
+  if (all.failed > 0) exit_code() = kSomeImagesFailed;
+}
 
 void run_features(const Opts& o) {
   const auto model = clip::VisionModel::load(o.model);
@@ -207,6 +269,7 @@ void run_features(const Opts& o) {
   TE_CHECK(cfg.projection_dim > 0,
            "{}: this checkpoint has no visual projection (a CLIPVisionModel), so it gives no image_embeds", o.model);
   const int64_t dim = cfg.projection_dim;
+  if (data::is_dataset_format(o.format)) return run_dataset_features(o, model);
 
   std::unique_ptr<FeatureSink> sink;
   if (o.format == "tinyemo-pt") {
@@ -216,40 +279,18 @@ void run_features(const Opts& o) {
     sink = std::make_unique<ShardSink>(shard, dim, fmt::format("tinyemo features: {}; images {}; CLIP transform {}",
                                                                model.description(), o.images, cfg.image_size));
   } else {
-    fail("--format: expected tinyemo-pt or safetensors, got \"{}\"", o.format);
+    fail("--format: expected tinyemo-pt, safetensors or a dataset layout (emotion6, emotionroi, fi, artphoto, abstract, "
+         "unbiasedemo, emoset, webemo), got \"{}\"", o.format);
   }
 
   const Scan scan = scan_images(o.images);
-  std::vector<const ImageJob*> pending;
-  for (const ImageJob& job : scan.jobs) {
-    if (!sink->done(job)) pending.push_back(&job);
-  }
-  const int64_t skipped = static_cast<int64_t>(scan.jobs.size() - pending.size());
-  int64_t written = 0, failed = static_cast<int64_t>(scan.duplicate_errors.size());
-  ProgressBar bar("features", static_cast<int64_t>(pending.size()), "img");
-  for (const auto& e : scan.duplicate_errors) bar.message("tinyemo: error: " + e);
-
-  std::vector<std::filesystem::path> files;
-  for (const ImageJob* job : pending) files.push_back(job->path);
-  clip::embed_image_files(model, files, o.batch, ImageLimits{o.max_pixels},
-                          [&](size_t i, const float* embedding, const std::string& error) {
-                            if (embedding != nullptr) {
-                              sink->add(*pending[i], embedding);
-                              ++written;
-                            } else {
-                              bar.message("tinyemo: error: " + error);
-                              ++failed;
-                            }
-                            bar.advance();
-                          });
-  sink->finish();
-  bar.finish();
+  const JobCounts c = embed_jobs(model, o, scan, *sink, "features");
   std::fprintf(stderr, "features: %lld images: %lld written, %lld already done (skipped), %lld failed",
-               static_cast<long long>(scan.jobs.size() + scan.duplicate_errors.size()), static_cast<long long>(written),
-               static_cast<long long>(skipped), static_cast<long long>(failed));
+               static_cast<long long>(c.total), static_cast<long long>(c.written), static_cast<long long>(c.skipped),
+               static_cast<long long>(c.failed));
   if (scan.ignored > 0) std::fprintf(stderr, "; %lld non-image files ignored", static_cast<long long>(scan.ignored));
   std::fputc('\n', stderr);
-  if (failed > 0) exit_code() = kSomeImagesFailed;
+  if (c.failed > 0) exit_code() = kSomeImagesFailed;
 }
 
 const CommandRegistration kFeatures("features", [](CLI::App& root) {
@@ -258,7 +299,12 @@ const CommandRegistration kFeatures("features", [](CLI::App& root) {
   cmd->add_option("--model", o->model, "CLIP model directory or weights file")->required();
   cmd->add_option("--images", o->images, "folder of <label>/<image> files (JPEG, PNG, WebP)")->required();
   cmd->add_option("--out", o->out, "output folder (or .safetensors file with --format safetensors)")->required();
-  cmd->add_option("--format", o->format, "tinyemo-pt (<label>/<stem>.pt, fp16) or safetensors (one shard)");
+  cmd->add_option("--format", o->format,
+                  "tinyemo-pt (<label>/<stem>.pt, fp16), safetensors (one shard), or a dataset as it ships "
+                  "(emotion6, emotionroi, fi, artphoto, abstract, unbiasedemo, emoset, webemo: --images is its root, "
+                  "one shard per split <out>/<split>.safetensors)");
+  cmd->add_option("--taxonomies", o->taxonomies, "dataset formats: folder of <name>.json taxonomies overriding the built-in ones");
+  cmd->add_option("--level", o->level, "dataset formats: a coarser level of the taxonomy (WEBEmo: 7 or 2)");
   cmd->add_option("--batch", o->batch, "images per forward pass")->check(CLI::PositiveNumber);
   cmd->add_option("--max-pixels", o->max_pixels, "refuse images declaring more pixels than this")
       ->check(CLI::PositiveNumber);
