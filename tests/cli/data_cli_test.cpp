@@ -73,5 +73,33 @@ TEST(DataCli, FeaturesOneShardPerSplit) {
   EXPECT_NE(r.err.find("0 written, 3 already done"), std::string::npos) << r.err;
 }
 
+TEST(DataCli, EvalOnTheEmotion6Features) {
+  // The real Emotion6 CLIP ViT-L/14 features (train folder, split "all"): 20 %
+  // held out with the projector's split rule, one seed, the probe at one penalty.
+  testing::TempDir d;
+  const std::string features = testing::data("emotion6-clip-vit-l-14/train").string();
+  const auto r = run_cli({"eval", "--dataset", "emotion6=" + features, "--train", "emotion6", "--seeds", "0",
+                          "--probe-l2", "0.1", "--out", (d / "report").string(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j.at("protocol").at("datasets").at("emotion6").at("n_eval"), 278);
+  EXPECT_EQ(j.at("protocol").at("datasets").at("emotion6").at("n_train"), 1108);
+  for (const auto& c : j.at("cells")) {
+    EXPECT_EQ(c.at("n"), 278);
+    // Far above chance (1/6); docs/projector.md: 0.75-0.78 for these recipes.
+    EXPECT_GT(c.at("mean").get<double>(), 0.65) << c.dump();
+    EXPECT_LT(c.at("mean").get<double>(), 0.85) << c.dump();
+  }
+  for (const char* ext : {".md", ".json", ".html"}) EXPECT_TRUE(fs::exists(d / ("report" + std::string(ext)))) << ext;
+  EXPECT_NE(read_file(d / "report.md").find("| TinyEmo-700M (paper) | 73.40 |"), std::string::npos);
+  // Bad flags are refused by name.
+  auto bad = run_cli({"eval", "--dataset", "emotion6", "--train", "emotion6"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("NAME=PATH"), std::string::npos) << bad.err;
+  bad = run_cli({"eval", "--dataset", "emotion6=" + features, "--train", "emotion6", "--seeds", "x"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("--seeds"), std::string::npos) << bad.err;
+}
+
 }  // namespace
 }  // namespace tinyemo
