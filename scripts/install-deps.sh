@@ -7,6 +7,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev libhwy-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libjpeg62-turbo-dev libpng-dev zlib1g-dev libwebp-dev libsentencepiece-dev sentencepiece
+  libcpp-httplib-dev
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,10 +1,23 @@
-// End-to-end: `tinyemo data scan` and `tinyemo features --format <dataset>`
-// (one shard per split, labels through the taxonomy, resumable).
+// End-to-end: `tinyemo data scan`, `tinyemo features --format <dataset>`
+// (one shard per split, labels through the taxonomy, resumable), `tinyemo
+// eval` on the Emotion6 features, and `data pretrain|emoreason|stats|export`
+// against a teacher on loopback, killed with SIGKILL and resumed.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 
+#include <chrono>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
+
+#include "data/jsonl.h"
+#include "datasets/fake_teacher.h"
 
 #include "io/file.h"
+#include <fcntl.h>
+#include <fstream>
 #include "io/safetensors.h"
 #include "models/projector/dataset.h"
 #include "testing/testing.h"
@@ -99,6 +112,121 @@ TEST(DataCli, EvalOnTheEmotion6Features) {
   bad = run_cli({"eval", "--dataset", "emotion6=" + features, "--train", "emotion6", "--seeds", "x"});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("--seeds"), std::string::npos) << bad.err;
+}
+
+extern "C" char** environ;
+
+// Starts the built CLI without waiting; the key travels in the environment only.
+pid_t spawn_cli(const std::vector<std::string>& args, const std::string& key) {
+  std::vector<std::string> all = {TINYEMO_CLI_PATH};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  env_strings.push_back("TINYEMO_TEACHER_API_KEY=" + key);
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  pid_t pid = 0;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  EXPECT_EQ(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data()), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
+}
+
+int64_t complete_lines(const fs::path& p) {
+  std::error_code ec;
+  if (!fs::exists(p, ec)) return 0;
+  const std::string s = read_file(p);
+  return static_cast<int64_t>(std::count(s.begin(), s.end(), '\n'));
+}
+
+TEST(DataCli, GeneratorResumesAfterKillNineWithoutDuplicatesOrLoss) {
+  testing::TempDir d;
+  constexpr int kImages = 24;
+  for (int i = 0; i < kImages; ++i) {
+    const std::string label = i % 2 ? "joy" : "fear";
+    testing::write_fake_image(d / "images" / label / (std::to_string(i) + ".jpg"), std::to_string(i));
+  }
+  testing::FakeTeacher teacher([](const testing::TeacherRequest& r, int, httplib::Response& res) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    const std::string text = r.body["messages"][0]["content"][0]["text"];
+    const std::string label = text.substr(text.rfind(' ') + 1, text.size() - text.rfind(' ') - 2);
+    res.set_content(testing::chat_reply("Reasoning: looks like it.\n\nPredicted Label: " + label), "application/json");
+  });
+  const std::vector<std::string> args = {"data", "emoreason", "--teacher", teacher.url(), "--teacher-model", "t",
+                                         "--images", (d / "images").string(), "--labels", "fear,joy", "--out",
+                                         (d / "out.jsonl").string(), "--concurrency", "3"};
+  // Kill it twice in the middle of the run.
+  for (int64_t stop_at : {4, 11}) {
+    const pid_t pid = spawn_cli(args, "sk-secret");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (complete_lines(d / "out.jsonl") < stop_at && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_EQ(kill(pid, SIGKILL), 0);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFSIGNALED(status));
+    ASSERT_LT(complete_lines(d / "out.jsonl"), kImages);  // it really stopped in the middle
+  }
+  // A write cut short by the kill leaves a partial line: simulate the worst case.
+  {
+    std::ofstream f(d / "out.jsonl", std::ios::app | std::ios::binary);
+    f << R"({"id": "joy/99", "image": "jo)";
+  }
+  ::setenv("TINYEMO_TEACHER_API_KEY", "sk-secret", 1);
+  const auto r = run_cli(args);
+  ::unsetenv("TINYEMO_TEACHER_API_KEY");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("cut a partial last line"), std::string::npos) << r.err;
+  const std::string text = read_file(d / "out.jsonl");
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.back(), '\n');
+  std::map<std::string, int> seen;
+  for (const auto& rec : data::read_jsonl(d / "out.jsonl")) ++seen[rec["id"]];
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kImages));
+  for (const auto& [id, n] : seen) EXPECT_EQ(n, 1) << id;
+  EXPECT_EQ(complete_lines(d / "out.jsonl"), kImages);
+  // The key went in the header, never on the command line.
+  for (const auto& req : teacher.requests()) EXPECT_EQ(req.authorization, "Bearer sk-secret");
+
+  // stats and export over the finished file.
+  auto s = run_cli({"data", "stats", (d / "out.jsonl").string(), "--rejects", (d / "out.jsonl.rejects").string()});
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  const auto stats = nlohmann::json::parse(s.out);
+  EXPECT_EQ(stats["records"], kImages);
+  EXPECT_EQ(stats["repeated_ids"], 0);
+  EXPECT_EQ(stats["by_label"], nlohmann::json::parse(R"({"fear": 12, "joy": 12})"));
+  auto e = run_cli({"data", "export", (d / "out.jsonl").string(), "--out", (d / "train.json").string()});
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  const auto exported = nlohmann::json::parse(read_file(d / "train.json"));
+  EXPECT_EQ(exported.size(), static_cast<size_t>(kImages));
+  EXPECT_EQ(exported[0]["image"], "fear/0.jpg");
+}
+
+TEST(DataCli, GeneratorRefusesBadFlags) {
+  testing::TempDir d;
+  testing::write_fake_image(d / "images/joy/a.jpg", "a");
+  auto r = run_cli({"data", "pretrain", "--teacher", "ftp://x", "--teacher-model", "m", "--images",
+                    (d / "images").string(), "--out", (d / "o.jsonl").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("http:// or https://"), std::string::npos) << r.err;
+  r = run_cli({"data", "pretrain", "--teacher", "http://127.0.0.1:1/v1", "--teacher-model", "m", "--images",
+               (d / "images").string(), "--out", (d / "o.jsonl").string(), "--mix", "caption=x"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--mix"), std::string::npos) << r.err;
+  // Nothing listening: the image fails after its retries, exit code 2, nothing written.
+  r = run_cli({"data", "pretrain", "--teacher", "http://127.0.0.1:1/v1", "--teacher-model", "m", "--images",
+               (d / "images").string(), "--out", (d / "o.jsonl").string(), "--retries", "1", "--backoff-s", "0.01"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("connection error"), std::string::npos) << r.err;
+  EXPECT_EQ(complete_lines(d / "o.jsonl"), 0);
 }
 
 }  // namespace
