@@ -218,23 +218,6 @@ double beta_fraction(double x, double a, double b) {
   return h;
 }
 
-double mean_of(const std::vector<double>& v) {
-  double s = 0.0;
-  for (double x : v) s += x;
-  return s / static_cast<double>(v.size());
-}
-
-double variance_of(const std::vector<double>& v, double mean) {
-  double s = 0.0;
-  for (double x : v) s += (x - mean) * (x - mean);
-  return v.size() > 1 ? s / static_cast<double>(v.size() - 1) : 0.0;
-}
-
-double two_sided_t_p(double t, double df) {
-  if (std::isnan(t)) return 1.0;
-  return std::min(1.0, 2.0 * student_t_cdf(-std::fabs(t), df));
-}
-
 }  // namespace
 
 double regularized_beta(double x, double a, double b) {
@@ -266,88 +249,6 @@ double student_t_quantile(double q, double df) {
     (student_t_cdf(mid, df) < q ? lo : hi) = mid;
   }
   return 0.5 * (lo + hi);
-}
-
-PairedTest paired_tests(const std::vector<double>& a, const std::vector<double>& b) {
-  TE_CHECK(a.size() == b.size() && a.size() >= 2, "paired test: need two samples of the same size >= 2 (got {} and {})",
-           a.size(), b.size());
-  PairedTest r;
-  r.n = static_cast<int>(a.size());
-  std::vector<double> d(a.size());
-  for (size_t i = 0; i < a.size(); ++i) d[i] = a[i] - b[i];
-  r.mean_difference = mean_of(d);
-  r.sd_difference = std::sqrt(variance_of(d, r.mean_difference));
-  if (r.sd_difference > 0.0) {
-    r.t = r.mean_difference / (r.sd_difference / std::sqrt(static_cast<double>(r.n)));
-    r.t_p_value = two_sided_t_p(r.t, r.n - 1);
-  } else {
-    r.t = r.mean_difference == 0.0 ? 0.0 : std::copysign(INFINITY, r.mean_difference);
-    r.t_p_value = r.mean_difference == 0.0 ? 1.0 : 0.0;
-  }
-  // Wilcoxon: ranks of |d| over the non-zero differences, mid-ranks for ties.
-  std::vector<double> nz;
-  for (double x : d) {
-    if (x != 0.0) nz.push_back(x);
-  }
-  r.wilcoxon_nonzero = static_cast<int>(nz.size());
-  if (nz.empty()) return r;
-  std::vector<size_t> order(nz.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::sort(order.begin(), order.end(), [&](size_t i, size_t j) { return std::fabs(nz[i]) < std::fabs(nz[j]); });
-  std::vector<double> rank(nz.size());
-  double tie_term = 0.0;
-  for (size_t i = 0; i < order.size();) {
-    size_t j = i;
-    while (j + 1 < order.size() && std::fabs(nz[order[j + 1]]) == std::fabs(nz[order[i]])) ++j;
-    const double mid = 0.5 * static_cast<double>(i + j) + 1.0;
-    for (size_t k = i; k <= j; ++k) rank[order[k]] = mid;
-    const double t = static_cast<double>(j - i + 1);
-    tie_term += t * t * t - t;
-    i = j + 1;
-  }
-  for (size_t i = 0; i < nz.size(); ++i) {
-    if (nz[i] > 0) r.wilcoxon_w_plus += rank[i];
-  }
-  const double total = static_cast<double>(nz.size()) * static_cast<double>(nz.size() + 1) / 2.0;
-  const double centre = total / 2.0, observed = std::fabs(r.wilcoxon_w_plus - centre);
-  if (nz.size() <= 20) {
-    // Every assignment of signs to the ranks is equally likely under the null.
-    const uint32_t patterns = 1u << nz.size();
-    uint64_t extreme = 0;
-    for (uint32_t mask = 0; mask < patterns; ++mask) {
-      double w = 0.0;
-      for (size_t i = 0; i < nz.size(); ++i) {
-        if (mask & (1u << i)) w += rank[i];
-      }
-      if (std::fabs(w - centre) >= observed - 1e-9) ++extreme;
-    }
-    r.wilcoxon_p_value = static_cast<double>(extreme) / static_cast<double>(patterns);
-  } else {
-    const double n = static_cast<double>(nz.size());
-    const double var = n * (n + 1.0) * (2.0 * n + 1.0) / 24.0 - tie_term / 48.0;
-    const double z = var > 0.0 ? observed / std::sqrt(var) : 0.0;
-    r.wilcoxon_p_value = std::min(1.0, std::erfc(z / std::sqrt(2.0)));
-  }
-  return r;
-}
-
-WelchTest welch_t_test(const std::vector<double>& a, const std::vector<double>& b) {
-  TE_CHECK(a.size() >= 2 && b.size() >= 2, "Welch test: each sample needs at least 2 values (got {} and {})", a.size(),
-           b.size());
-  WelchTest r;
-  const double ma = mean_of(a), mb = mean_of(b);
-  const double va = variance_of(a, ma) / static_cast<double>(a.size());
-  const double vb = variance_of(b, mb) / static_cast<double>(b.size());
-  r.mean_difference = ma - mb;
-  if (va + vb == 0.0) {
-    r.p_value = r.mean_difference == 0.0 ? 1.0 : 0.0;
-    return r;
-  }
-  r.t = r.mean_difference / std::sqrt(va + vb);
-  r.df = (va + vb) * (va + vb) /
-         (va * va / static_cast<double>(a.size() - 1) + vb * vb / static_cast<double>(b.size() - 1));
-  r.p_value = two_sided_t_p(r.t, r.df);
-  return r;
 }
 
 }  // namespace tinyemo::analysis

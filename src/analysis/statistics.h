@@ -80,27 +80,6 @@ double regularized_beta(double x, double a, double b);
 double student_t_cdf(double t, double df);
 double student_t_quantile(double q, double df);
 
-// Paired comparison of two samples over the same units (a_i, b_i), e.g. two
-// training recipes run on the same seeds: the two-sided paired t-test of the
-// differences a_i - b_i, and the two-sided Wilcoxon signed-rank test (zero
-// differences dropped, mid-ranks for ties; the exact permutation distribution
-// of the signed-rank sum for up to 20 non-zero differences, else the normal
-// approximation with the tie correction).
-struct PairedTest {
-  int n = 0;
-  double mean_difference = 0.0, sd_difference = 0.0;
-  double t = 0.0, t_p_value = 1.0;
-  int wilcoxon_nonzero = 0;
-  double wilcoxon_w_plus = 0.0, wilcoxon_p_value = 1.0;
-};
-PairedTest paired_tests(const std::vector<double>& a, const std::vector<double>& b);
-
-// Welch's two-sided t-test of mean(a) - mean(b) for independent samples.
-struct WelchTest {
-  double mean_difference = 0.0, t = 0.0, df = 0.0, p_value = 1.0;
-};
-WelchTest welch_t_test(const std::vector<double>& a, const std::vector<double>& b);
-
 // Sample quantile with linear interpolation between order statistics
 // (Hyndman-Fan type 7, numpy's default); `values` is reordered.
 double quantile(std::vector<double>& values, double q);

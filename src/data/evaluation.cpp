@@ -16,19 +16,26 @@ namespace {
 
 constexpr const char* kShardSplits[] = {"all", "train", "val", "test"};
 
-// Relabels `set` with the taxonomy's canonical names (labels merged when two
-// spellings mean one label), in the taxonomy's order.
-projector::FeatureSet canonical(projector::FeatureSet set, const Taxonomy& t, const std::string& where) {
+// Relabels `set` with the taxonomy's canonical names at `level` (labels
+// merged when two spellings mean one label), in the taxonomy's order.
+projector::FeatureSet canonical(projector::FeatureSet set, const Taxonomy& t, const std::string& level,
+                                const std::vector<std::string>& level_labels, const std::string& where) {
   std::vector<std::string> mapped(set.labels.size());
   std::set<std::string> used;
   for (size_t l = 0; l < set.labels.size(); ++l) {
-    const auto c = t.resolve(set.labels[l]);
-    TE_CHECK(c.has_value(), "{}: label \"{}\" is not in taxonomy {} ({})", where, set.labels[l], t.name, t.source);
-    mapped[l] = *c;
-    used.insert(*c);
+    const std::string& raw = set.labels[l];
+    if (std::find(level_labels.begin(), level_labels.end(), raw) != level_labels.end()) {
+      mapped[l] = raw;
+    } else {
+      const auto c = t.resolve(raw);
+      TE_CHECK(c.has_value(), "{}: label \"{}\" is not in taxonomy {}{} ({})", where, raw, t.name,
+               level.empty() ? "" : " at level " + level, t.source);
+      mapped[l] = t.at_level(*c, level);
+    }
+    used.insert(mapped[l]);
   }
   std::vector<std::string> labels;
-  for (const auto& l : t.labels) {
+  for (const auto& l : level_labels) {
     if (used.count(l)) labels.push_back(l);
   }
   for (auto& id : set.label_ids) {
@@ -135,7 +142,10 @@ EvalDataset load_eval_dataset(const std::string& name, const fs::path& path, con
   EvalDataset d;
   d.name = name;
   d.path = path;
-  d.taxonomy = load_taxonomy(name, taxonomies);
+  const size_t colon = name.find(':');
+  d.taxonomy = load_taxonomy(name.substr(0, colon), taxonomies);
+  if (colon != std::string::npos) d.level = name.substr(colon + 1);
+  d.labels = d.taxonomy.level_labels(d.level);
   std::error_code ec;
   bool shards = false;
   if (fs::is_directory(path, ec)) {
@@ -143,10 +153,12 @@ EvalDataset load_eval_dataset(const std::string& name, const fs::path& path, con
       const fs::path shard = path / (std::string(split) + ".safetensors");
       if (!fs::is_regular_file(shard, ec)) continue;
       shards = true;
-      d.splits[split] = canonical(projector::load_feature_shard(shard), d.taxonomy, shard.string());
+      d.splits[split] = canonical(projector::load_feature_shard(shard), d.taxonomy, d.level, d.labels, shard.string());
     }
   }
-  if (!shards) d.splits["all"] = canonical(projector::load_features(path), d.taxonomy, path.string());
+  if (!shards) {
+    d.splits["all"] = canonical(projector::load_features(path), d.taxonomy, d.level, d.labels, path.string());
+  }
   TE_CHECK(!(d.splits.count("all") && d.splits.size() > 1), "{}: holds all.safetensors beside split shards; keep one or the other",
            path.string());
   return d;

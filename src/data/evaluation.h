@@ -34,11 +34,15 @@ namespace tinyemo::data {
 // (<dir>/{all,train,val,test}.safetensors), or one feature folder / shard
 // (TinyEmo's `<label>/<name>.pt` layout) read as the split `all`. Labels are
 // mapped to the canonical names of the taxonomy `name` (a label it does not
-// know is an error naming it).
+// know is an error naming it). `name` may carry a level, "webemo:7": the
+// taxonomy's labels at that level (features written with `--level 7`, or
+// fine labels, which are mapped up).
 struct EvalDataset {
-  std::string name;
+  std::string name;   // as given ("emotion6", "webemo:7")
   std::filesystem::path path;
   Taxonomy taxonomy;
+  std::string level;  // "" = the taxonomy's own labels
+  std::vector<std::string> labels;  // the taxonomy's labels at `level`
   std::map<std::string, projector::FeatureSet> splits;
 };
 EvalDataset load_eval_dataset(const std::string& name, const std::filesystem::path& path,

@@ -173,6 +173,21 @@ TEST_F(EvaluationTest, RefusesBadSetups) {
   }
 }
 
+TEST_F(EvaluationTest, TaxonomyLevels) {
+  // WEBEmo features with fine labels, evaluated at the 7-label level.
+  projector::save_feature_shard(dir_ / "webemo/all.safetensors",
+                                make_set({"affection", "lust", "rage", "cheerfullness"}, 4, 9, "w/"));
+  const data::EvalDataset w = data::load_eval_dataset("webemo:7", dir_ / "webemo");
+  EXPECT_EQ(w.level, "7");
+  EXPECT_EQ(w.labels.size(), 7u);
+  const projector::FeatureSet& all = w.splits.at("all");
+  EXPECT_EQ(all.labels, (std::vector<std::string>{"love", "joy", "anger"}));  // the level's order
+  int64_t love = 0;
+  for (int64_t id : all.label_ids) love += all.labels[id] == "love";
+  EXPECT_EQ(love, 8);  // affection and lust
+  EXPECT_THROW(data::load_eval_dataset("webemo:5", dir_ / "webemo"), Error);
+}
+
 TEST(EvaluationZeroShot, ClipRowOnFeaturesNearThePrompts) {
   // "Image features" = each label's prompt embedding plus a little noise: CLIP
   // zero-shot must get them right, and the row is zero-shot everywhere.

@@ -88,7 +88,7 @@ void run_eval(const Opts& o) {
   // Fixed anchors cover every dataset's labels, so the datasets not trained on are scored on all of theirs.
   std::vector<std::string> all_labels;
   for (const auto& d : datasets) {
-    for (const auto& l : d.taxonomy.labels) {
+    for (const auto& l : d.labels) {
       if (std::find(all_labels.begin(), all_labels.end(), l) == all_labels.end()) all_labels.push_back(l);
     }
   }
@@ -129,7 +129,7 @@ const CommandRegistration kEval("eval", [](CLI::App& root) {
   auto o = std::make_shared<Opts>();
   auto* cmd = root.add_subcommand("eval", "TinyEmo's Table VIII protocol: joint training, per-dataset top-1 over seeds");
   cmd->add_option("--dataset", o->datasets,
-                  "NAME=PATH: a dataset (its taxonomy NAME: emotion6, fi, ...) and its features: a folder of "
+                  "NAME=PATH: a dataset (its taxonomy NAME: emotion6, fi, ..., or NAME:LEVEL, webemo:7) and its features: a folder of "
                   "<split>.safetensors shards (`features --format NAME`) or one feature folder/shard (split all)")
       ->required();
   cmd->add_option("--train", o->train, "comma-separated dataset names to train the projector on jointly")->required();
