@@ -12,7 +12,7 @@
 
 #include "analysis/group_audit.h"
 #include "analysis/permutation.h"
-#include "analysis/rng.h"
+#include "core/rng.h"
 #include "bench_util.h"
 #include "core/thread_pool.h"
 

@@ -16,7 +16,7 @@
 #include "bench_util.h"
 #include "core/thread_pool.h"
 #include "models/projector/dataset.h"
-#include "models/projector/rng.h"
+#include "core/rng.h"
 #include "models/projector/train.h"
 
 using namespace tinyemo;

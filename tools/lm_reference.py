@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
 """Reference decoder-LM forward passes in PyTorch, written from the semantics of
-Hugging Face's LlamaForCausalLM / PhiForCausalLM and Apple's OpenELMForCausalLM
-(modeling_openelm.py), for fixtures beyond ../shared/fixtures.
+Hugging Face's LlamaForCausalLM / PhiForCausalLM / Qwen2ForCausalLM /
+GemmaForCausalLM and Apple's OpenELMForCausalLM (modeling_openelm.py), for
+fixtures beyond ../shared/fixtures.
 
   python3 tools/lm_reference.py check              # reproduces the shared fixtures
   python3 tools/lm_reference.py make tests/data/lm # writes the variant fixtures
+  python3 tools/lm_reference.py bf16 tests/data/lm/bf16-reference
+                                                   # the shared fixtures' prompts on their BF16 weights
 
 Each variant folder holds config.json, model.safetensors (F32) and
 io.safetensors in the shared fixtures' layout (input_ids, logits, greedy_ids,
 inserted_embeds, logits_with_inserted_embeds, inserted_at in the metadata).
 Variants cover what the shared fixtures do not: longer prompts, other RoPE
 bases, linear and llama3 RoPE scaling, tied LLaMA output, attention biases, GQA groups of
-3, Phi q/k LayerNorm with GQA, OpenELM without GLU, q/k norms or tied output.
+3, Phi q/k LayerNorm with GQA, OpenELM without GLU, q/k norms or tied output,
+untied Qwen2 with RoPE scaling, Gemma with a non-square hidden size, biases,
+untied output and hidden_act "gelu" (ignored: the tanh GELU runs).
 Needs torch (1.13 is enough) and numpy; never run by the tests.
 """
 import json
@@ -132,36 +137,65 @@ def act(name):
 
 
 # ----------------------------------------------------------------------------- models
-def llama_forward(cfg, W, x):
+def llama_family_forward(cfg, W, x, qkv_bias, o_bias, f, norm_offset=0.0, input_scale=None, tied=False):
+    """LLaMA's block; Qwen2 and Gemma differ only in the arguments."""
     H, nq = cfg["hidden_size"], cfg["num_attention_heads"]
     nkv = cfg.get("num_key_value_heads", nq)
     hd = cfg.get("head_dim", H // nq)
-    eps = cfg["rms_norm_eps"]
+    eps = cfg.get("rms_norm_eps", 1e-6)
     T = x.shape[0]
     pos = torch.arange(T)
     scaling = cfg.get("rope_scaling") or {}
-    bias = cfg.get("attention_bias", False)
-    f = act(cfg["hidden_act"])
+    theta = cfg.get("rope_theta", 10000.0)
 
     def lin(name, v, has_bias=False):
         y = v @ W[name + ".weight"].T
         return y + W[name + ".bias"] if has_bias else y
 
+    def norm(name, v):
+        return rms_norm(v, norm_offset + W[name + ".weight"], eps)
+
+    if input_scale is not None:
+        x = x * torch.tensor(input_scale, dtype=x.dtype)
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
-        h = rms_norm(x, W[p + "input_layernorm.weight"], eps)
-        q = lin(p + "self_attn.q_proj", h, bias).view(T, nq, hd).transpose(0, 1)
-        k = lin(p + "self_attn.k_proj", h, bias).view(T, nkv, hd).transpose(0, 1)
-        v = lin(p + "self_attn.v_proj", h, bias).view(T, nkv, hd).transpose(0, 1)
-        q, k = rope(q, pos, hd, cfg["rope_theta"], scaling), rope(k, pos, hd, cfg["rope_theta"], scaling)
+        h = norm(p + "input_layernorm", x)
+        q = lin(p + "self_attn.q_proj", h, qkv_bias).view(T, nq, hd).transpose(0, 1)
+        k = lin(p + "self_attn.k_proj", h, qkv_bias).view(T, nkv, hd).transpose(0, 1)
+        v = lin(p + "self_attn.v_proj", h, qkv_bias).view(T, nkv, hd).transpose(0, 1)
+        q, k = rope(q, pos, hd, theta, scaling), rope(k, pos, hd, theta, scaling)
         a = causal_attention(q, k, v).transpose(0, 1).reshape(T, nq * hd)
-        x = x + lin(p + "self_attn.o_proj", a, bias)
-        h = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
+        x = x + lin(p + "self_attn.o_proj", a, o_bias)
+        h = norm(p + "post_attention_layernorm", x)
         m = f(lin(p + "mlp.gate_proj", h)) * lin(p + "mlp.up_proj", h)
         x = x + lin(p + "mlp.down_proj", m)
-    x = rms_norm(x, W["model.norm.weight"], eps)
-    head = W["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings", False) else W["lm_head.weight"]
+    x = norm("model.norm", x)
+    head = W["model.embed_tokens.weight"] if tied else W["lm_head.weight"]
     return x @ head.T
+
+
+def llama_forward(cfg, W, x):
+    bias = cfg.get("attention_bias", False)
+    return llama_family_forward(cfg, W, x, bias, bias, act(cfg["hidden_act"]),
+                                tied=cfg.get("tie_word_embeddings", False))
+
+
+def qwen2_forward(cfg, W, x):
+    """Qwen2ForCausalLM: biases on q/k/v always, none on o_proj (no sliding window)."""
+    assert not cfg.get("use_sliding_window", False)
+    return llama_family_forward(cfg, W, x, True, False, act(cfg["hidden_act"]),
+                                tied=cfg.get("tie_word_embeddings", False))
+
+
+def gemma_forward(cfg, W, x):
+    """GemmaForCausalLM (Gemma 1): inputs times sqrt(hidden) (the normalizer in the
+    hidden dtype, F32 here), RMSNorm by (1 + weight), GeGLU with hidden_activation
+    (gelu_pytorch_tanh when absent, hidden_act ignored, as transformers 4.39-4.47),
+    explicit head_dim, q/k/v/o biases when attention_bias, tied output by default."""
+    bias = cfg.get("attention_bias", False)
+    f = act(cfg.get("hidden_activation") or "gelu_pytorch_tanh")
+    return llama_family_forward(cfg, W, x, bias, bias, f, norm_offset=1.0, input_scale=cfg["hidden_size"] ** 0.5,
+                                tied=cfg.get("tie_word_embeddings", True))
 
 
 def phi_forward(cfg, W, x):
@@ -226,9 +260,11 @@ def openelm_forward(cfg, W, x):
     return x @ head.T
 
 
-FORWARD = {"LlamaForCausalLM": llama_forward, "PhiForCausalLM": phi_forward, "OpenELMForCausalLM": openelm_forward}
+FORWARD = {"LlamaForCausalLM": llama_forward, "PhiForCausalLM": phi_forward, "OpenELMForCausalLM": openelm_forward,
+           "Qwen2ForCausalLM": qwen2_forward, "GemmaForCausalLM": gemma_forward}
 EMBED = {"LlamaForCausalLM": "model.embed_tokens.weight", "PhiForCausalLM": "model.embed_tokens.weight",
-         "OpenELMForCausalLM": "transformer.token_embeddings.weight"}
+         "OpenELMForCausalLM": "transformer.token_embeddings.weight", "Qwen2ForCausalLM": "model.embed_tokens.weight",
+         "GemmaForCausalLM": "model.embed_tokens.weight"}
 
 
 def run(cfg, W, ids=None, embeds=None):
@@ -254,8 +290,11 @@ def spliced(cfg, W, ids, at, rows):
 
 
 # ----------------------------------------------------------------------------- commands
+SHARED_LMS = ("llama-tiny", "phi-tiny", "openelm-tiny", "qwen2-tiny", "gemma-tiny")
+
+
 def check():
-    for name in ("llama-tiny", "phi-tiny", "openelm-tiny"):
+    for name in SHARED_LMS:
         d = os.path.join(SHARED, name)
         cfg = json.load(open(os.path.join(d, "config.json")))
         W, _ = load_safetensors(os.path.join(d, "model.safetensors"))
@@ -271,6 +310,23 @@ def check():
         assert err < 1e-5 and err2 < 1e-5 and g == io["greedy_ids"].tolist()
 
 
+def bf16_references(out_dir):
+    """The shared fixtures' prompts through their model.bf16.safetensors, computed in
+    F32 on the BF16-rounded weights: what an exact F32 engine gives on those files."""
+    os.makedirs(out_dir, exist_ok=True)
+    for name in SHARED_LMS:
+        d = os.path.join(SHARED, name)
+        cfg = json.load(open(os.path.join(d, "config.json")))
+        W, _ = load_safetensors(os.path.join(d, "model.bf16.safetensors"))
+        io, _ = load_safetensors(os.path.join(d, "io.safetensors"))
+        ids = io["input_ids"]
+        out = {"logits": run(cfg, W, ids), "greedy_ids": torch.tensor(greedy(cfg, W, ids.tolist(), len(io["greedy_ids"])))}
+        save_safetensors(os.path.join(out_dir, name + ".safetensors"), out,
+                         {"source": name + "/model.bf16.safetensors", "made_by": "tools/lm_reference.py bf16"})
+        err = (out["logits"] - io["logits"]).norm() / io["logits"].norm()
+        print(f"{name}: BF16-weight logits differ from the F32 fixture by {err:.2e}")
+
+
 def random_weights(cfg, gen):
     """Shapes as the checkpoints hold them; values ~ N(0, 1/fan_in), norms near 1."""
     arch = cfg["architectures"][0]
@@ -282,24 +338,30 @@ def random_weights(cfg, gen):
     def vec(name, n, centre):
         W[name] = centre + 0.1 * torch.randn(n, generator=gen)
 
-    if arch == "LlamaForCausalLM":
+    if arch in ("LlamaForCausalLM", "Qwen2ForCausalLM", "GemmaForCausalLM"):
         H, nq = cfg["hidden_size"], cfg["num_attention_heads"]
         nkv, hd, F = cfg["num_key_value_heads"], cfg.get("head_dim", H // nq), cfg["intermediate_size"]
         W["model.embed_tokens.weight"] = torch.randn(cfg["vocab_size"], H, generator=gen)
-        b = cfg.get("attention_bias", False)
+        if arch == "Qwen2ForCausalLM":
+            biased = ("q_proj", "k_proj", "v_proj")
+        else:
+            biased = ("q_proj", "k_proj", "v_proj", "o_proj") if cfg.get("attention_bias", False) else ()
+        # Gemma stores norm weights as (scale - 1).
+        centre = 0.0 if arch == "GemmaForCausalLM" else 1.0
+        tied = cfg.get("tie_word_embeddings", arch == "GemmaForCausalLM")
         for i in range(cfg["num_hidden_layers"]):
             p = f"model.layers.{i}."
-            vec(p + "input_layernorm.weight", H, 1.0)
-            vec(p + "post_attention_layernorm.weight", H, 1.0)
+            vec(p + "input_layernorm.weight", H, centre)
+            vec(p + "post_attention_layernorm.weight", H, centre)
             for n, o, k in (("q_proj", nq * hd, H), ("k_proj", nkv * hd, H), ("v_proj", nkv * hd, H), ("o_proj", H, nq * hd)):
                 mat(p + "self_attn." + n + ".weight", o, k)
-                if b:
+                if n in biased:
                     vec(p + "self_attn." + n + ".bias", o, 0.0)
             mat(p + "mlp.gate_proj.weight", F, H)
             mat(p + "mlp.up_proj.weight", F, H)
             mat(p + "mlp.down_proj.weight", H, F)
-        vec("model.norm.weight", H, 1.0)
-        if not cfg.get("tie_word_embeddings", False):
+        vec("model.norm.weight", H, centre)
+        if not tied:
             mat("lm_head.weight", cfg["vocab_size"], H)
     elif arch == "PhiForCausalLM":
         H, nq = cfg["hidden_size"], cfg["num_attention_heads"]
@@ -369,6 +431,23 @@ VARIANTS = {
                      "num_key_value_heads": 2, "partial_rotary_factor": 0.5, "rope_theta": 1000.0,
                      "layer_norm_eps": 1e-5, "vocab_size": 72, "max_position_embeddings": 256, "qk_layernorm": True,
                      "tie_word_embeddings": False, "bos_token_id": 0, "eos_token_id": 0}, 150, 7),
+    # Qwen2 untied, GQA groups of 3, theta 1e6 with linear RoPE scaling; sliding-window fields that
+    # would slide layer 1 if use_sliding_window were true (it is false, as in released models).
+    "qwen2-variant": ({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_act": "silu",
+                       "hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 6,
+                       "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+                       "rope_scaling": {"type": "linear", "factor": 2.0}, "vocab_size": 64,
+                       "max_position_embeddings": 512, "tie_word_embeddings": False, "use_sliding_window": False,
+                       "sliding_window": 32, "max_window_layers": 1, "bos_token_id": 1, "eos_token_id": 2}, 150, 4),
+    # Gemma with sqrt(48) as the input scale (not a round number in F32), head_dim 16 != 48 / 4,
+    # GQA, q/k/v/o biases, untied output, and hidden_act "gelu" without hidden_activation (the
+    # tanh GELU runs: hidden_act is ignored).
+    "gemma-variant": ({"architectures": ["GemmaForCausalLM"], "model_type": "gemma", "hidden_act": "gelu",
+                       "hidden_size": 48, "intermediate_size": 80, "num_hidden_layers": 2, "num_attention_heads": 4,
+                       "num_key_value_heads": 2, "head_dim": 16, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+                       "attention_bias": True, "vocab_size": 64, "max_position_embeddings": 512,
+                       "tie_word_embeddings": False, "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0},
+                      150, 6),
     # OpenELM without GLU, q/k norms or tied output; four layers of different widths; base 20000.
     # Head counts and FFN widths are what OpenELMConfig derives from the multipliers.
     "openelm-variant": ({"architectures": ["OpenELMForCausalLM"], "model_type": "openelm",
@@ -408,5 +487,7 @@ if __name__ == "__main__":
         check()
     elif len(sys.argv) == 3 and sys.argv[1] == "make":
         make(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "bf16":
+        bf16_references(sys.argv[2])
     else:
         sys.exit(__doc__)

@@ -6,7 +6,7 @@
 #include <numeric>
 
 #include "analysis/permutation.h"
-#include "analysis/rng.h"
+#include "core/rng.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 
@@ -263,7 +263,7 @@ std::vector<Interval> bootstrap_intervals(const Prepared& p, const AuditData& d,
   std::vector<double> samples(static_cast<size_t>(o.bootstrap) * num_stats);
   parallel_for(o.bootstrap, 16, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
-      Rng rng(o.seed ^ kBootstrapSalt, static_cast<uint64_t>(b));
+      Rng rng = Rng::stream(o.seed ^ kBootstrapSalt, static_cast<uint64_t>(b));
       Tallies t(G, L);
       for (int g = 0; g < G; ++g) {
         const auto& m = members[g];

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "analysis/rng.h"
+#include "core/rng.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 
@@ -72,7 +72,7 @@ ChunkTally run_chunk(std::vector<Stratum> strata, const PermutationDesign& d, in
   t.sum_sq.assign(num_statistics, 0.0);
   t.first_hits.resize(num_statistics);
   t.replicates = replicates;
-  Rng rng(seed, static_cast<uint64_t>(chunk));
+  Rng rng = Rng::stream(seed, static_cast<uint64_t>(chunk));
   CountTable3 counts(static_cast<size_t>(d.num_strata) * d.num_groups * d.num_categories);
   std::vector<double> stats(num_statistics);
   for (int64_t r = 0; r < replicates; ++r) {

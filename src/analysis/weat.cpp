@@ -4,7 +4,7 @@
 #include <limits>
 #include <numeric>
 
-#include "analysis/rng.h"
+#include "core/rng.h"
 #include "core/error.h"
 
 namespace tinyemo::analysis {
@@ -91,7 +91,7 @@ WeatResult weat(const Vectors& x, const Vectors& y, const Vectors& a, const Vect
     r.p_one_sided = static_cast<double>(ge) / static_cast<double>(r.partitions);
     r.p_two_sided = static_cast<double>(ge_abs) / static_cast<double>(r.partitions);
   } else {
-    Rng rng(o.seed, o.stream);
+    Rng rng = Rng::stream(o.seed, o.stream);
     std::vector<int> index(n);
     std::iota(index.begin(), index.end(), 0);
     for (int64_t rep = 0; rep < o.permutations; ++rep) {

@@ -15,6 +15,20 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A sequence that would not fit in a model's context (callers such as a chat
+// or a server react to it differently from a bad file).
+class ContextFullError : public Error {
+ public:
+  using Error::Error;
+};
+
+// An input larger than a limit the caller set (an image declaring more pixels
+// than allowed): a server answers it differently from a malformed input.
+class TooLargeError : public Error {
+ public:
+  using Error::Error;
+};
+
 template <class... Args>
 [[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) {
   throw Error(fmt::format(format, std::forward<Args>(args)...));

@@ -1,7 +1,7 @@
 // Blocked, packed f32 GEMM (GotoBLAS/BLIS structure) whose B operand may be a
 // weight matrix of any tinyemo dtype: B is converted to f32 while it is packed,
 // so 16-bit and quantised weights cost one conversion per element per call and
-// then run at the f32 kernel's speed. See docs/kernels.md for the measurements.
+// then run at the f32 kernel's speed. See docs/perf/kernels.md for the measurements.
 //
 // Loops (per task = a chunk of N columns x a range of M rows):
 //   for each k block (kc):  pack op(B)[kc, chunk] into 32-column panels [k][32]

@@ -33,7 +33,7 @@ constexpr int64_t kMaxDotRows = 4;  // activation rows per inner kernel call (mo
 // Weight rows per inner kernel call for S activation rows. The rows of a tile
 // are read side by side, so the tile's height is the number of memory streams
 // (and prefetches) a core keeps in flight: on the Zen 5 VM 8 rows decode
-// 1.1-1.4x faster than 4, 16 no faster than 8 (docs/kernels.md). With more
+// 1.1-1.4x faster than 4, 16 no faster than 8 (docs/perf/kernels.md). With more
 // activation rows, 8 x S accumulators would not fit in the 32 registers.
 template <int S>
 constexpr int64_t tile_rows() {
@@ -528,7 +528,7 @@ constexpr bool kHasQuantDot = false;
 
 }  // namespace
 
-// Crossovers measured with bench/linear_bench (few_rows_dot_vs_gemm, docs/kernels.md):
+// Crossovers measured with bench/linear_bench (few_rows_dot_vs_gemm, docs/perf/kernels.md):
 // the dot path reads W once but does S FMAs per weight vector; the packed GEMM
 // pays a pass over W to pack it. Quantised weights switch later because their
 // GEMM also dequantises while packing.

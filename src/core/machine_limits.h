@@ -31,7 +31,7 @@ double measure_copy_bandwidth(int threads = 0);
 // The two bandwidth measurements above, repeatable without re-allocating and
 // faulting in their buffers (512 MB, held until destruction): benchmarks probe
 // several times interleaved with their timed work, because a shared VM's
-// bandwidth drifts within a run (docs/lm.md "Speed").
+// bandwidth drifts within a run (docs/perf/lm-decode.md).
 class BandwidthProbe {
  public:
   explicit BandwidthProbe(int threads = 0);

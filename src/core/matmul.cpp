@@ -18,7 +18,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
   if (M <= 0 || N <= 0) return;
 #if TINYEMO_AVX512
   // Our kernel on AVX-512 (faster than OpenBLAS 0.3.21 here, and it never wakes
-  // OpenBLAS's own threads, which would compete with the pool: docs/kernels.md).
+  // OpenBLAS's own threads, which would compete with the pool: docs/perf/kernels.md).
   detail::BOperand b;
   b.data = B;
   if (trans_b) {
@@ -176,7 +176,6 @@ size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 }  // namespace
 
 std::vector<Tensor> prepare_linear_weights(std::vector<Tensor> weights) {
-  constexpr size_t kHugePage = size_t{2} << 20;
   std::vector<size_t> offset(weights.size());
   size_t total = 0;
   for (size_t i = 0; i < weights.size(); ++i) {
@@ -186,7 +185,7 @@ std::vector<Tensor> prepare_linear_weights(std::vector<Tensor> weights) {
   }
   if (total == 0) return weights;
   // Whole 2 MiB pages, so that the last matrix's tail is on huge pages too.
-  if (total >= kHugePage) total = round_up(total, kHugePage);
+  if (total >= kHugePageBytes) total = round_up(total, kHugePageBytes);
   void* arena = allocate_buffer(total);
   TE_CHECK(arena != nullptr, "out of memory allocating {} bytes for the weights in their compute layout", total);
   const std::shared_ptr<const void> owner(arena, [](const void* p) { std::free(const_cast<void*>(p)); });

@@ -1,6 +1,6 @@
 // Matrix products used by every model. Model code calls these; the kernels
 // behind them (OpenBLAS sgemm, tinyemo's own for 16-bit and quantised weights)
-// are chosen here by measurement (see docs/kernels.md).
+// are chosen here by measurement (see docs/perf/kernels.md).
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 // Internal to src/core: the kernels behind core/matmul.h and the choice
-// between them (docs/kernels.md has the measurements behind each choice).
+// between them (docs/perf/kernels.md has the measurements behind each choice).
 #pragma once
 
 #include <cstdint>

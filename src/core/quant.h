@@ -33,7 +33,7 @@ static_assert(sizeof(BlockQ4_0) == 18);
 //         4g+j in the low nibbles, 16+4g+j in the high ones).
 // One 64-byte load thus holds the same 4 elements of 16 rows: the decode kernel
 // multiplies it with 4 activation bytes broadcast to 16 row sums at once, and a
-// panel is one sequential stream (docs/kernels.md). The bytes per matrix equal
+// panel is one sequential stream (docs/perf/kernels.md). The bytes per matrix equal
 // the row-major layout's.
 inline constexpr int64_t kInterleavedRows = 16;
 

@@ -3,6 +3,7 @@
 // against double-precision libm in tests/core/ops_test.cpp.
 #pragma once
 
+#include "core/fast_math.h"
 #include "core/simd.h"
 
 #if TINYEMO_AVX512
@@ -20,16 +21,14 @@ inline __m512 horner(__m512 t, const float (&c)[N]) {
 // e^x to about 1 ulp (Cephes expf's reduction and polynomial); 0 below -104,
 // +inf above 88.7, NaN stays NaN.
 inline __m512 exp(__m512 x) {
-  const __m512 log2e = _mm512_set1_ps(1.44269504088896341f);
-  const __m512 ln2_hi = _mm512_set1_ps(0.693359375f), ln2_lo = _mm512_set1_ps(-2.12194440e-4f);
+  const __m512 log2e = _mm512_set1_ps(fast::kLog2e);
+  const __m512 ln2_hi = _mm512_set1_ps(fast::kLn2Hi), ln2_lo = _mm512_set1_ps(fast::kLn2Lo);
   const __m512 xc = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.8f)), _mm512_set1_ps(-104.0f));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, ln2_hi, xc);
   r = _mm512_fnmadd_ps(n, ln2_lo, r);
-  static constexpr float kP[] = {5.0000001201e-1f, 1.6666665459e-1f, 4.1665795894e-2f,
-                                 8.3334519073e-3f, 1.3981999507e-3f, 1.9875691500e-4f};
   const __m512 r2 = _mm512_mul_ps(r, r);
-  const __m512 p = _mm512_fmadd_ps(horner(r, kP), r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512 p = _mm512_fmadd_ps(horner(r, fast::kExpPoly), r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
   const __m512 result = _mm512_scalef_ps(p, n);
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), result, x);
 }

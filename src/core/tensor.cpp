@@ -5,10 +5,6 @@
 #include <limits>
 #include <vector>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-
 #include "core/quant.h"
 
 namespace tinyemo {
@@ -31,20 +27,6 @@ int64_t shape_numel(const Shape& shape) {
     n *= d;
   }
   return n;
-}
-
-void* allocate_buffer(size_t bytes) {
-  constexpr size_t kHugePage = size_t{2} << 20;
-  bytes = (bytes + 63) / 64 * 64;
-  if (bytes < kHugePage) return std::aligned_alloc(64, bytes);
-  // posix_memalign: no multiple-of-alignment size (a 4 MiB + 64 B tensor
-  // takes 4 MiB + 64 B, not 6 MiB); the tail past the last whole 2 MiB stays 4 KiB pages.
-  void* p = nullptr;
-  if (posix_memalign(&p, kHugePage, bytes) != 0) return nullptr;
-#if defined(__linux__)
-  madvise(p, bytes / kHugePage * kHugePage, MADV_HUGEPAGE);  // a hint: without THP the pages stay 4 KiB
-#endif
-  return p;
 }
 
 Tensor Tensor::empty(DType dtype, Shape shape) {

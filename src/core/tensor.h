@@ -11,6 +11,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/memory.h"
 
 namespace tinyemo {
 
@@ -29,12 +30,6 @@ template <> struct DTypeOf<int16_t> { static constexpr DType value = DType::I16;
 template <> struct DTypeOf<int8_t> { static constexpr DType value = DType::I8; };
 template <> struct DTypeOf<uint8_t> { static constexpr DType value = DType::U8; };
 
-// `bytes` of memory aligned to 64 bytes, released with std::free. Buffers of
-// 2 MiB and more are aligned to 2 MiB and advised to use transparent huge
-// pages (Linux madvise): streaming a weight matrix then crosses one page-table
-// entry per 2 MiB instead of per 4 KiB (decode mat-vecs read 1.2x faster on the
-// Zen 5 VM, docs/kernels.md). Null when out of memory.
-void* allocate_buffer(size_t bytes);
 
 class Tensor {
  public:

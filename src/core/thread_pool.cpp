@@ -12,6 +12,7 @@ namespace tinyemo {
 
 namespace {
 thread_local bool t_in_pool_job = false;
+thread_local ThreadPool* t_current_pool = nullptr;  // set by ScopedThreadPool
 }
 
 ThreadPool::ThreadPool(int num_threads) {
@@ -133,6 +134,7 @@ void ThreadPool::run_on_every_thread(const std::function<void(int64_t, int)>& fn
 }
 
 void ThreadPool::start_and_join(Job& job) {
+  std::lock_guard<std::mutex> one_job_at_a_time(run_mutex_);
   const int64_t num_tasks = job.num_tasks;
   job_.store(&job, std::memory_order_seq_cst);
   {
@@ -176,6 +178,7 @@ void resize_pool_locked(int n) {
 }  // namespace
 
 ThreadPool& thread_pool() {
+  if (t_current_pool != nullptr) return *t_current_pool;
   std::lock_guard<std::mutex> lock(g_pool_mutex);
   auto& pool = global_pool_slot();
   if (!pool) resize_pool_locked(0);
@@ -186,6 +189,9 @@ void set_num_threads(int n) {
   std::lock_guard<std::mutex> lock(g_pool_mutex);
   resize_pool_locked(n);
 }
+
+ScopedThreadPool::ScopedThreadPool(ThreadPool* pool) : previous_(t_current_pool) { t_current_pool = pool; }
+ScopedThreadPool::~ScopedThreadPool() { t_current_pool = previous_; }
 
 bool in_parallel_region() { return t_in_pool_job; }
 
@@ -280,7 +286,7 @@ void Team::barrier() {
     // Spins (the others arrive within microseconds in a decode step), then
     // yields: the OS sometimes wakes the team's worker on the caller's core,
     // and until it moves one of them the spinning member must give the core up
-    // (team mat-vecs read 24-31 GB/s in those runs instead of ~45; docs/kernels.md).
+    // (team mat-vecs read 24-31 GB/s in those runs instead of ~45; docs/perf/kernels.md).
     for (int spin = 0; state_->generation.load(std::memory_order_acquire) == generation; ++spin) {
       if (state_->failed.load(std::memory_order_relaxed)) throw TeamAborted{};
       if (spin < kBarrierSpins) {

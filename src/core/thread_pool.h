@@ -25,6 +25,7 @@ class ThreadPool {
 
   // Calls fn(task, thread) for every task in [0, num_tasks), tasks handed out
   // dynamically; returns when all are done. The first exception is rethrown.
+  // Callers on different threads take turns (a pool runs one job at a time).
   void run(int64_t num_tasks, const std::function<void(int64_t task, int thread)>& fn);
   // Calls fn(thread, thread) once on every thread (the caller is thread 0), all
   // at the same time: the calls may wait for each other.
@@ -37,6 +38,7 @@ class ThreadPool {
   void drain(Job& job, int thread);
 
   std::vector<std::thread> workers_;
+  std::mutex run_mutex_;  // held by the thread whose job the workers run
   std::mutex mutex_;
   std::condition_variable wake_;  // workers sleep here between jobs
   std::condition_variable done_;  // the caller sleeps here for the last task
@@ -50,19 +52,35 @@ class ThreadPool {
   bool stop_ = false;
 };
 
-// The process-wide pool (sized by set_num_threads; default: hardware threads).
-// set_num_threads also sets OpenBLAS's thread count, so that one number governs
-// every thread tinyemo starts (see docs/kernels.md).
+// The pool that parallel loops on this thread use: the one a ScopedThreadPool
+// installed on this thread, else the process-wide pool (sized by
+// set_num_threads; default: hardware threads). set_num_threads also sets
+// OpenBLAS's thread count, so that one number governs every thread tinyemo
+// starts (see docs/perf/kernels.md); OpenBLAS only runs in builds without AVX-512.
 ThreadPool& thread_pool();
 void set_num_threads(int n);
-int num_threads();
+int num_threads();  // thread_pool().size()
+
+// Makes `pool` the one this thread's parallel loops use until destroyed (the
+// previous one is restored): a library handle owns a pool of its own thread
+// count and installs it for the duration of each call.
+class ScopedThreadPool {
+ public:
+  explicit ScopedThreadPool(ThreadPool* pool);
+  ~ScopedThreadPool();
+  ScopedThreadPool(const ScopedThreadPool&) = delete;
+  ScopedThreadPool& operator=(const ScopedThreadPool&) = delete;
+
+ private:
+  ThreadPool* previous_;
+};
 // True on a thread that is running a pool task (where nested loops run serially).
 bool in_parallel_region();
 
 // Threads running one function together (run_team): each member knows its
 // index and waits for the others at barrier(). A decode step runs as one team
 // so that the threads meet once per mat-vec at a barrier instead of forking
-// and joining a pool job for each (docs/kernels.md). Members spin while they
+// and joining a pool job for each (docs/perf/kernels.md). Members spin while they
 // wait: a team is for work that keeps every thread busy between barriers.
 class Team {
  public:
@@ -103,7 +121,7 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t beg
 // takes `grain` items at a time from the back of the others' ranges. So each
 // thread reads one long sequential run (a memory stream the prefetchers follow),
 // and the threads still finish within about one grain of each other, also when
-// one starts late (a mat-vec over a weight matrix: docs/kernels.md).
+// one starts late (a mat-vec over a weight matrix: docs/perf/kernels.md).
 // fn(begin, end) is called per piece, from any thread.
 void parallel_for_stealing(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
 

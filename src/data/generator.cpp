@@ -5,10 +5,10 @@
 #include <chrono>
 #include <cmath>
 #include <mutex>
-#include <random>
 #include <thread>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "data/datasets.h"
 #include "data/jsonl.h"
 #include "io/file.h"
@@ -279,7 +279,7 @@ GenerationSummary run_generator(const std::vector<GenerationItem>& items, const 
   };
 
   auto worker = [&](int index) {
-    std::mt19937_64 jitter(o.seed * 1000003ull + static_cast<uint64_t>(index));
+    Rng jitter = Rng::stream(o.seed, static_cast<uint64_t>(index));  // backoff jitter, one stream per worker
     while (!stop) {
       if (o.limit > 0 && written.load() >= o.limit) return;
       const size_t k = next++;
@@ -317,7 +317,7 @@ GenerationSummary run_generator(const std::vector<GenerationItem>& items, const 
           ++summary.requests;
         }
         double wait = std::min(o.backoff_max_s, o.backoff_base_s * std::pow(2.0, attempt));
-        wait = wait / 2 + std::uniform_real_distribution<double>(0.0, wait / 2)(jitter);
+        wait = wait / 2 + jitter.uniform() * (wait / 2);
         if (reply.status == TeacherStatus::Fatal) {
           std::lock_guard<std::mutex> lock(mutex);
           if (fatal.empty()) fatal = fmt::format("teacher {}: {} (check --teacher, --teacher-model and the key)",

@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "core/matmul.h"
 #include "models/projector/model.h"
-#include "models/projector/rng.h"
+#include "core/rng.h"
 
 namespace tinyemo::data {
 
@@ -184,7 +184,7 @@ LinearProbe train_linear_probe(const projector::FeatureSet& train, const LinearP
     std::vector<int> fold(static_cast<size_t>(n));
     std::map<int64_t, std::vector<int64_t>> by_label;
     for (int64_t i = 0; i < n; ++i) by_label[train.label_ids[i]].push_back(i);
-    projector::Rng rng(o.fold_seed ^ 0xf01d5eedull);
+    Rng rng(o.fold_seed ^ 0xf01d5eedull);
     for (auto& [label, idx] : by_label) {
       rng.shuffle(idx);
       for (size_t k = 0; k < idx.size(); ++k) fold[idx[k]] = static_cast<int>(k % static_cast<size_t>(o.folds));

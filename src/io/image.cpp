@@ -72,9 +72,11 @@ namespace {
 void check_declared_size(const std::string& name, std::string_view format, int64_t width, int64_t height,
                          const ImageLimits& limits) {
   TE_CHECK(width > 0 && height > 0, "{}: {} header declares an empty image ({} x {})", name, format, width, height);
-  TE_CHECK(width <= limits.max_pixels / height,
-           "{}: {} header declares {} x {} = {} pixels, more than the limit of {} (decompression bomb?)", name,
-           format, width, height, width * height, limits.max_pixels);
+  if (width > limits.max_pixels / height) {
+    throw TooLargeError(fmt::format(
+        "{}: {} header declares {} x {} = {} pixels, more than the limit of {} (decompression bomb?)", name, format,
+        width, height, width * height, limits.max_pixels));
+  }
 }
 
 // ---- JPEG -------------------------------------------------------------------

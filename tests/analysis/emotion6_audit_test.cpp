@@ -8,7 +8,7 @@
 #include <set>
 
 #include "analysis/group_audit.h"
-#include "analysis/rng.h"
+#include "core/rng.h"
 #include "testing/testing.h"
 
 namespace tinyemo::analysis {

@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 
 #include "analysis/audit_json.h"
-#include "analysis/rng.h"
+#include "core/rng.h"
 #include "core/error.h"
 
 namespace tinyemo::analysis {

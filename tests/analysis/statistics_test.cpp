@@ -5,7 +5,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "analysis/rng.h"
+#include "core/rng.h"
 #include "core/error.h"
 #include "io/file.h"
 #include "testing/testing.h"
@@ -145,7 +145,7 @@ TEST(Quantile, Type7) {
 }
 
 TEST(Rng, ReproducibleBoundedAndUniform) {
-  Rng a(42, 7), b(42, 7), c(42, 8);
+  Rng a = Rng::stream(42, 7), b = Rng::stream(42, 7), c = Rng::stream(42, 8);
   bool differs = false;
   for (int i = 0; i < 100; ++i) {
     const uint64_t x = a.next();

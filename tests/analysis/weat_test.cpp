@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "analysis/associations.h"
-#include "analysis/rng.h"
+#include "core/rng.h"
 #include "core/error.h"
 #include "io/file.h"
 #include "testing/testing.h"

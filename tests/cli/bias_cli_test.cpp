@@ -8,7 +8,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "analysis/rng.h"
+#include "core/rng.h"
 #include "io/file.h"
 #include "io/safetensors.h"
 #include "models/projector/dataset.h"
@@ -57,7 +57,7 @@ const Fixture& fixture() {
 // `p_other` of the rest.
 std::string groups_csv(uint64_t seed, const std::vector<std::string>& enriched, double p_enriched, double p_other,
                        bool with_labels) {
-  analysis::Rng rng(seed);
+  Rng rng(seed);
   std::string csv = with_labels ? "file,group,label\n" : "file,group\n";
   for (const auto& [file, label] : fixture().files) {
     const bool e = std::find(enriched.begin(), enriched.end(), label) != enriched.end();
@@ -251,7 +251,7 @@ TEST(BiasCli, ModelTreatingAGroupDifferentlyIsAttributedToTheModel) {
     for (int64_t k = 0; k < D; ++k) mean_anger[k] += x[i * D + k];
   }
   for (auto& v : mean_anger) v /= static_cast<float>(n_anger);
-  analysis::Rng rng(5);
+  Rng rng(5);
   std::string csv = "file,group,label\n";
   for (int64_t i = 0; i < set.size(); ++i) {
     const bool in_a = rng.uniform() < 0.5;
@@ -357,7 +357,7 @@ fs::path tiny_lm(const fs::path& dir, bool plant) {
     if (plant && e.name == "model.embed_tokens.weight") {
       const int64_t H = t.dim(1);
       float* rows = t.mutable_data<float>();
-      analysis::Rng rng(9);
+      Rng rng(9);
       const auto move_near = [&](const std::vector<std::string>& words, const std::string& centre) {
         for (const auto& w : words) {
           for (int64_t h = 0; h < H; ++h) {

@@ -30,7 +30,7 @@ void expect_failure(const testing::CliResult& r, const std::string& needle) {
 
 TEST(LmCli, LogitsMatchTheFixture) {
   testing::TempDir tmp;
-  for (const std::string m : {"llama-tiny", "phi-tiny", "openelm-tiny"}) {
+  for (const std::string m : {"llama-tiny", "phi-tiny", "openelm-tiny", "qwen2-tiny", "gemma-tiny"}) {
     const auto dir = testing::fixture(m).string();
     auto r = run_cli({"lm", "logits", "--model", dir, "--ids", dir + "/io.safetensors", "--out", (tmp / "l.st").string()});
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -41,7 +41,7 @@ TEST(LmCli, LogitsMatchTheFixture) {
 }
 
 TEST(LmCli, GreedyGenerationMatchesTheFixture) {
-  for (const std::string m : {"llama-tiny", "phi-tiny", "openelm-tiny"}) {
+  for (const std::string m : {"llama-tiny", "phi-tiny", "openelm-tiny", "qwen2-tiny", "gemma-tiny"}) {
     const auto dir = testing::fixture(m).string();
     for (const char* extra : {"--greedy", "--no-kv-cache"}) {
       auto r = run_cli({"lm", "generate", "--model", dir, "--ids", dir + "/io.safetensors", "--max-new-tokens", "8",
@@ -108,8 +108,18 @@ TEST(LmCli, PromptTextThroughFolderAndGguf) {
   ASSERT_EQ(g.exit_code, 0) << g.err;
   EXPECT_TRUE(nlohmann::json::parse(g.out)["text"].is_string());
 
-  // Prompt plus new tokens beyond max_position_embeddings (64).
-  expect_failure(run_cli({"lm", "generate", "--model", dir, "--prompt", "hello world", "--max-new-tokens", "64"}),
+  // Prompt plus new tokens beyond max_position_embeddings (64): generation
+  // ends at the context's end with finish_reason "length".
+  r = run_cli({"lm", "generate", "--model", dir, "--prompt", "hello world", "--max-new-tokens", "64", "--ignore-eos",
+               "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto full = nlohmann::json::parse(r.out);
+  EXPECT_EQ(full["finish_reason"], "length");
+  EXPECT_LT(full["ids"].size(), 64u);
+  // A prompt longer than the context is refused, naming the field.
+  std::string long_prompt;
+  for (int i = 0; i < 80; ++i) long_prompt += "hello world ";
+  expect_failure(run_cli({"lm", "generate", "--model", dir, "--prompt", long_prompt, "--max-new-tokens", "4"}),
                  "max_position_embeddings");
 }
 

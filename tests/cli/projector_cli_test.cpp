@@ -12,7 +12,7 @@
 #include "models/lm/embeddings.h"
 #include "models/lm/model.h"
 #include "models/lm/tokenizer.h"
-#include "models/projector/rng.h"
+#include "core/rng.h"
 #include "testing/testing.h"
 
 namespace tinyemo {
@@ -29,7 +29,7 @@ void write_feature(const fs::path& file, const std::vector<float>& v) {
 
 // TinyEmo layout: 3 labels x `per_class` files of `dim` separable features.
 void write_clusters(const fs::path& root, int per_class, int64_t dim) {
-  projector::Rng rng(3);
+  Rng rng(3);
   const char* labels[] = {"anger", "fear", "joy"};
   for (int l = 0; l < 3; ++l) {
     std::vector<double> center(static_cast<size_t>(dim));
@@ -283,7 +283,7 @@ fs::path write_lm_with_gpt2_vocab(const fs::path& dir) {
   for (const auto& e : src.entries()) {
     if (e.name != "model.embed_tokens.weight" && e.name != "lm_head.weight") tensors.emplace_back(e.name, src.get(e.name));
   }
-  projector::Rng rng(5);
+  Rng rng(5);
   std::vector<float> rows(50257 * 64);
   for (auto& v : rows) v = static_cast<float>(rng.normal());
   const Tensor table = Tensor::from_vector<float>({50257, 64}, rows);

@@ -176,18 +176,54 @@ TEST_F(Generation, CallbackCanStop) {
   EXPECT_EQ(r.finish_reason, "callback");
 }
 
-TEST_F(Generation, ContextLengthIsChecked) {
-  GenerateOptions o = options(2048 - static_cast<int64_t>(prompt_.size()) + 1);
+TEST_F(Generation, GenerationEndsAtTheContextEnd) {
+  // Asking for more tokens than fit: generation stops where the context is
+  // full, with finish_reason "length", the whole sequence within the context.
+  const int64_t room = 2048 - static_cast<int64_t>(prompt_.size());
+  GenerateOptions o = options(room + 100);
+  o.stop_at_eos = false;
+  const auto r = generate(*model_, prompt_, o);
+  EXPECT_EQ(r.finish_reason, "length");
+  EXPECT_EQ(static_cast<int64_t>(r.ids.size()), room);
+  // A prompt that does not fit is refused, naming the config field, and
+  // nothing is appended to the session.
+  std::vector<int32_t> long_prompt(2049, 1);
   try {
-    generate(*model_, prompt_, o);
+    generate(*model_, long_prompt, options(1));
     FAIL();
-  } catch (const Error& e) {
+  } catch (const ContextFullError& e) {
     EXPECT_NE(std::string(e.what()).find("max_position_embeddings"), std::string::npos) << e.what();
   }
   LmSession s(*model_);
-  std::vector<int32_t> long_prompt(2049, 1);
-  EXPECT_THROW(s.forward(long_prompt), Error);
+  EXPECT_THROW(s.forward(long_prompt), ContextFullError);
   EXPECT_EQ(s.length(), 0);
+}
+
+TEST_F(Generation, ACallerOwnedSessionContinuesWhereItStopped) {
+  // Two calls on one session (the second continuing from the first's last
+  // token) give what one call gives.
+  GenerateOptions o = options(10);
+  o.stop_at_eos = false;
+  const auto whole = generate(*model_, prompt_, o);
+  LmSession s(*model_);
+  o.max_new_tokens = 4;
+  const auto first = generate(s, embed_tokens(*model_, prompt_), prompt_, o);
+  ASSERT_EQ(first.ids.size(), 4u);
+  EXPECT_EQ(s.length(), static_cast<int64_t>(prompt_.size()) + 3);  // the last id is not evaluated yet
+  std::vector<int32_t> seen = prompt_;
+  seen.insert(seen.end(), first.ids.begin(), first.ids.end());
+  o.max_new_tokens = 6;
+  const int32_t last = first.ids.back();
+  const auto second = generate(s, embed_tokens(*model_, std::span<const int32_t>(&last, 1)), seen, o);
+  std::vector<int32_t> both = first.ids;
+  both.insert(both.end(), second.ids.begin(), second.ids.end());
+  EXPECT_EQ(both, whole.ids);
+  // Truncating back to the prompt and generating again repeats the first call.
+  s.truncate(static_cast<int64_t>(prompt_.size()) - 1);
+  o.max_new_tokens = 4;
+  const int32_t prompt_last = prompt_.back();
+  const auto again = generate(s, embed_tokens(*model_, std::span<const int32_t>(&prompt_last, 1)), prompt_, o);
+  EXPECT_EQ(again.ids, first.ids);
 }
 
 TEST_F(Generation, TokenIdsOutOfRangeAreRefused) {

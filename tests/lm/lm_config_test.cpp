@@ -2,10 +2,14 @@
 // refusals of unknown architectures, inconsistent configs and bad weights.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
+#include <set>
 
 #include "core/matmul.h"
 #include "io/safetensors.h"
+#include "models/lm/arch/arch.h"
 #include "models/lm/model.h"
 #include "models/lm/presets.h"
 #include "models/lm/session.h"
@@ -33,6 +37,31 @@ LmConfig preset(const std::string& name) {
 TEST(LmPresets, PublishedParameterCounts) {
   EXPECT_EQ(parameters_of(preset("tinyllama-1.1b")), 1100048384);  // TinyLlama-1.1B
   EXPECT_EQ(parameters_of(preset("phi-2")), 2779683840);           // microsoft/phi-2
+  EXPECT_EQ(parameters_of(preset("qwen2-0.5b")), 494032768);       // Qwen/Qwen2-0.5B (q/k/v biases, tied)
+  EXPECT_EQ(parameters_of(preset("gemma-2b")), 2506172416);        // google/gemma-2b (tied)
+}
+
+TEST(LmPresets, Qwen2BiasesOnQkvOnly) {
+  const LmConfig c = preset("qwen2-0.5b");
+  EXPECT_EQ(c.arch, LmArch::Qwen2);
+  EXPECT_TRUE(c.attention_bias);
+  EXPECT_FALSE(c.output_proj_bias || c.mlp_bias);
+  EXPECT_TRUE(c.tied_output);
+  EXPECT_EQ(c.head_dim, 64);
+  EXPECT_EQ(c.embedding_scale, 1.0f);
+  EXPECT_EQ(c.norm_weight_offset, 0.0);
+}
+
+TEST(LmPresets, GemmaScalesInputsAndNormsAndHasItsOwnHeadWidth) {
+  const LmConfig c = preset("gemma-2b");
+  EXPECT_EQ(c.arch, LmArch::Gemma);
+  EXPECT_EQ(c.head_dim, 256);
+  EXPECT_EQ(c.layers[0].n_kv_heads, 1);
+  EXPECT_EQ(c.embedding_scale, static_cast<float>(std::sqrt(2048.0)));
+  EXPECT_EQ(c.norm_weight_offset, 1.0);
+  EXPECT_EQ(c.activation, Activation::GeluTanh);
+  EXPECT_TRUE(c.tied_output && c.gated_mlp);
+  EXPECT_FALSE(c.attention_bias || c.output_proj_bias);
 }
 
 TEST(LmPresets, OpenElmHeadsFollowTheMultipliersAsPublished) {
@@ -55,6 +84,26 @@ TEST(LmPresets, PhiPartialRotary) {
   EXPECT_EQ(c.head_dim, 80);
   EXPECT_EQ(c.rotary_dim, 32);  // int(80 * 0.4)
   EXPECT_TRUE(c.parallel_block);
+}
+
+// The family table: one entry per LmArch value, found by its class name, with
+// distinct names; every family has a preset that parses and lays out.
+TEST(LmArchitectures, OneEntryPerFamily) {
+  std::set<std::string_view> names, classes, presets_seen;
+  for (const lm_arch::Architecture* a : lm_arch::all()) {
+    EXPECT_EQ(&lm_arch::of(a->id), a);
+    EXPECT_EQ(lm_arch::find(a->hf_class), a);
+    EXPECT_TRUE(names.insert(a->name).second) << a->name;
+    EXPECT_TRUE(classes.insert(a->hf_class).second) << a->hf_class;
+    EXPECT_EQ(lm_arch_name(a->id), a->name);
+  }
+  EXPECT_EQ(lm_arch::find("GPT2LMHeadModel"), nullptr);
+  for (const std::string& p : lm_preset_names()) {
+    const LmConfig c = preset(p);
+    presets_seen.insert(lm_arch_name(c.arch));
+    EXPECT_FALSE(lm_weight_shapes(c).empty()) << p;
+  }
+  EXPECT_EQ(presets_seen, names);
 }
 
 std::string refusal(nlohmann::json config) {
@@ -114,11 +163,65 @@ TEST(LmConfig, RefusesUnknownAndInconsistentConfigs) {
   expect_refused(elm, "normalization_layer_name");
 }
 
-// A copy of the llama-tiny fixture folder whose weights `edit` may change.
+nlohmann::json with(nlohmann::json j, const std::string& key, const nlohmann::json& v) {
+  j[key] = v;
+  return j;
+}
+nlohmann::json without(nlohmann::json j, const std::string& key) {
+  j.erase(key);
+  return j;
+}
+
+TEST(LmConfig, Qwen2SlidingWindowIsRefusedWhereALayerWouldUseIt) {
+  const nlohmann::json q = lm_preset_config("qwen2-0.5b");
+  // use_sliding_window false: sliding_window / max_window_layers change nothing.
+  EXPECT_EQ(refusal(with(with(q, "sliding_window", 4096), "max_window_layers", 21)), "");
+  const nlohmann::json sliding = with(q, "use_sliding_window", true);
+  expect_refused(with(sliding, "max_window_layers", 21), "use_sliding_window");
+  EXPECT_NE(refusal(with(sliding, "max_window_layers", 21)).find("layer 21"), std::string::npos);
+  // Layers below max_window_layers (Qwen2Config's default: 28) use full attention.
+  EXPECT_EQ(refusal(sliding), "");
+  EXPECT_EQ(refusal(with(sliding, "max_window_layers", 24)), "");
+  std::vector<std::string> types(24, "full_attention");
+  EXPECT_EQ(refusal(with(sliding, "layer_types", types)), "");
+  types[5] = "sliding_attention";
+  expect_refused(with(sliding, "layer_types", types), "layer 5");
+  types[5] = "chunked_attention";
+  expect_refused(with(sliding, "layer_types", types), "chunked_attention");
+  types.pop_back();
+  expect_refused(with(sliding, "layer_types", types), "layer_types");
+  expect_refused(with(q, "model_type", "qwen2_moe"), "qwen2_moe");
+  // Qwen2Config's tie_word_embeddings default is false.
+  EXPECT_FALSE(parse_lm_config(JsonObject(without(q, "tie_word_embeddings"), "q")).tied_output);
+}
+
+TEST(LmConfig, GemmaActivationHeadWidthAndTying) {
+  const nlohmann::json g = lm_preset_config("gemma-2b");
+  auto parsed = [](const nlohmann::json& j) { return parse_lm_config(JsonObject(j, "g")); };
+  expect_refused(without(g, "head_dim"), "head_dim");
+  expect_refused(with(g, "head_dim", 0), "head_dim");
+  expect_refused(with(g, "hidden_activation", "relu6"), "hidden_activation");
+  expect_refused(with(g, "model_type", "gemma2"), "gemma2");
+  // hidden_act is ignored; without hidden_activation (or with null) the tanh GELU is used.
+  EXPECT_EQ(parsed(with(without(g, "hidden_activation"), "hidden_act", "gelu")).activation, Activation::GeluTanh);
+  EXPECT_EQ(parsed(with(g, "hidden_activation", nullptr)).activation, Activation::GeluTanh);
+  EXPECT_EQ(parsed(with(with(g, "hidden_activation", "gelu"), "hidden_act", "gelu_pytorch_tanh")).activation,
+            Activation::GeluErf);
+  // GemmaConfig ties by default; attention_bias covers q/k/v and o.
+  EXPECT_TRUE(parsed(without(g, "tie_word_embeddings")).tied_output);
+  EXPECT_FALSE(parsed(with(g, "tie_word_embeddings", false)).tied_output);
+  const LmConfig biased = parsed(with(g, "attention_bias", true));
+  EXPECT_TRUE(biased.attention_bias && biased.output_proj_bias);
+  // The input scale follows hidden_size.
+  EXPECT_EQ(parsed(with(g, "hidden_size", 3072)).embedding_scale, static_cast<float>(std::sqrt(3072.0)));
+}
+
+// A copy of a fixture folder (llama-tiny unless named) whose weights `edit` may change.
 struct EditedModel {
   testing::TempDir dir;
-  explicit EditedModel(const std::function<void(NamedTensors&)>& edit, const std::string& config_override = "") {
-    const auto src = testing::fixture("llama-tiny");
+  explicit EditedModel(const std::function<void(NamedTensors&)>& edit, const std::string& config_override = "",
+                       const std::string& fixture = "llama-tiny") {
+    const auto src = testing::fixture(fixture);
     write_file_atomic(dir / "config.json",
                       config_override.empty() ? read_file(src / "config.json") : config_override);
     const auto st = SafetensorsFile::open(src / "model.safetensors");
@@ -166,6 +269,44 @@ TEST(LmWeights, WrongDtypeIsNamed) {
   const std::string e = load_error(m.dir.path());
   EXPECT_NE(e.find("model.norm.weight"), std::string::npos) << e;
   EXPECT_NE(e.find("i64"), std::string::npos) << e;
+}
+
+TEST(LmWeights, Qwen2AttentionBiasesAreRequired) {
+  EditedModel m(
+      [](NamedTensors& t) {
+        std::erase_if(t, [](const auto& p) { return p.first == "model.layers.1.self_attn.k_proj.bias"; });
+      },
+      "", "qwen2-tiny");
+  const std::string e = load_error(m.dir.path());
+  EXPECT_NE(e.find("missing tensor \"model.layers.1.self_attn.k_proj.bias\""), std::string::npos) << e;
+  EXPECT_NE(e.find("[32]"), std::string::npos) << e;
+  EXPECT_NE(e.find("model.safetensors"), std::string::npos) << e;
+  EXPECT_NE(e.find("Qwen2ForCausalLM"), std::string::npos) << e;
+}
+
+TEST(LmWeights, GemmaUntiedNeedsAnOutputMatrix) {
+  nlohmann::json config = nlohmann::json::parse(read_file(testing::fixture("gemma-tiny/config.json")));
+  config["tie_word_embeddings"] = false;
+  EditedModel m([](NamedTensors&) {}, config.dump(), "gemma-tiny");
+  const std::string e = load_error(m.dir.path());
+  EXPECT_NE(e.find("missing tensor \"lm_head.weight\""), std::string::npos) << e;
+}
+
+// Gemma's norms hold 1 + the stored weight for compute; tensors() keeps the
+// stored weight (what GGUF export writes and the loader adds 1 to again).
+TEST(LmWeights, GemmaNormsScaleByOnePlusTheStoredWeight) {
+  const LmModel m = LmModel::load(testing::fixture("gemma-tiny"));
+  const auto st = SafetensorsFile::open(testing::fixture("gemma-tiny/model.safetensors"));
+  const Tensor stored = st.get("model.norm.weight");
+  const Tensor listed = std::find_if(m.tensors().begin(), m.tensors().end(), [](const auto& p) {
+                          return p.first == "model.norm.weight";
+                        })->second;
+  for (int64_t i = 0; i < stored.numel(); ++i) {
+    EXPECT_EQ(m.final_norm().weight.data<float>()[i], 1.0f + stored.data<float>()[i]);
+    EXPECT_EQ(listed.data<float>()[i], stored.data<float>()[i]);
+  }
+  EXPECT_EQ(m.layers()[1].mlp_norm.weight.data<float>()[3],
+            1.0f + st.get("model.layers.1.post_attention_layernorm.weight").data<float>()[3]);
 }
 
 TEST(LmWeights, F16CheckpointStaysF16) {

@@ -1,8 +1,9 @@
 // Parity of the LM forward pass with the reference implementations: the shared
 // fixtures (Hugging Face / Apple modeling code) and tinyemo's variant fixtures
 // (tools/lm_reference.py: longer prompts, other RoPE bases, linear RoPE scaling,
-// tied / untied outputs, biases, q/k norms, OpenELM without GLU). Every check
-// runs with and without the KV cache.
+// tied / untied outputs, biases, q/k norms, OpenELM without GLU, untied Qwen2,
+// Gemma with a non-square hidden size). Every check runs with and without the
+// KV cache.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -31,8 +32,10 @@ struct Case {
 
 std::vector<Case> cases() {
   std::vector<Case> c;
-  for (const char* n : {"llama-tiny", "phi-tiny", "openelm-tiny"}) c.push_back({n, testing::fixture(n), true});
-  for (const char* n : {"llama-variant", "llama3-variant", "phi-variant", "openelm-variant"})
+  for (const char* n : {"llama-tiny", "phi-tiny", "openelm-tiny", "qwen2-tiny", "gemma-tiny"})
+    c.push_back({n, testing::fixture(n), true});
+  for (const char* n :
+       {"llama-variant", "llama3-variant", "phi-variant", "openelm-variant", "qwen2-variant", "gemma-variant"})
     c.push_back({n, testing::source_dir() / "tests/data/lm" / n, false});
   return c;
 }
@@ -168,16 +171,28 @@ TEST_P(LmParity, InsertedEmbeddingsWithAndWithoutCache) {
   EXPECT_EQ(generate(model, rows, ids_, o).ids, std::vector<int32_t>{want});
 }
 
+// BF16 files: against tools/lm_reference.py's F32 computation on the same
+// BF16-rounded weights (tests/data/lm/bf16-reference) at the F32 tolerance,
+// and against the F32 fixture at the 16-bit one (greedy ids may only part from
+// it after a near tie: top-2 within 1e-3).
 TEST_P(LmParity, Bf16Weights) {
   if (!GetParam().has_bf16) GTEST_SKIP() << "no BF16 file";
   LoadOptions o;
   o.weights_file = "model.bf16.safetensors";
   const LmModel model = LmModel::load(GetParam().dir, o);
   EXPECT_EQ(model.layers()[0].down.weight.dtype(), DType::BF16);  // 16-bit stays 16-bit
+  const auto reference =
+      SafetensorsFile::open(testing::source_dir() / "tests/data/lm/bf16-reference" / (GetParam().name + ".safetensors"));
   LmSession s(model);
-  EXPECT_LE(worst_row_error(s.forward(ids_, true), logits_), 1e-2);
-  // Greedy ids may only part from the reference after a near tie (top-2 within 1e-3).
+  const Tensor logits = s.forward(ids_, true);
+  const double exact = worst_row_error(logits, reference.get("logits")), against_f32 = worst_row_error(logits, logits_);
+  std::printf("[ bf16     ] %s: worst row error %.2e against the BF16-weight reference, %.2e against F32\n",
+              GetParam().name.c_str(), exact, against_f32);
+  EXPECT_LE(exact, 1e-4);
+  EXPECT_LE(against_f32, 1e-2);
   const std::vector<int32_t> got = generate(model, ids_, greedy_options(true)).ids;
+  EXPECT_EQ(got, ids_of(reference.get("greedy_ids")));
+  EXPECT_EQ(generate(model, ids_, greedy_options(false)).ids, got);
   const LmModel f32 = LmModel::load(GetParam().dir);
   std::vector<int32_t> seq = ids_;
   for (size_t i = 0; i < greedy_.size(); ++i) {
@@ -251,23 +266,27 @@ TEST_P(LmParity, GgufRoundTrip) {
 
 // TinyLLaVA's language model inside the combined checkpoint: its text_config,
 // the "language_model." prefix, and the connector's output rows at the -200
-// image token (the vision tower and connector themselves are not run here).
+// image token (the vision tower and connector themselves are not run here):
+// LLaMA (tinyllava-tiny) and Qwen2 (tinyllava-siglip-qwen2-tiny).
 TEST(LmEmbeddingsIn, TinyLlavaLanguageModel) {
-  const auto dir = testing::fixture("tinyllava-tiny");
-  const JsonObject config = JsonObject::load(dir / "config.json").object("text_config");
-  const auto weights = open_safetensors_weights(dir / "model.safetensors");
-  const LmModel model = LmModel::bind(parse_lm_config(config), config.json(), *weights, {}, "language_model.");
-  const auto io = SafetensorsFile::open(dir / "io.safetensors");
-  const std::vector<int32_t> ids = ids_of(io.get("input_ids"));
-  const Tensor rows = embed_with_inserted(model, ids, kPlaceholder, {io.get("image_features")});
-  LmSession s(model);
-  EXPECT_LE(worst_row_error(s.forward(rows, true), io.get("logits")), 1e-4);
-  std::vector<int32_t> text_ids;
-  std::copy_if(ids.begin(), ids.end(), std::back_inserter(text_ids), [](int32_t id) { return id != kPlaceholder; });
-  GenerateOptions o;
-  o.max_new_tokens = io.get("greedy_ids").numel();
-  o.stop_at_eos = false;
-  EXPECT_EQ(generate(model, rows, text_ids, o).ids, ids_of(io.get("greedy_ids")));
+  for (const char* fixture : {"tinyllava-tiny", "tinyllava-siglip-qwen2-tiny"}) {
+    SCOPED_TRACE(fixture);
+    const auto dir = testing::fixture(fixture);
+    const JsonObject config = JsonObject::load(dir / "config.json").object("text_config");
+    const auto weights = open_safetensors_weights(dir / "model.safetensors");
+    const LmModel model = LmModel::bind(parse_lm_config(config), config.json(), *weights, {}, "language_model.");
+    const auto io = SafetensorsFile::open(dir / "io.safetensors");
+    const std::vector<int32_t> ids = ids_of(io.get("input_ids"));
+    const Tensor rows = embed_with_inserted(model, ids, kPlaceholder, {io.get("image_features")});
+    LmSession s(model);
+    EXPECT_LE(worst_row_error(s.forward(rows, true), io.get("logits")), 1e-4);
+    std::vector<int32_t> text_ids;
+    std::copy_if(ids.begin(), ids.end(), std::back_inserter(text_ids), [](int32_t id) { return id != kPlaceholder; });
+    GenerateOptions o;
+    o.max_new_tokens = io.get("greedy_ids").numel();
+    o.stop_at_eos = false;
+    EXPECT_EQ(generate(model, rows, text_ids, o).ids, ids_of(io.get("greedy_ids")));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, LmParity, ::testing::ValuesIn(cases()),

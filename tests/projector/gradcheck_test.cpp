@@ -10,7 +10,7 @@
 
 #include "models/projector/losses.h"
 #include "models/projector/mlp.h"
-#include "models/projector/rng.h"
+#include "core/rng.h"
 
 namespace tinyemo::projector {
 namespace {

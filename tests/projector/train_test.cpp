@@ -6,7 +6,7 @@
 #include <set>
 
 #include "models/projector/classify.h"
-#include "models/projector/rng.h"
+#include "core/rng.h"
 #include "models/projector/train.h"
 #include "testing/testing.h"
 

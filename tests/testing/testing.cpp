@@ -59,9 +59,12 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-CliResult run_cli(const std::vector<std::string>& args) {
+CliResult run_cli(const std::vector<std::string>& args) { return run_cli_with_input(args, ""); }
+
+CliResult run_cli_with_input(const std::vector<std::string>& args, const std::string& input) {
   TempDir tmp;
-  const auto out_path = tmp / "stdout", err_path = tmp / "stderr";
+  const auto out_path = tmp / "stdout", err_path = tmp / "stderr", in_path = tmp / "stdin";
+  write_file_atomic(in_path, input);
   std::vector<std::string> argv_s = {TINYEMO_CLI_PATH};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -69,6 +72,7 @@ CliResult run_cli(const std::vector<std::string>& args) {
   argv.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, in_path.c_str(), O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid = 0;

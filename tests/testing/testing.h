@@ -40,7 +40,10 @@ struct CliResult {
   std::string out;  // stdout
   std::string err;  // stderr
 };
-// Runs the built tinyemo binary with `args` (no shell; arguments passed as is).
+// Runs the built tinyemo binary with `args` (no shell; arguments passed as is)
+// and an empty stdin.
 CliResult run_cli(const std::vector<std::string>& args);
+// The same with `input` on stdin.
+CliResult run_cli_with_input(const std::vector<std::string>& args, const std::string& input);
 
 }  // namespace tinyemo::testing

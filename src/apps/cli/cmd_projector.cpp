@@ -2,33 +2,19 @@
 // on precomputed image features (see src/models/projector/ and docs/projector.md).
 #include <algorithm>
 #include <cstdio>
-#include <set>
-#include <sstream>
 
 #include "apps/cli/clip_text.h"
 #include "apps/cli/command.h"
 #include "data/zero_shot.h"
-#include "models/lm/embeddings.h"
-#include "models/lm/model.h"
-#include "models/lm/tokenizer.h"
-#include "models/projector/classify.h"
-#include "models/projector/dataset.h"
-#include "models/projector/model.h"
-#include "models/projector/train.h"
+#include "pipeline/classify.h"
+#include "pipeline/projector_jobs.h"
 
 namespace tinyemo::cli {
 namespace {
 
 using namespace tinyemo::projector;
-
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
+using pipeline::split_label_list;
+using pipeline::use_anchors;
 
 // Label anchors from an LM's input embeddings (TinyEmo's LLM.get_embds): for
 // each label, the mean of the embedding rows of the grounding text's tokens
@@ -46,55 +32,9 @@ struct LmAnchorOptions {
   bool given() const { return !lm.empty(); }
 
   AnchorSet anchors(const std::vector<std::string>& labels) const {
-    const LmModel model = LmModel::load(lm);
-    std::string tokenizer_path = tokenizer;
-    if (tokenizer_path.empty()) {
-      const std::filesystem::path p(lm);
-      tokenizer_path = (std::filesystem::is_directory(p) ? p : p.parent_path()).string();
-    }
-    const std::unique_ptr<Tokenizer> tok = Tokenizer::load(tokenizer_path);
-    AnchorSet a;
-    a.labels = labels;
-    a.hidden = model.token_embeddings().dim(1);
-    for (const auto& label : labels) {
-      std::string text = grounding;
-      for (size_t at = text.find("{label}"); at != std::string::npos; at = text.find("{label}", at + label.size())) {
-        text.replace(at, 7, label);
-      }
-      const std::vector<float> row = label_anchor(model, *tok, text).to_f32_vector();
-      a.rows.insert(a.rows.end(), row.begin(), row.end());
-    }
-    return a;
+    return pipeline::lm_label_anchors({lm, tokenizer, grounding}, labels);
   }
 };
-
-// Replaces the model's labels and anchors (open taxonomy); checks the width.
-void use_anchors(ProjectorModel& model, AnchorSet a, const std::string& source) {
-  TE_CHECK(a.hidden == model.hidden_dim(), "{}: anchors have dimension {}, the projector's output has {}", source,
-           a.hidden, model.hidden_dim());
-  model.set_anchors(std::move(a.labels), std::move(a.rows));
-}
-
-// The rows of `set` that the model held out (`val`), the others (`train`) or all.
-FeatureSet select_split(const FeatureSet& set, const ProjectorModel& model, const std::string& split,
-                        const std::string& model_path) {
-  if (split == "all") return set;
-  TE_CHECK(split == "val" || split == "train", "--split must be all, val or train, got \"{}\"", split);
-  TE_CHECK(!model.split.files.empty(), "{}: the model records no held-out files (trained with --val-fraction 0?)",
-           model_path);
-  const std::set<std::string> held(model.split.files.begin(), model.split.files.end());
-  std::vector<int64_t> rows;
-  int64_t found = 0;
-  for (int64_t i = 0; i < set.size(); ++i) {
-    const bool is_held = held.count(set.files[i]) != 0;
-    found += is_held;
-    if (is_held == (split == "val")) rows.push_back(i);
-  }
-  TE_CHECK(found == static_cast<int64_t>(held.size()),
-           "{}: holds {} of the model's {} held-out files (the model was trained from {})", set.source, found,
-           held.size(), model.split.features);
-  return set.subset(rows);
-}
 
 void print_evaluation_text(const Evaluation& e) {
   std::printf("accuracy %.4f (n=%lld)  macro-F1 %.4f\n", e.accuracy, static_cast<long long>(e.n), e.macro_f1);
@@ -102,19 +42,6 @@ void print_evaluation_text(const Evaluation& e) {
     std::printf("  %-12s precision %.3f  recall %.3f  f1 %.3f  n %lld\n", e.labels[l].c_str(), e.precision[l],
                 e.recall[l], e.f1[l], static_cast<long long>(e.support[l]));
   }
-}
-
-Evaluation evaluate_set(const ProjectorModel& model, FeatureSet set) {
-  remap_labels(set, model.labels());
-  const Scores s = classify(model, set.features.data<float>(), set.size());
-  std::vector<int64_t> truth, predicted;
-  for (int64_t i = 0; i < set.size(); ++i) {
-    if (set.label_ids[i] < 0) continue;
-    truth.push_back(set.label_ids[i]);
-    predicted.push_back(s.predicted[i]);
-  }
-  TE_CHECK(!truth.empty(), "{}: no labelled features to evaluate", set.source);
-  return evaluate(truth, predicted, model.labels());
 }
 
 void add_train(CLI::App& group) {
@@ -157,62 +84,40 @@ void add_train(CLI::App& group) {
   o->lm.add_to(cmd);
   cmd->add_flag("--json", o->json, "print a JSON summary (with the held-out evaluation)");
   cmd->callback([o, loss, epochs, hidden] {
-    TrainOptions opt = TrainOptions::for_recipe(parse_recipe(o->recipe));
+    pipeline::TrainJob job;
+    job.features = o->features;
+    job.out = o->out;
+    job.options = TrainOptions::for_recipe(parse_recipe(o->recipe));
     if (loss->count()) {
-      opt.loss.kind = parse_loss(o->loss);
-      opt.loss.temperature = default_temperature(opt.loss.kind);
+      job.options.loss.kind = parse_loss(o->loss);
+      job.options.loss.temperature = default_temperature(job.options.loss.kind);
     }
-    if (epochs->count()) opt.epochs = o->epochs;
-    opt.hidden = o->hidden;
-    opt.batch = o->batch;
-    opt.seed = o->seed;
-    TE_CHECK(o->anchors.empty() || !o->lm.given(), "give --anchors or --anchors-lm, not both");
-    if (!o->anchors.empty()) opt.anchors = load_anchors(o->anchors, o->hidden);
-
-    const FeatureSet all = load_features(o->features);
-    if (opt.anchors) {
-      for (const auto& label : all.labels) {
-        TE_CHECK(std::find(opt.anchors->labels.begin(), opt.anchors->labels.end(), label) != opt.anchors->labels.end(),
-                 "{}: no anchor for label \"{}\" of {}", o->anchors, label, o->features);
-      }
+    if (epochs->count()) job.options.epochs = o->epochs;
+    job.options.hidden = o->hidden;
+    job.options.batch = o->batch;
+    job.options.seed = o->seed;
+    job.val_fraction = o->val_fraction;
+    job.split_seed = o->split_seed;
+    job.anchors_file = o->anchors;
+    job.lm_anchors = {o->lm.lm, o->lm.tokenizer, o->lm.grounding};
+    job.hidden_given = hidden->count() > 0;
+    const TrainOptions& opt = job.options;
+    const pipeline::TrainJobResult r = pipeline::run_train_job(
+        job,
+        [&](int64_t train, int64_t val) {
+          std::fprintf(stderr, "projector: %lld training / %lld held-out features, %s recipe, %s loss, %d epochs\n",
+                       static_cast<long long>(train), static_cast<long long>(val), o->recipe.c_str(),
+                       std::string(loss_name(opt.loss.kind)).c_str(), opt.epochs);
+        },
+        [&](const EpochReport& e) {
+          if (opt.members > 1) std::fprintf(stderr, "member %d/%d ", e.member + 1, opt.members);
+          std::fprintf(stderr, "epoch %d: loss %.5f (%.2f s)\n", e.epoch, e.mean_loss, e.seconds);
+        });
+    if (r.val_evaluation && !o->json) {
+      std::printf("held-out ");
+      print_evaluation_text(*r.val_evaluation);
     }
-    if (o->lm.given()) {
-      opt.anchors = o->lm.anchors(all.labels);
-      TE_CHECK(!hidden->count() || o->hidden == opt.anchors->hidden,
-               "--hidden {} does not match the hidden size {} of {}", o->hidden, opt.anchors->hidden, o->lm.lm);
-      opt.hidden = opt.anchors->hidden;
-    }
-    const Split split = split_train_val(all, o->val_fraction, o->split_seed);
-    TE_CHECK(split.train.size() >= 2, "{}: too few features to train on ({} after holding out {})", o->features,
-             split.train.size(), split.val.size());
-    const FeatureSet train_set = all.subset(split.train);
-    std::fprintf(stderr, "projector: %lld training / %lld held-out features, %s recipe, %s loss, %d epochs\n",
-                 static_cast<long long>(split.train.size()), static_cast<long long>(split.val.size()),
-                 o->recipe.c_str(), std::string(loss_name(opt.loss.kind)).c_str(), opt.epochs);
-    ProjectorModel model = train_projector(train_set, opt, [&opt](const EpochReport& r) {
-      if (opt.members > 1) std::fprintf(stderr, "member %d/%d ", r.member + 1, opt.members);
-      std::fprintf(stderr, "epoch %d: loss %.5f (%.2f s)\n", r.epoch, r.mean_loss, r.seconds);
-    });
-    model.split.features = o->features;
-    model.split.fraction = o->val_fraction;
-    model.split.seed = o->split_seed;
-    for (int64_t i : split.val) model.split.files.push_back(all.files[i]);
-    model.save(o->out);
-
-    nlohmann::json summary = {{"model", o->out},
-                              {"train", split.train.size()},
-                              {"val", split.val.size()},
-                              {"labels", model.labels()},
-                              {"training", model.config().training}};
-    if (!split.val.empty()) {
-      const Evaluation e = evaluate_set(model, all.subset(split.val));
-      summary["val_evaluation"] = evaluation_json(e);
-      if (!o->json) {
-        std::printf("held-out ");
-        print_evaluation_text(e);
-      }
-    }
-    if (o->json) print_json(summary);
+    if (o->json) print_json(r.summary);
     if (!o->json) std::printf("wrote %s\n", o->out.c_str());
   });
 }
@@ -242,9 +147,9 @@ void add_eval(CLI::App& group) {
     const FeatureSet all = load_features(o->features, model.input_dim());
     if (!o->anchors.empty()) use_anchors(model, load_anchors(o->anchors), o->anchors);
     if (o->lm.given()) use_anchors(model, o->lm.anchors(all.labels), o->lm.lm);
-    if (!o->labels.empty()) restrict_labels(model, split_commas(o->labels));
-    FeatureSet set = select_split(all, model, o->split, o->model);
-    const Evaluation e = evaluate_set(model, std::move(set));
+    if (!o->labels.empty()) restrict_labels(model, split_label_list(o->labels));
+    FeatureSet set = pipeline::select_split(all, model, o->split, o->model);
+    const Evaluation e = pipeline::evaluate_features(model, std::move(set));
     if (o->json) {
       nlohmann::json j = evaluation_json(e);
       j["split"] = o->split;
@@ -279,24 +184,13 @@ void add_classify(CLI::App& group) {
     ProjectorModel model = ProjectorModel::load(o->model);
     if (!o->anchors.empty()) use_anchors(model, load_anchors(o->anchors), o->anchors);
     if (o->lm.given()) {
-      use_anchors(model, o->lm.anchors(o->labels.empty() ? model.labels() : split_commas(o->labels)), o->lm.lm);
+      use_anchors(model, o->lm.anchors(o->labels.empty() ? model.labels() : split_label_list(o->labels)), o->lm.lm);
     } else if (!o->labels.empty()) {
-      restrict_labels(model, split_commas(o->labels));
+      restrict_labels(model, split_label_list(o->labels));
     }
-    const int64_t D = model.input_dim();
-    std::vector<std::string> names;
-    std::vector<float> x;
-    for (const auto& f : o->files) {
-      if (f.size() > 12 && f.compare(f.size() - 12, 12, ".safetensors") == 0) {
-        const FeatureSet shard = load_feature_shard(f, D);
-        for (int64_t i = 0; i < shard.size(); ++i) names.push_back(f + ":" + shard.files[i]);
-        x.insert(x.end(), shard.features.data<float>(), shard.features.data<float>() + shard.size() * D);
-      } else {
-        const std::vector<float> v = load_feature_file(f, D);
-        names.push_back(f);
-        x.insert(x.end(), v.begin(), v.end());
-      }
-    }
+    const pipeline::FeatureRows rows = pipeline::load_feature_rows(o->files, model.input_dim());
+    const std::vector<std::string>& names = rows.names;
+    const std::vector<float>& x = rows.values;
     const int64_t n = static_cast<int64_t>(names.size());
     const Scores s = classify(model, x.data(), n);
     const int64_t L = s.labels;
@@ -368,10 +262,10 @@ void add_anchors(CLI::App& group) {
   cmd->callback([o] {
     TE_CHECK(o->lm.given() != !o->clip_text.empty(), "projector anchors: give one of --anchors-lm or --clip-text");
     if (o->lm.given()) {
-      save_anchors(o->out, o->lm.anchors(split_commas(o->labels)));
+      save_anchors(o->out, o->lm.anchors(split_label_list(o->labels)));
     } else {
       const auto encoder = data::ClipTextEncoder::load(o->clip_text, vocab_option(o->vocab));
-      save_anchors(o->out, data::clip_text_anchors(encoder, split_commas(o->labels), o->prompt_template));
+      save_anchors(o->out, data::clip_text_anchors(encoder, split_label_list(o->labels), o->prompt_template));
     }
   });
 }

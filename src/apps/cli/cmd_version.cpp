@@ -1,6 +1,7 @@
 // `tinyemo version`: version and build configuration.
 #include "apps/cli/command.h"
 #include "core/thread_pool.h"
+#include "tinyemo.h"
 
 namespace tinyemo::cli {
 namespace {
@@ -10,7 +11,7 @@ const CommandRegistration kVersion("version", [](CLI::App& root) {
   auto json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "print JSON");
   cmd->callback([json] {
-    nlohmann::json j = {{"version", "0.1.0"}, {"threads", num_threads()},
+    nlohmann::json j = {{"version", version_string()}, {"threads", num_threads()},
 #if defined(__AVX512F__)
                         {"avx512", true},
 #else

@@ -18,6 +18,9 @@ struct CommandRegistration {
 // Prints a JSON document on stdout (one line, as scripts expect).
 void print_json(const nlohmann::json& j);
 
+// "MAJOR.MINOR.PATCH" (include/tinyemo.h).
+std::string version_string();
+
 // Exit code of the last command callback (callbacks set it when they
 // finish with a non-fatal failure count, e.g. a feature job with bad images).
 int& exit_code();

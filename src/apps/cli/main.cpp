@@ -5,6 +5,7 @@
 #include "apps/cli/command.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "tinyemo.h"
 
 namespace tinyemo::cli {
 
@@ -25,6 +26,11 @@ void print_json(const nlohmann::json& j) {
   std::fflush(stdout);
 }
 
+std::string version_string() {
+  return std::to_string(TE_VERSION_MAJOR) + "." + std::to_string(TE_VERSION_MINOR) + "." +
+         std::to_string(TE_VERSION_PATCH);
+}
+
 int& exit_code() {
   static int code = 0;
   return code;
@@ -35,6 +41,7 @@ int& exit_code() {
 int main(int argc, char** argv) {
   CLI::App app{"tinyemo: visual emotion classification and emotional reasoning (TinyEmo), natively on CPU"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", tinyemo::cli::version_string());
   app.fallthrough();  // global options such as --threads may follow the subcommand
   app.add_option_function<int>("--threads", [](int n) { tinyemo::set_num_threads(n); },
                                "worker threads (default: all cores)")

@@ -50,7 +50,8 @@ double VisionConfig::flop_per_image() const {
 }
 
 nlohmann::json VisionConfig::to_json() const {
-  return {{"hidden_size", hidden_size},
+  return {{"family", family == VisionFamily::Clip ? "clip" : "siglip"},
+          {"hidden_size", hidden_size},
           {"intermediate_size", intermediate_size},
           {"num_hidden_layers", num_layers},
           {"num_attention_heads", num_heads},
@@ -87,6 +88,24 @@ VisionConfig named_vision_config(std::string_view arch) {
   fail("unknown CLIP architecture \"{}\" (vit-b-32, vit-b-16, vit-l-14, vit-l-14-336)", arch);
 }
 
+namespace {
+
+// The fields every HF vision config shares, over the defaults already in `c`.
+VisionConfig read_vision_fields(const JsonObject& v, VisionConfig c, const std::string& default_act) {
+  c.hidden_size = v.get_or<int64_t>("hidden_size", c.hidden_size);
+  c.intermediate_size = v.get_or<int64_t>("intermediate_size", c.intermediate_size);
+  c.num_layers = v.get_or<int64_t>("num_hidden_layers", c.num_layers);
+  c.num_heads = v.get_or<int64_t>("num_attention_heads", c.num_heads);
+  c.num_channels = v.get_or<int64_t>("num_channels", c.num_channels);
+  c.image_size = v.get_or<int64_t>("image_size", c.image_size);
+  c.patch_size = v.get_or<int64_t>("patch_size", c.patch_size);
+  c.layer_norm_eps = static_cast<float>(v.get_or<double>("layer_norm_eps", c.layer_norm_eps));
+  c.activation = parse_activation(v.get_or<std::string>("hidden_act", default_act), v.where());
+  return c;
+}
+
+}  // namespace
+
 VisionConfig vision_config_from_hf(const JsonObject& config) {
   nlohmann::json vision;
   int64_t projection_dim = 512;
@@ -101,17 +120,29 @@ VisionConfig vision_config_from_hf(const JsonObject& config) {
   }
   const JsonObject v(vision.is_null() ? nlohmann::json::object() : vision,
                      config.has("vision_config") ? config.where() + ": vision_config" : config.where());
-  VisionConfig c;
-  c.hidden_size = v.get_or<int64_t>("hidden_size", c.hidden_size);
-  c.intermediate_size = v.get_or<int64_t>("intermediate_size", c.intermediate_size);
-  c.num_layers = v.get_or<int64_t>("num_hidden_layers", c.num_layers);
-  c.num_heads = v.get_or<int64_t>("num_attention_heads", c.num_heads);
-  c.num_channels = v.get_or<int64_t>("num_channels", c.num_channels);
-  c.image_size = v.get_or<int64_t>("image_size", c.image_size);
-  c.patch_size = v.get_or<int64_t>("patch_size", c.patch_size);
-  c.layer_norm_eps = static_cast<float>(v.get_or<double>("layer_norm_eps", c.layer_norm_eps));
-  c.activation = parse_activation(v.get_or<std::string>("hidden_act", "quick_gelu"), v.where());
+  VisionConfig c = read_vision_fields(v, VisionConfig{}, "quick_gelu");
   c.projection_dim = projection_dim;
+  c.validate(v.where());
+  return c;
+}
+
+VisionConfig vision_config_from_hf_vision(const JsonObject& v) {
+  const std::string type = v.get_or<std::string>("model_type", "");
+  VisionConfig c;
+  if (type == "clip_vision_model") {
+    c = read_vision_fields(v, c, "quick_gelu");
+    c.projection_dim = v.get_or<int64_t>("projection_dim", 0);
+  } else if (type == "siglip_vision_model") {
+    // SiglipVisionConfig's defaults.
+    c.family = VisionFamily::Siglip;
+    c.patch_size = 16;
+    c.layer_norm_eps = 1e-6f;
+    c = read_vision_fields(v, c, "gelu_pytorch_tanh");
+    c.projection_dim = 0;  // SigLIP's pooled output is an attention head, not a projection
+  } else {
+    fail("{}: model_type \"{}\" is not a supported vision tower (clip_vision_model, siglip_vision_model)", v.where(),
+         type);
+  }
   c.validate(v.where());
   return c;
 }

@@ -99,7 +99,7 @@ const Tensor& require_weight(const CheckpointTensors& tensors, const std::string
            shape_str(t->shape()), tower, shape_str(shape));
   const DType d = t->dtype();
   TE_CHECK(d == DType::F32 || d == DType::F16 || d == DType::BF16,
-           "{}: tensor {} has dtype {}; CLIP weights must be F32, F16 or BF16", tensors.file_of(name), name,
+           "{}: tensor {} has dtype {}; weights must be F32, F16 or BF16", tensors.file_of(name), name,
            dtype_name(d));
   return *t;
 }

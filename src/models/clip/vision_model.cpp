@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <random>
 
 #include "core/attention.h"
 #include "core/error.h"
 #include "core/matmul.h"
 #include "core/ops.h"
+#include "core/rng.h"
 #include "core/thread_pool.h"
 #include "io/json.h"
 
@@ -29,6 +29,7 @@ struct TowerNames {
   std::string patch() const {
     return base() + (layout == CheckpointLayout::HuggingFace ? "embeddings.patch_embedding.weight" : "conv1.weight");
   }
+  std::string patch_bias() const { return base() + "embeddings.patch_embedding.bias"; }  // HF SigLIP
   std::string class_embedding() const {
     return base() + (layout == CheckpointLayout::HuggingFace ? "embeddings.class_embedding" : "class_embedding");
   }
@@ -70,7 +71,7 @@ class TowerReader {
   const Tensor& require(const std::string& name, const Shape& shape) const {
     return require_weight(tensors_, name, shape, tower());
   }
-  std::string tower() const { return "CLIP vision tower described by " + config_source_; }
+  std::string tower() const { return "vision tower described by " + config_source_; }
   // A matrix kept as stored (a view of the mapped file).
   Tensor matrix(const std::string& name, const Shape& shape) const { return require(name, shape); }
   // A small vector converted to f32.
@@ -155,11 +156,16 @@ VisionModel VisionModel::from_checkpoint(const VisionConfig& config, const std::
   VisionModel m;
   m.config_ = config;
   VisionWeights& wt = m.weights_;
+  TE_CHECK(hf || config.family == VisionFamily::Clip, "{}: a SigLIP tower must use Hugging Face names ({})",
+           tensors.main_file(), config_source);
   wt.patch = r.matrix(names.patch(), {w, config.num_channels, p, p}).reshape({w, config.patch_dim()});
-  wt.class_embedding = r.floats(names.class_embedding(), {w});
+  if (config.patch_bias()) wt.patch_bias = r.floats(names.patch_bias(), {w});
+  if (config.class_token()) wt.class_embedding = r.floats(names.class_embedding(), {w});
   wt.position_embedding = r.floats(names.positions(), {config.num_positions(), w});
-  wt.pre_ln_weight = r.floats(names.pre_ln() + "weight", {w});
-  wt.pre_ln_bias = r.floats(names.pre_ln() + "bias", {w});
+  if (config.pre_layernorm()) {
+    wt.pre_ln_weight = r.floats(names.pre_ln() + "weight", {w});
+    wt.pre_ln_bias = r.floats(names.pre_ln() + "bias", {w});
+  }
   wt.post_ln_weight = r.floats(names.post_ln() + "weight", {w});
   wt.post_ln_bias = r.floats(names.post_ln() + "bias", {w});
   for (int64_t i = 0; i < config.num_layers; ++i) {
@@ -178,7 +184,8 @@ VisionModel VisionModel::from_checkpoint(const VisionConfig& config, const std::
       }
     }
   }
-  m.description_ = fmt::format("{} checkpoint ({}) {}, config from {}", hf ? "Hugging Face" : "OpenAI",
+  m.description_ = fmt::format("{} {} checkpoint ({}) {}, config from {}", hf ? "Hugging Face" : "OpenAI",
+                               config.family == VisionFamily::Clip ? "CLIP" : "SigLIP",
                                dtype_name(wt.patch.dtype()), tensors.main_file(), config_source);
   return m;
 }
@@ -193,8 +200,19 @@ VisionModel VisionModel::load(const std::filesystem::path& model) {
   }
   const JsonObject json = JsonObject::load(*files.config);
   const std::string model_type = json.get_or<std::string>("model_type", "clip");
+  if (model_type == "siglip_vision_model") {
+    return from_checkpoint(vision_config_from_hf_vision(json), files.config->string(), tensors, where);
+  }
+  if (model_type == "siglip") {  // SiglipModel: the vision tower of the pair
+    const JsonObject vision = json.object("vision_config");
+    nlohmann::json typed = vision.json();
+    typed["model_type"] = "siglip_vision_model";
+    return from_checkpoint(vision_config_from_hf_vision(JsonObject(typed, vision.where())), files.config->string(),
+                           tensors, where);
+  }
   TE_CHECK(model_type == "clip" || model_type == "clip_vision_model" || json.has("vision_config"),
-           "{}: model_type \"{}\" is not a CLIP model (clip, clip_vision_model)", files.config->string(), model_type);
+           "{}: model_type \"{}\" is not a CLIP or SigLIP model (clip, clip_vision_model, siglip, "
+           "siglip_vision_model)", files.config->string(), model_type);
   VisionConfig config = vision_config_from_hf(json);
   // A CLIPVisionModel checkpoint has no projection whatever projection_dim says.
   if (!tensors.contains(names_of(where).projection())) config.projection_dim = 0;
@@ -211,13 +229,10 @@ VisionModel VisionModel::random(const VisionConfig& config, DType dtype, uint64_
   auto fill = [&](Shape shape) {
     Tensor t = Tensor::empty(DType::F32, std::move(shape));
     float* d = t.mutable_data<float>();
-    const uint64_t base = (stream++) * 0x9E3779B97F4A7C15ull;
+    const uint64_t base = (stream++) * kSplitmixGamma;
     parallel_for(t.numel(), 1 << 16, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
-        uint64_t z = base + static_cast<uint64_t>(i) * 0xBF58476D1CE4E5B9ull;  // splitmix64 finaliser
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
+        const uint64_t z = splitmix64_mix(base + static_cast<uint64_t>(i) * 0xBF58476D1CE4E5B9ull);
         d[i] = amplitude * (static_cast<float>(z >> 40) * (2.0f / 16777216.0f) - 1.0f);
       }
     });
@@ -229,10 +244,15 @@ VisionModel VisionModel::random(const VisionConfig& config, DType dtype, uint64_
   m.config_ = config;
   VisionWeights& wt = m.weights_;
   wt.patch = fill({w, config.patch_dim()});
-  wt.class_embedding = fill({w}).to_f32_vector();
+  if (config.patch_bias()) wt.patch_bias = vec(w, 0.0f);
+  if (config.class_token()) wt.class_embedding = fill({w}).to_f32_vector();
   wt.position_embedding = fill({config.num_positions(), w}).to_f32_vector();
-  wt.pre_ln_weight = wt.post_ln_weight = vec(w, 1.0f);
-  wt.pre_ln_bias = wt.post_ln_bias = vec(w, 0.0f);
+  if (config.pre_layernorm()) {
+    wt.pre_ln_weight = vec(w, 1.0f);
+    wt.pre_ln_bias = vec(w, 0.0f);
+  }
+  wt.post_ln_weight = vec(w, 1.0f);
+  wt.post_ln_bias = vec(w, 0.0f);
   for (int64_t i = 0; i < config.num_layers; ++i) {
     LayerWeights l;
     l.q = fill({w, w});
@@ -252,7 +272,8 @@ VisionModel VisionModel::random(const VisionConfig& config, DType dtype, uint64_
   return m;
 }
 
-VisionOutputs VisionModel::forward(const Tensor& pixel_values, const ForwardOptions& options) const {
+VisionOutputs VisionModel::forward(const Tensor& pixel_values, const ForwardOptions& options,
+                                   const std::optional<FeatureRequest>& feature) const {
   const int64_t c = config_.num_channels, n = config_.image_size;
   const bool single = pixel_values.ndim() == 3;
   TE_CHECK((single || pixel_values.ndim() == 4) &&
@@ -260,22 +281,59 @@ VisionOutputs VisionModel::forward(const Tensor& pixel_values, const ForwardOpti
            "pixel_values has shape {}, but this model takes [B, {}, {}, {}] or [{}, {}, {}]",
            shape_str(pixel_values.shape()), c, n, n, c, n, n);
   const int64_t batch = single ? 1 : pixel_values.dim(0);
-  if (pixel_values.dtype() == DType::F32) return forward(pixel_values.data<float>(), batch, options);
+  if (pixel_values.dtype() == DType::F32) return forward(pixel_values.data<float>(), batch, options, feature);
   const Tensor f32 = pixel_values.to(DType::F32);
-  return forward(f32.data<float>(), batch, options);
+  return forward(f32.data<float>(), batch, options, feature);
 }
 
-VisionOutputs VisionModel::forward(const float* pixels, int64_t batch, const ForwardOptions& options) const {
+int64_t VisionModel::hidden_state_index(int64_t layer, const std::string& where) const {
+  const int64_t n = config_.num_layers;
+  TE_CHECK(layer >= -(n + 1) && layer <= n,
+           "{}: vision_feature_layer {} is not a hidden state of a {}-layer vision tower ({} .. {}: 0 the embeddings, "
+           "negative from the end)",
+           where, layer, n, -(n + 1), n);
+  return layer < 0 ? layer + n + 1 : layer;
+}
+
+FeatureSelect parse_feature_select(const std::string& name, const std::string& where) {
+  if (name == "patch") return FeatureSelect::Patch;
+  if (name == "cls_patch") return FeatureSelect::ClsPatch;
+  fail("{}: vision_feature_select_strategy \"{}\" is not supported (patch, cls_patch)", where, name);
+}
+
+std::string_view feature_select_name(FeatureSelect s) { return s == FeatureSelect::Patch ? "patch" : "cls_patch"; }
+
+Tensor select_feature_tokens(const Tensor& hidden, int64_t b, FeatureSelect select) {
+  TE_CHECK(hidden.ndim() == 3 && hidden.dtype() == DType::F32 && b >= 0 && b < hidden.dim(0),
+           "select_feature_tokens: expected F32 [B, tokens, hidden] and an image index, got {} {} and {}",
+           dtype_name(hidden.dtype()), shape_str(hidden.shape()), b);
+  const int64_t first = select == FeatureSelect::Patch ? 1 : 0, tokens = hidden.dim(1), w = hidden.dim(2);
+  TE_CHECK(tokens > first, "select_feature_tokens: {} tokens leave no image rows with \"{}\"", tokens,
+           feature_select_name(select));
+  Tensor out = Tensor::empty(DType::F32, {tokens - first, w});
+  const float* src = hidden.data<float>() + (b * tokens + first) * w;
+  std::copy(src, src + out.numel(), out.mutable_data<float>());
+  return out;
+}
+
+VisionOutputs VisionModel::forward(const float* pixels, int64_t batch, const ForwardOptions& options,
+                                   const std::optional<FeatureRequest>& feature_request) const {
   const VisionConfig& cfg = config_;
   const VisionWeights& wt = weights_;
-  TE_CHECK(batch > 0, "CLIP forward: empty batch");
+  TE_CHECK(batch > 0, "vision forward: empty batch");
   const int64_t w = cfg.hidden_size, t = cfg.num_positions(), np = cfg.num_patches(), g = cfg.grid();
   const int64_t p = cfg.patch_size, n = cfg.image_size, c = cfg.num_channels, pd = cfg.patch_dim();
-  const int64_t rows = batch * t, inter = cfg.intermediate_size;
+  const int64_t rows = batch * t, inter = cfg.intermediate_size, cls = cfg.class_token() ? 1 : 0;
+  // hidden_states index wanted (-1: none), and the blocks to run: all of them
+  // unless only hidden_states[feature] is wanted.
+  const int64_t feature = feature_request ? hidden_state_index(feature_request->layer, "vision forward") : -1;
+  const bool pooled = !feature_request || feature_request->pooled;
+  const bool all_blocks = pooled || options.hidden_states || feature < 0;
+  const int64_t blocks = all_blocks ? cfg.num_layers : feature;
 
   // Patch embedding: unfold each p x p patch in (channel, row, column) order,
   // the conv weight's layout, then one matrix product per image straight into
-  // the token rows after the class token.
+  // the token rows after the class token (if any).
   std::vector<float> patches(static_cast<size_t>(batch * np * pd));
   parallel_for(batch * np, 16, [&](int64_t begin, int64_t end) {
     for (int64_t idx = begin; idx < end; ++idx) {
@@ -293,38 +351,49 @@ VisionOutputs VisionModel::forward(const float* pixels, int64_t batch, const For
   float* x = hidden.mutable_data<float>();
   for (int64_t b = 0; b < batch; ++b) {
     float* tokens = x + b * t * w;
-    std::copy(wt.class_embedding.begin(), wt.class_embedding.end(), tokens);
-    linear(patches.data() + b * np * pd, np, wt.patch, nullptr, tokens + w);
+    if (cls) std::copy(wt.class_embedding.begin(), wt.class_embedding.end(), tokens);
+    linear(patches.data() + b * np * pd, np, wt.patch, wt.patch_bias.empty() ? nullptr : wt.patch_bias.data(),
+           tokens + cls * w);
     add_rows(tokens, wt.position_embedding.data(), t, w);
   }
   patches = {};
 
-  std::vector<float> h(static_cast<size_t>(rows * w));
-  layer_norm_rows(x, rows, w, wt.pre_ln_weight, wt.pre_ln_bias, cfg.layer_norm_eps, h.data());
-  std::copy(h.begin(), h.end(), x);
-  h = {};
+  if (cfg.pre_layernorm()) {
+    std::vector<float> h(static_cast<size_t>(rows * w));
+    layer_norm_rows(x, rows, w, wt.pre_ln_weight, wt.pre_ln_bias, cfg.layer_norm_eps, h.data());
+    std::copy(h.begin(), h.end(), x);
+  }
 
   const EncoderShape shape{w, cfg.num_heads, inter, cfg.layer_norm_eps, cfg.activation, /*causal=*/false};
   const std::vector<int64_t> sequences(static_cast<size_t>(batch), t);
   EncoderScratch scratch;
+  VisionOutputs out;
   Tensor penultimate;
-  for (int64_t i = 0; i < cfg.num_layers; ++i) {
+  // hidden_states[i] is block i's input: the embeddings for i = 0.
+  auto keep_feature = [&](int64_t i) {
+    if (feature == i) out.feature_hidden_state = i == blocks && !all_blocks ? hidden : hidden.clone();
+  };
+  for (int64_t i = 0; i < blocks; ++i) {
+    keep_feature(i);
     // The second-to-last hidden state is the last block's input (with one
     // block: the embeddings after pre-LN, as HF's hidden_states[-2]).
     if (options.hidden_states && i == cfg.num_layers - 1) penultimate = hidden.clone();
     encoder_block(wt.layers[i], shape, sequences, x, scratch);
   }
+  keep_feature(blocks);
+  if (!all_blocks) return out;
 
-  VisionOutputs out;
-  out.pooled_output = Tensor::empty(DType::F32, {batch, w});
-  float* pooled = out.pooled_output.mutable_data<float>();
-  for (int64_t b = 0; b < batch; ++b) {
-    layer_norm(x + b * t * w, 1, w, wt.post_ln_weight.data(), wt.post_ln_bias.data(), cfg.layer_norm_eps,
-               pooled + b * w);
-  }
-  if (wt.projection.defined() && cfg.projection_dim > 0) {
-    out.image_embeds = Tensor::empty(DType::F32, {batch, cfg.projection_dim});
-    linear(pooled, batch, wt.projection, nullptr, out.image_embeds.mutable_data<float>());
+  if (pooled && cfg.class_token()) {
+    out.pooled_output = Tensor::empty(DType::F32, {batch, w});
+    float* pooled = out.pooled_output.mutable_data<float>();
+    for (int64_t b = 0; b < batch; ++b) {
+      layer_norm(x + b * t * w, 1, w, wt.post_ln_weight.data(), wt.post_ln_bias.data(), cfg.layer_norm_eps,
+                 pooled + b * w);
+    }
+    if (wt.projection.defined() && cfg.projection_dim > 0) {
+      out.image_embeds = Tensor::empty(DType::F32, {batch, cfg.projection_dim});
+      linear(pooled, batch, wt.projection, nullptr, out.image_embeds.mutable_data<float>());
+    }
   }
   if (options.hidden_states) {
     out.penultimate_hidden_state = std::move(penultimate);

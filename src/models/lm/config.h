@@ -1,7 +1,9 @@
 // Hyperparameters of the decoder-only LMs tinyemo runs, read from a Hugging
-// Face config.json: LlamaForCausalLM (TinyLlama), PhiForCausalLM (Phi-2) and
-// OpenELMForCausalLM. Everything the forward pass needs is here; per-layer
-// FFN widths are filled in from the weight shapes when the model is bound.
+// Face config.json: LlamaForCausalLM (TinyLlama), PhiForCausalLM (Phi-2),
+// OpenELMForCausalLM, Qwen2ForCausalLM and GemmaForCausalLM (Gemma 1); each
+// family's reading is in arch/<family>.cpp. Everything the forward pass needs
+// is here, as fields rather than per-family code; per-layer FFN widths are
+// filled in from the weight shapes when the model is bound.
 #pragma once
 
 #include <cstdint>
@@ -12,11 +14,14 @@
 
 namespace tinyemo {
 
-enum class LmArch { Llama, Phi, OpenElm };
+enum class LmArch { Llama, Phi, OpenElm, Qwen2, Gemma };
 enum class NormKind { Rms, Layer };
 enum class Activation { Silu, GeluTanh, GeluErf };
 
-std::string_view lm_arch_name(LmArch a);  // "llama", "phi", "openelm"
+std::string_view lm_arch_name(LmArch a);  // "llama", "phi", "openelm", "qwen2", "gemma"
+// The config field holding the context length ("max_position_embeddings";
+// OpenELM: "max_context_length"), for errors.
+std::string_view lm_context_field(LmArch a);
 
 // config.json's rope_scaling, as far as tinyemo runs it.
 struct RopeScaling {
@@ -48,6 +53,14 @@ struct LmConfig {
 
   NormKind norm = NormKind::Rms;
   double norm_eps = 1e-6;
+  // Every norm of the model scales by (norm_weight_offset + weight): Gemma's
+  // RMSNorm stores weight - 1 and multiplies by (1 + weight). Added once, in
+  // F32, when the model is bound (as Gemma adds it in F32 per call).
+  double norm_weight_offset = 0.0;
+  // Every input row (token embedding or inserted row alike) is multiplied by
+  // this inside the model, before the first layer: Gemma's sqrt(hidden_size),
+  // rounded to F32 as Gemma's normalizer is in an F32 run.
+  float embedding_scale = 1.0f;
   Activation activation = Activation::Silu;
   bool gated_mlp = true;        // act(gate) * up (LLaMA, OpenELM) vs act(fc1) (Phi)
   bool parallel_block = false;  // Phi: x + attn(ln(x)) + mlp(ln(x))

@@ -2,6 +2,13 @@
 // (how image features enter, e.g. TinyLLaVA's connector output at its -200
 // placeholder), and TinyEmo's label anchors. Used by the projector and bias
 // code as well as by generation.
+//
+// Every row here is the embedding layer's raw row, as
+// model.get_input_embeddings()(ids) gives in transformers. A model's own input
+// scale (Gemma's sqrt(hidden_size), LmConfig::embedding_scale) is not in them:
+// LmSession::forward applies it to every row it is given, token and inserted
+// rows alike, as GemmaModel does to inputs_embeds. Label anchors stay unscaled,
+// as TinyEmo's anchors (means of get_input_embeddings()(ids)) are.
 #pragma once
 
 #include <cstdint>

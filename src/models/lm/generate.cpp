@@ -1,6 +1,7 @@
 #include "models/lm/generate.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "models/lm/embeddings.h"
@@ -80,43 +81,27 @@ class TextTracker {
   size_t emitted_ = 0;
 };
 
-}  // namespace
-
-GenerateResult generate(const LmModel& model, std::span<const int32_t> prompt_ids, const GenerateOptions& options) {
-  return generate(model, embed_tokens(model, prompt_ids), prompt_ids, options);
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-GenerateResult generate(const LmModel& model, const Tensor& prompt_embeddings, std::span<const int32_t> seen_ids,
-                        const GenerateOptions& options) {
-  const LmConfig& c = model.config();
-  TE_CHECK(options.max_new_tokens >= 0, "max new tokens must be >= 0, got {}", options.max_new_tokens);
-  TE_CHECK(options.stop_strings.empty() || options.tokenizer != nullptr, "stop strings need a tokenizer");
-  TE_CHECK(prompt_embeddings.ndim() == 2 && prompt_embeddings.dim(0) > 0, "generation needs a non-empty prompt");
-  const int64_t prompt_len = prompt_embeddings.dim(0);
-  const char* context_key = c.arch == LmArch::OpenElm ? "max_context_length" : "max_position_embeddings";
-  TE_CHECK(prompt_len + options.max_new_tokens <= c.max_context,
-           "the prompt ({} positions) plus {} new tokens exceeds the model's context of {} ({}: {})", prompt_len,
-           options.max_new_tokens, c.max_context, c.where, context_key);
+// The generation loop over `session`, whose last forward gave `logits`.
+// `advance(id)` evaluates a sampled id and returns the next logits.
+template <class Advance>
+void sample_until_done(const LmConfig& c, const GenerateOptions& options, int64_t max_new, Tensor logits,
+                       std::vector<int32_t> seen, Advance&& advance, GenerateResult& result) {
   const std::vector<int32_t> eos = options.eos_ids.empty() ? c.eos_ids : options.eos_ids;
-
   Sampler sampler(options.sampling);
-  LmSession session(model);
-  session.reserve(prompt_len + options.max_new_tokens);
-  std::vector<int32_t> seen(seen_ids.begin(), seen_ids.end());
-  GenerateResult result;
-  result.finish_reason = "length";
   TextTracker text(options);
-  Tensor sequence = prompt_embeddings.dtype() == DType::F32 ? prompt_embeddings : prompt_embeddings.to(DType::F32);
-  Tensor logits = options.max_new_tokens > 0 ? session.forward(sequence) : Tensor();
-
-  for (int64_t step = 0; step < options.max_new_tokens; ++step) {
+  result.finish_reason = "length";
+  for (int64_t step = 0; step < max_new; ++step) {
     float* row = logits.mutable_data<float>();
     const int32_t id = sampler.next(std::span<float>(row, static_cast<size_t>(c.vocab)), seen);
     result.ids.push_back(id);
     seen.push_back(id);
     const bool stopped = text.update(result.ids);
     const bool is_eos = options.stop_at_eos && std::find(eos.begin(), eos.end(), id) != eos.end();
-    const bool done = stopped || is_eos || step + 1 == options.max_new_tokens;
+    const bool done = stopped || is_eos || step + 1 == max_new;
     if (options.on_token && !options.on_token(id, text.take(done))) {
       result.finish_reason = "callback";
       break;
@@ -125,21 +110,76 @@ GenerateResult generate(const LmModel& model, const Tensor& prompt_embeddings, s
       result.finish_reason = stopped ? "stop" : "eos";
       break;
     }
-    if (step + 1 == options.max_new_tokens) break;
-    const Tensor next = embed_tokens(model, std::span<const int32_t>(&id, 1));
-    if (options.use_kv_cache) {
-      logits = session.forward(next);
-    } else {
-      // Reference path: the whole sequence again from an empty cache.
-      Tensor grown = Tensor::empty(DType::F32, {sequence.dim(0) + 1, c.hidden});
-      std::memcpy(grown.mutable_data<float>(), sequence.data<float>(), sequence.nbytes());
-      std::memcpy(grown.mutable_data<float>() + sequence.numel(), next.data<float>(), next.nbytes());
-      sequence = grown;
-      session.reset();
-      logits = session.forward(sequence);
-    }
+    if (step + 1 == max_new) break;
+    logits = advance(id);
   }
   result.text = text.text();
+}
+
+void check_options(const GenerateOptions& options) {
+  TE_CHECK(options.max_new_tokens >= 0, "max new tokens must be >= 0, got {}", options.max_new_tokens);
+  TE_CHECK(options.stop_strings.empty() || options.tokenizer != nullptr, "stop strings need a tokenizer");
+  validate(options.sampling);
+}
+
+}  // namespace
+
+GenerateResult generate(const LmModel& model, std::span<const int32_t> prompt_ids, const GenerateOptions& options) {
+  return generate(model, embed_tokens(model, prompt_ids), prompt_ids, options);
+}
+
+GenerateResult generate(LmSession& session, const Tensor& prompt_embeddings, std::span<const int32_t> seen_ids,
+                        const GenerateOptions& options) {
+  const LmModel& model = session.model();
+  const LmConfig& c = model.config();
+  check_options(options);
+  TE_CHECK(prompt_embeddings.ndim() == 2 && prompt_embeddings.dim(0) > 0, "generation needs a non-empty prompt");
+  const auto t0 = std::chrono::steady_clock::now();
+  GenerateResult result;
+  result.prompt_positions = prompt_embeddings.dim(0);
+  const Tensor prompt =
+      prompt_embeddings.dtype() == DType::F32 ? prompt_embeddings : prompt_embeddings.to(DType::F32);
+  Tensor logits = session.forward(prompt);
+  result.prompt_seconds = seconds_since(t0);
+  // Every generated id but the last is evaluated: the sequence stays within the context.
+  const int64_t max_new = std::min(options.max_new_tokens, c.max_context - session.length());
+  const auto t1 = std::chrono::steady_clock::now();
+  sample_until_done(c, options, max_new, std::move(logits), {seen_ids.begin(), seen_ids.end()},
+                    [&](int32_t id) { return session.forward(embed_tokens(model, std::span<const int32_t>(&id, 1))); },
+                    result);
+  result.generate_seconds = seconds_since(t1);
+  return result;
+}
+
+GenerateResult generate(const LmModel& model, const Tensor& prompt_embeddings, std::span<const int32_t> seen_ids,
+                        const GenerateOptions& options) {
+  LmSession session(model);
+  if (options.use_kv_cache) return generate(session, prompt_embeddings, seen_ids, options);
+
+  // Reference path: the whole sequence again from an empty cache for every token.
+  check_options(options);
+  TE_CHECK(prompt_embeddings.ndim() == 2 && prompt_embeddings.dim(0) > 0, "generation needs a non-empty prompt");
+  const LmConfig& c = model.config();
+  const auto t0 = std::chrono::steady_clock::now();
+  GenerateResult result;
+  result.prompt_positions = prompt_embeddings.dim(0);
+  Tensor sequence = prompt_embeddings.dtype() == DType::F32 ? prompt_embeddings : prompt_embeddings.to(DType::F32);
+  Tensor logits = session.forward(sequence);
+  result.prompt_seconds = seconds_since(t0);
+  const int64_t max_new = std::min(options.max_new_tokens, c.max_context - session.length());
+  const auto t1 = std::chrono::steady_clock::now();
+  sample_until_done(c, options, max_new, std::move(logits), {seen_ids.begin(), seen_ids.end()},
+                    [&](int32_t id) {
+                      const Tensor next = embed_tokens(model, std::span<const int32_t>(&id, 1));
+                      Tensor grown = Tensor::empty(DType::F32, {sequence.dim(0) + 1, c.hidden});
+                      std::memcpy(grown.mutable_data<float>(), sequence.data<float>(), sequence.nbytes());
+                      std::memcpy(grown.mutable_data<float>() + sequence.numel(), next.data<float>(), next.nbytes());
+                      sequence = grown;
+                      session.reset();
+                      return session.forward(sequence);
+                    },
+                    result);
+  result.generate_seconds = seconds_since(t1);
   return result;
 }
 

@@ -13,6 +13,7 @@
 #include "core/tensor.h"
 #include "models/lm/model.h"
 #include "models/lm/sampling.h"
+#include "models/lm/session.h"
 #include "models/lm/tokenizer.h"
 
 namespace tinyemo {
@@ -40,13 +41,26 @@ struct GenerateOptions {
 struct GenerateResult {
   std::vector<int32_t> ids;   // generated ids, prompt excluded
   std::string text;           // their text (empty without a tokenizer)
-  std::string finish_reason;  // "length", "eos", "stop" or "callback"
+  std::string finish_reason;  // "length" (max_new_tokens or the context's end), "eos", "stop" or "callback"
+  int64_t prompt_positions = 0;
+  double prompt_seconds = 0.0;    // evaluating the prompt (to the first token's logits)
+  double generate_seconds = 0.0;  // the rest
 };
 
+// Generation ends at max_new_tokens or where the next token would no longer
+// fit in the context (finish_reason "length"); a prompt that does not fit is
+// refused (ContextFullError).
 GenerateResult generate(const LmModel& model, std::span<const int32_t> prompt_ids, const GenerateOptions& options);
 // Prompt as input embedding rows (F32 [T, hidden], e.g. from embed_with_inserted);
 // `seen_ids` are the prompt's token ids the repetition penalty counts.
 GenerateResult generate(const LmModel& model, const Tensor& prompt_embeddings, std::span<const int32_t> seen_ids,
+                        const GenerateOptions& options);
+// Continues a caller-owned session (a chat, a server slot): appends the prompt
+// rows (at least one) and generates. Afterwards the session holds the prompt
+// and every generated id but the last (sampled, not evaluated yet).
+// `seen_ids`: what the repetition penalty counts (the conversation's ids).
+// Always uses the KV cache (use_kv_cache is ignored).
+GenerateResult generate(LmSession& session, const Tensor& prompt_embeddings, std::span<const int32_t> seen_ids,
                         const GenerateOptions& options);
 
 }  // namespace tinyemo

@@ -3,6 +3,7 @@
 #include "io/file.h"
 #include "io/gguf.h"
 #include "io/json.h"
+#include "models/lm/arch/arch.h"
 
 namespace tinyemo {
 
@@ -15,15 +16,8 @@ constexpr const char* kTokenizerFiles[] = {"tokenizer.model",       "tokenizer.j
                                            "merges.txt",            "tokenizer_config.json",   "special_tokens_map.json",
                                            "added_tokens.json"};
 
-// llama.cpp's architecture names.
-const char* gguf_arch(LmArch a) {
-  switch (a) {
-    case LmArch::Llama: return "llama";
-    case LmArch::Phi: return "phi2";
-    case LmArch::OpenElm: return "openelm";
-  }
-  return "?";
-}
+// llama.cpp's architecture name of the config's family.
+std::string gguf_arch(LmArch a) { return std::string(lm_arch::of(a).gguf_name); }
 
 // llama.cpp's general.file_type for the dtype most weights have.
 uint32_t file_type(DType d) {
@@ -130,7 +124,7 @@ void save_lm_gguf(const LmModel& model, const std::filesystem::path& out) {
     kv_heads.push_back(static_cast<int32_t>(L.shape.n_kv_heads));
     ffn.push_back(static_cast<int32_t>(L.shape.ffn_dim));
   }
-  if (c.arch == LmArch::OpenElm) {
+  if (lm_arch::of(c.arch).per_layer_shapes) {
     g.set(a + ".attention.head_count", GgufValue::i32_array(heads));
     g.set(a + ".attention.head_count_kv", GgufValue::i32_array(kv_heads));
     g.set(a + ".feed_forward_length", GgufValue::i32_array(ffn));

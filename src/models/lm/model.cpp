@@ -4,23 +4,15 @@
 
 #include "core/thread_pool.h"
 #include "io/json.h"
+#include "models/lm/arch/arch.h"
 #include "models/lm/gguf_model.h"
 
 namespace tinyemo {
 
 namespace {
 
-constexpr int64_t kAny = -1;  // a dimension read off the weights
-
-// One tensor the architecture expects: its checkpoint name, expected shape
-// (kAny where the weights decide), where it goes, and whether it is a matrix
-// (kept in its stored / requested dtype) or a vector (held as F32).
-struct Slot {
-  std::string name;
-  Shape shape;
-  Tensor* target;
-  bool matrix;
-};
+using lm_arch::kAny;
+using lm_arch::Slot;
 
 bool shape_matches(const Shape& want, const Shape& got) {
   if (want.size() != got.size()) return false;
@@ -36,87 +28,12 @@ std::string shape_pattern(const Shape& s) {
   return out + "]";
 }
 
-// The tensors each architecture's checkpoint holds (Hugging Face names).
+// The tensors the config's family holds (Hugging Face names, arch/<family>.cpp).
 std::vector<Slot> layout(const LmConfig& c, std::vector<LmLayer>& layers, Tensor* embeddings, LmNorm* final_norm,
                          LmLinear* lm_head) {
-  const int64_t H = c.hidden, V = c.vocab, hd = c.head_dim;
-  std::vector<Slot> s;
-  auto matrix = [&](std::string name, int64_t out, int64_t in, Tensor* t) {
-    s.push_back({std::move(name), {out, in}, t, true});
-  };
-  auto vector = [&](std::string name, int64_t n, Tensor* t) { s.push_back({std::move(name), {n}, t, false}); };
-  auto linear = [&](const std::string& name, int64_t out, int64_t in, bool bias, LmLinear* l) {
-    matrix(name + ".weight", out, in, &l->weight);
-    if (bias) vector(name + ".bias", out, &l->bias);
-  };
-  auto norm = [&](const std::string& name, int64_t n, bool bias, LmNorm* l) {
-    vector(name + ".weight", n, &l->weight);
-    if (bias) vector(name + ".bias", n, &l->bias);
-  };
-  const bool layer_norm = c.norm == NormKind::Layer;
-  const bool qk_layer_norm = c.qk_norm_kind == NormKind::Layer;
-
-  switch (c.arch) {
-    case LmArch::Llama:
-    case LmArch::Phi: {
-      const bool phi = c.arch == LmArch::Phi;
-      matrix("model.embed_tokens.weight", V, H, embeddings);
-      for (int64_t i = 0; i < c.n_layers(); ++i) {
-        LmLayer& L = layers[i];
-        const std::string p = "model.layers." + std::to_string(i) + ".";
-        const int64_t nq = L.shape.n_heads, nkv = L.shape.n_kv_heads, F = L.shape.ffn_dim;
-        norm(p + "input_layernorm", H, layer_norm, &L.attn_norm);
-        linear(p + "self_attn.q_proj", nq * hd, H, c.attention_bias, &L.q);
-        linear(p + "self_attn.k_proj", nkv * hd, H, c.attention_bias, &L.k);
-        linear(p + "self_attn.v_proj", nkv * hd, H, c.attention_bias, &L.v);
-        if (c.qk_norm) {
-          norm(p + (phi ? "self_attn.q_layernorm" : "self_attn.q_norm"), hd, qk_layer_norm, &L.q_norm);
-          norm(p + (phi ? "self_attn.k_layernorm" : "self_attn.k_norm"), hd, qk_layer_norm, &L.k_norm);
-        }
-        linear(p + (phi ? "self_attn.dense" : "self_attn.o_proj"), H, nq * hd, c.output_proj_bias, &L.o);
-        if (phi) {
-          linear(p + "mlp.fc1", F, H, c.mlp_bias, &L.up);
-          linear(p + "mlp.fc2", H, F, c.mlp_bias, &L.down);
-        } else {
-          norm(p + "post_attention_layernorm", H, layer_norm, &L.mlp_norm);
-          linear(p + "mlp.gate_proj", F, H, c.mlp_bias, &L.gate);
-          linear(p + "mlp.up_proj", F, H, c.mlp_bias, &L.up);
-          linear(p + "mlp.down_proj", H, F, c.mlp_bias, &L.down);
-        }
-      }
-      norm(phi ? "model.final_layernorm" : "model.norm", H, layer_norm, final_norm);
-      if (!c.tied_output) {
-        linear("lm_head", V, H, c.lm_head_bias, lm_head);
-      } else if (c.lm_head_bias) {
-        vector("lm_head.bias", V, &lm_head->bias);  // Phi ties the weight only
-      }
-      break;
-    }
-    case LmArch::OpenElm: {
-      matrix("transformer.token_embeddings.weight", V, H, embeddings);
-      for (int64_t i = 0; i < c.n_layers(); ++i) {
-        LmLayer& L = layers[i];
-        const std::string p = "transformer.layers." + std::to_string(i) + ".";
-        const int64_t nq = L.shape.n_heads, nkv = L.shape.n_kv_heads;
-        const int64_t F = L.shape.ffn_dim > 0 ? L.shape.ffn_dim : kAny;
-        norm(p + "attn_norm", H, false, &L.attn_norm);
-        linear(p + "attn.qkv_proj", (nq + 2 * nkv) * hd, H, false, &L.qkv);
-        if (c.qk_norm) {
-          norm(p + "attn.q_norm", hd, false, &L.q_norm);
-          norm(p + "attn.k_norm", hd, false, &L.k_norm);
-        }
-        linear(p + "attn.out_proj", H, nq * hd, false, &L.o);
-        norm(p + "ffn_norm", H, false, &L.mlp_norm);
-        const int64_t up_rows = F == kAny ? kAny : (c.gated_mlp ? 2 * F : F);
-        linear(p + "ffn.proj_1", up_rows, H, false, c.gated_mlp ? &L.gate_up : &L.up);
-        linear(p + "ffn.proj_2", H, F, false, &L.down);
-      }
-      norm("transformer.norm", H, false, final_norm);
-      if (!c.tied_output) linear("lm_head", V, H, false, lm_head);
-      break;
-    }
-  }
-  return s;
+  lm_arch::Layout out(layers, embeddings, final_norm, lm_head);
+  lm_arch::of(c.arch).layout(c, out);
+  return std::move(out.slots);
 }
 
 Tensor to_f32(const Tensor& t) { return t.dtype() == DType::F32 ? t : t.to(DType::F32); }
@@ -220,8 +137,17 @@ LmModel LmModel::bind(LmConfig config, nlohmann::json hf_config, const WeightSou
                dtype_name(t.dtype()));
       t = to_f32(t);
     }
+    m.tensors_.emplace_back(s.name, t);  // as stored: what GGUF export writes back
+    if (s.norm_scale && c.norm_weight_offset != 0.0) {
+      // Gemma's (1 + weight), added in F32 as its RMSNorm does.
+      Tensor shifted = Tensor::empty(DType::F32, t.shape());
+      const float offset = static_cast<float>(c.norm_weight_offset);
+      const float* src = t.data<float>();
+      float* dst = shifted.mutable_data<float>();
+      for (int64_t i = 0; i < t.numel(); ++i) dst[i] = offset + src[i];
+      t = shifted;
+    }
     *s.target = t;
-    m.tensors_.emplace_back(s.name, t);
   }
   if (options.compute_layout) {
     // Only `matrices` holds them while they are converted, so each is freed once copied.

@@ -3,16 +3,20 @@
 #include <cmath>
 #include <map>
 
+#include "core/rng.h"
 #include "core/thread_pool.h"
 #include "io/json.h"
+#include "models/lm/arch/arch.h"
 
 namespace tinyemo {
 
 namespace {
 
 // Values of the published config.json files (apple/OpenELM-270M, -450M,
-// TinyLlama/TinyLlama-1.1B-Chat-v1.0, microsoft/phi-2); OpenELM's per-layer head
-// counts and FFN widths follow from the multipliers as its config code derives them.
+// TinyLlama/TinyLlama-1.1B-Chat-v1.0, microsoft/phi-2, Qwen/Qwen2-0.5B,
+// google/gemma-2b); OpenELM's per-layer head counts and FFN widths follow from
+// the multipliers as its config code derives them. Gemma-2B's activation is
+// given as hidden_activation, the field transformers reads for it.
 const std::map<std::string, nlohmann::json>& presets() {
   static const std::map<std::string, nlohmann::json> p = [] {
     auto openelm = [](int64_t dim, int64_t layers) {
@@ -72,16 +76,42 @@ const std::map<std::string, nlohmann::json>& presets() {
                   {"tie_word_embeddings", false},
                   {"bos_token_id", 50256},
                   {"eos_token_id", 50256}};
+    m["qwen2-0.5b"] = {{"architectures", {"Qwen2ForCausalLM"}},
+                       {"model_type", "qwen2"},
+                       {"hidden_act", "silu"},
+                       {"hidden_size", 896},
+                       {"intermediate_size", 4864},
+                       {"num_hidden_layers", 24},
+                       {"num_attention_heads", 14},
+                       {"num_key_value_heads", 2},
+                       {"rms_norm_eps", 1e-6},
+                       {"rope_theta", 1000000.0},
+                       {"vocab_size", 151936},
+                       {"max_position_embeddings", 32768},
+                       {"tie_word_embeddings", true},
+                       {"use_sliding_window", false},
+                       {"bos_token_id", 151643},
+                       {"eos_token_id", 151643}};
+    m["gemma-2b"] = {{"architectures", {"GemmaForCausalLM"}},
+                     {"model_type", "gemma"},
+                     {"hidden_activation", "gelu_pytorch_tanh"},
+                     {"hidden_size", 2048},
+                     {"intermediate_size", 16384},
+                     {"num_hidden_layers", 18},
+                     {"num_attention_heads", 8},
+                     {"num_key_value_heads", 1},
+                     {"head_dim", 256},
+                     {"rms_norm_eps", 1e-6},
+                     {"rope_theta", 10000.0},
+                     {"vocab_size", 256000},
+                     {"max_position_embeddings", 8192},
+                     {"tie_word_embeddings", true},
+                     {"bos_token_id", 2},
+                     {"eos_token_id", 1},
+                     {"pad_token_id", 0}};
     return m;
   }();
   return p;
-}
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
 }
 
 // Generates each tensor when asked; element i of a tensor depends only on the
@@ -105,10 +135,10 @@ class RandomWeights : public WeightSource {
     }
     // Uniform on [-a, a] with variance 1 / fan_in.
     const float a = std::sqrt(3.0f / static_cast<float>(shape[1]));
-    const uint64_t stream = splitmix64(seed_ ^ std::hash<std::string>{}(name));
+    const uint64_t stream = splitmix64_mix((seed_ ^ std::hash<std::string>{}(name)) + kSplitmixGamma);
     parallel_for(n, 1 << 16, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
-        const uint64_t r = splitmix64(stream + static_cast<uint64_t>(i));
+        const uint64_t r = splitmix64_mix(stream + static_cast<uint64_t>(i) + kSplitmixGamma);
         p[i] = a * (static_cast<float>(r >> 40) * 0x1.0p-23f - 1.0f);
       }
     });
@@ -144,8 +174,8 @@ nlohmann::json lm_preset_config(std::string_view name) {
 LmModel random_lm(const nlohmann::json& hf_config, DType dtype, uint64_t seed) {
   const JsonObject json(hf_config, "random-weight model config");
   LmConfig config = parse_lm_config(json);
-  if (config.arch == LmArch::OpenElm) {
-    const std::vector<int64_t> ffn = openelm_ffn_dims(json);
+  if (const auto ffn_dims = lm_arch::of(config.arch).ffn_dims) {
+    const std::vector<int64_t> ffn = ffn_dims(json);
     for (size_t i = 0; i < ffn.size(); ++i) config.layers[i].ffn_dim = ffn[i];
   }
   const RandomWeights weights(config, seed);

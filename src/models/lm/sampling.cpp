@@ -58,7 +58,7 @@ int32_t Sampler::next(std::span<float> logits, std::span<const int32_t> seen) {
     keep = std::max<int64_t>(n, 1);
     total = std::accumulate(p.begin(), p.begin() + keep, 0.0);
   }
-  const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53 * total;
+  const double u = rng_.uniform() * total;
   double acc = 0.0;
   for (int64_t i = 0; i < keep; ++i) {
     acc += p[i];

@@ -5,8 +5,9 @@
 #pragma once
 
 #include <cstdint>
-#include <random>
 #include <span>
+
+#include "core/rng.h"
 
 namespace tinyemo {
 
@@ -31,7 +32,7 @@ class Sampler {
 
  private:
   SamplingOptions options_;
-  std::mt19937_64 rng_;
+  Rng rng_;
 };
 
 }  // namespace tinyemo

@@ -28,8 +28,11 @@ void glu(Activation a, float* gate, const float* up, int64_t n) {
     for (int64_t i = 0; i < n; ++i) gate[i] *= up[i];
 }
 
-// The config field holding the context length, for errors.
-const char* context_field(LmArch a) { return a == LmArch::OpenElm ? "max_context_length" : "max_position_embeddings"; }
+// x *= scale over n elements: the model's input scale (config.embedding_scale).
+void scale_rows(float scale, float* x, int64_t n) {
+  if (scale == 1.0f) return;
+  for (int64_t i = 0; i < n; ++i) x[i] *= scale;
+}
 
 }  // namespace
 
@@ -42,6 +45,11 @@ LmSession::LmSession(const LmModel& model)
     widest_qkv_ = std::max(widest_qkv_, (L.shape.n_heads + 2 * L.shape.n_kv_heads) * model.config().head_dim);
     widest_ffn_ = std::max(widest_ffn_, L.shape.ffn_dim);
   }
+}
+
+void LmSession::truncate(int64_t length) {
+  TE_CHECK(length >= 0 && length <= length_, "LM session: cannot truncate {} positions to {}", length_, length);
+  length_ = length;
 }
 
 void LmSession::reserve(int64_t positions) {
@@ -211,6 +219,7 @@ void LmSession::decode_step(const float* embedding, float* logits) {
     float* x = member_x_.data() + team.index() * H;
     float* h = member_h_.data() + team.index() * H;
     std::copy(embedding, embedding + H, x);
+    scale_rows(c.embedding_scale, x, H);
     for (size_t l = 0; l < model_.layers().size(); ++l) {
       const LmLayer& L = model_.layers()[l];
       norm(L.attn_norm, c.norm, c.norm_eps, x, 1, H, h);
@@ -243,9 +252,10 @@ Tensor LmSession::forward(const Tensor& embeddings, bool all_positions) {
            shape_str(embeddings.shape()));
   const int64_t T = embeddings.dim(0);
   TE_CHECK(T > 0, "LM input: empty sequence");
-  TE_CHECK(length_ + T <= c.max_context,
-           "the sequence would be {} positions long, more than the model's context of {} ({}: {})", length_ + T,
-           c.max_context, c.where, context_field(c.arch));
+  if (length_ + T > c.max_context) {
+    throw ContextFullError(fmt::format("the sequence would be {} positions long, more than the model's context of {} ({}: {})",
+                                       length_ + T, c.max_context, c.where, lm_context_field(c.arch)));
+  }
   reserve(length_ + T);
   rope_.tables(length_, T, &cos_, &sin_);
   if (T == 1) {
@@ -256,6 +266,7 @@ Tensor LmSession::forward(const Tensor& embeddings, bool all_positions) {
   }
 
   x_.assign(embeddings.data<float>(), embeddings.data<float>() + T * H);
+  scale_rows(c.embedding_scale, x_.data(), T * H);
   h_.resize(static_cast<size_t>(T * H));
   mlp_out_.resize(static_cast<size_t>(T * H));
   for (size_t l = 0; l < model_.layers().size(); ++l) {

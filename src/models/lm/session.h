@@ -23,12 +23,20 @@ class LmSession {
   int64_t length() const { return length_; }
   // Forgets the sequence (keeps the allocations).
   void reset() { length_ = 0; }
+  // Forgets the positions from `length` on; the cache before them stays valid,
+  // so a shared prefix (a system prompt) is computed once and rewound to.
+  // A copy of a session (copy construction) is a snapshot of its cache.
+  void truncate(int64_t length);
   // Makes room for `positions` without regrowing the cache later.
   void reserve(int64_t positions);
 
   // Appends `embeddings` (F32 [T, hidden]) at positions length() .. length()+T-1
   // and returns F32 logits: [T, vocab] when all_positions, else [1, vocab] for
-  // the last row. Refuses sequences longer than the model's context.
+  // the last row. Refuses sequences longer than the model's context
+  // (ContextFullError, nothing appended). The rows are what the model's
+  // embedding layer gives (embed_tokens, inserted image rows): the model's own
+  // input scale (Gemma's sqrt(hidden_size), config.embedding_scale) is applied
+  // here, to every row alike.
   Tensor forward(const Tensor& embeddings, bool all_positions = false);
   // The same for token ids.
   Tensor forward(std::span<const int32_t> ids, bool all_positions = false);

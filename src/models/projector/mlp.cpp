@@ -7,8 +7,8 @@
 #include "core/matmul.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
-#include "models/projector/fast_math.h"
-#include "models/projector/rng.h"
+#include "core/fast_math.h"
+#include "core/rng.h"
 
 namespace tinyemo::projector {
 

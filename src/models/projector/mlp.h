@@ -9,6 +9,8 @@
 #include <functional>
 #include <vector>
 
+#include "core/rng.h"
+
 namespace tinyemo::projector {
 
 struct MlpDims {
@@ -43,7 +45,6 @@ struct MlpParamsView {
 
 // PyTorch's defaults: nn.Linear weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
 // BatchNorm weight 1, bias 0.
-class Rng;
 template <class T>
 void mlp_init(const MlpLayout& layout, T* params, Rng& rng);
 

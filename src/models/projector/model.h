@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "models/projector/large_buffer.h"
+#include "core/memory.h"
 #include "models/projector/mlp.h"
 
 namespace tinyemo::projector {

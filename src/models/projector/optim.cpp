@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "models/projector/fast_math.h"
+#include "core/fast_math.h"
 
 namespace tinyemo::projector {
 

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "models/projector/large_buffer.h"
+#include "core/memory.h"
 
 namespace tinyemo::projector {
 

@@ -7,7 +7,7 @@
 #include <numeric>
 
 #include "core/error.h"
-#include "models/projector/rng.h"
+#include "core/rng.h"
 
 namespace tinyemo::projector {
 
@@ -199,7 +199,7 @@ ProjectorModel train_projector(const FeatureSet& train, const TrainOptions& o,
   }
   std::vector<MlpWeights> members;
   for (int k = 0; k < o.members; ++k) {
-    const uint64_t seed = o.seed + 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(k);
+    const uint64_t seed = o.seed + kSplitmixGamma * static_cast<uint64_t>(k);
     MemberResult r = train_member(data, model.layout(), L, anchors, learn_anchors && k == 0, o, seed, k, on_epoch);
     members.push_back(std::move(r.weights));
     anchors = std::move(r.anchors);
