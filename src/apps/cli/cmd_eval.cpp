@@ -113,7 +113,7 @@ void run_eval(const Opts& o) {
   const nlohmann::json j = data::report_json(report);
   const std::string md = data::report_markdown(report);
   if (!o.out.empty()) {
-    write_file_atomic(o.out + ".json", j.dump(1) + "\n");
+    write_file_atomic(o.out + ".json", j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     write_file_atomic(o.out + ".md", md);
     write_file_atomic(o.out + ".html", data::report_html(report));
     std::fprintf(stderr, "eval: wrote %s.{md,json,html}\n", o.out.c_str());
