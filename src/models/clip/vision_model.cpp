@@ -358,15 +358,16 @@ VisionOutputs VisionModel::forward(const float* pixels, int64_t batch, const For
   }
   patches = {};
 
-  if (cfg.pre_layernorm()) {
-    std::vector<float> h(static_cast<size_t>(rows * w));
-    layer_norm_rows(x, rows, w, wt.pre_ln_weight, wt.pre_ln_bias, cfg.layer_norm_eps, h.data());
-    std::copy(h.begin(), h.end(), x);
-  }
-
+  // Every activation buffer at once, before the first use (the pre-LN
+  // borrows the blocks' `h`): one allocation pattern per forward.
   const EncoderShape shape{w, cfg.num_heads, inter, cfg.layer_norm_eps, cfg.activation, /*causal=*/false};
   const std::vector<int64_t> sequences(static_cast<size_t>(batch), t);
   EncoderScratch scratch;
+  scratch.resize(rows, shape);
+  if (cfg.pre_layernorm()) {
+    layer_norm_rows(x, rows, w, wt.pre_ln_weight, wt.pre_ln_bias, cfg.layer_norm_eps, scratch.h.data());
+    std::copy(scratch.h.begin(), scratch.h.end(), x);
+  }
   VisionOutputs out;
   Tensor penultimate;
   // hidden_states[i] is block i's input: the embeddings for i = 0.
