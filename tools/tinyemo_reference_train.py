@@ -15,6 +15,9 @@ Modes:
   accuracy on the held-out files a tinyemo model recorded:
     /usr/bin/python3 tools/tinyemo_reference_train.py --features DIR \
         --split-from MODEL.safetensors [--loss infonce] [--seeds 0 1 2 3 4]
+  or the held-out files of a `tinyemo eval --out R` report (R.json):
+    /usr/bin/python3 tools/tinyemo_reference_train.py --features DIR \
+        --held-out-from R.json --dataset emotion6 --seeds 0 1 2 3 4 5 6 7 8 9
   time 5 epochs on N x D -> H like bench/projector_train_bench:
     /usr/bin/python3 tools/tinyemo_reference_train.py --bench [--threads 2]
 Needs torch (1.13 here); tinyemo itself never does.
@@ -50,6 +53,12 @@ def held_out_files(model_path):
         n = struct.unpack("<Q", f.read(8))[0]
         meta = json.loads(f.read(n))["__metadata__"]
     return set(json.loads(meta["split"])["val_files"])
+
+
+def eval_held_out_files(report_path, dataset):
+    with open(report_path) as f:
+        report = json.load(f)
+    return set(report["protocol"]["datasets"][dataset]["held_out_files"])
 
 
 def train(x, y, num_labels, hidden, epochs, loss_name, seed, batch=32):
@@ -93,6 +102,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--features", help="feature folder <label>/<name>.pt")
     ap.add_argument("--split-from", help="tinyemo model whose recorded held-out files to evaluate on")
+    ap.add_argument("--held-out-from", help="tinyemo eval JSON report whose held-out files to evaluate on")
+    ap.add_argument("--dataset", default="emotion6", help="the dataset of --held-out-from")
     ap.add_argument("--loss", default="infonce", choices=["infonce", "cosine", "ntxent"])
     ap.add_argument("--hidden", type=int, default=1280)
     ap.add_argument("--epochs", type=int, default=5)
@@ -113,7 +124,7 @@ def main():
         return
 
     x, y, files, labels = load_folder(args.features)
-    held = held_out_files(args.split_from)
+    held = eval_held_out_files(args.held_out_from, args.dataset) if args.held_out_from else held_out_files(args.split_from)
     is_val = torch.tensor([f in held for f in files])
     assert int(is_val.sum()) == len(held), "the folder lacks some of the model's held-out files"
     accs = []

@@ -191,4 +191,64 @@ double quantile(std::vector<double>& values, double q) {
   return low + (h - static_cast<double>(lo)) * (high - low);
 }
 
+namespace {
+
+// The continued fraction of I_x(a, b) (modified Lentz), valid for x < (a + 1) / (a + b + 2).
+double beta_fraction(double x, double a, double b) {
+  constexpr double kTiny = 1e-300, kEps = 1e-15;
+  double c = 1.0, d = 1.0 - (a + b) * x / (a + 1.0);
+  if (std::fabs(d) < kTiny) d = kTiny;
+  d = 1.0 / d;
+  double h = d;
+  for (int m = 1; m <= 10000; ++m) {
+    const double m2 = 2.0 * m;
+    double num = m * (b - m) * x / ((a + m2 - 1.0) * (a + m2));
+    for (int half = 0; half < 2; ++half) {
+      d = 1.0 + num * d;
+      if (std::fabs(d) < kTiny) d = kTiny;
+      c = 1.0 + num / c;
+      if (std::fabs(c) < kTiny) c = kTiny;
+      d = 1.0 / d;
+      const double delta = d * c;
+      h *= delta;
+      if (half == 1 && std::fabs(delta - 1.0) < kEps) return h;
+      num = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0));
+    }
+  }
+  return h;
+}
+
+}  // namespace
+
+double regularized_beta(double x, double a, double b) {
+  TE_CHECK(a > 0.0 && b > 0.0 && x >= 0.0 && x <= 1.0, "incomplete beta: need a, b > 0 and 0 <= x <= 1 (got x {}, a {}, b {})",
+           x, a, b);
+  if (x == 0.0 || x == 1.0) return x;
+  const double log_front = std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + a * std::log(x) + b * std::log1p(-x);
+  if (x < (a + 1.0) / (a + b + 2.0)) return std::exp(log_front) * beta_fraction(x, a, b) / a;
+  return 1.0 - std::exp(log_front) * beta_fraction(1.0 - x, b, a) / b;
+}
+
+double student_t_cdf(double t, double df) {
+  TE_CHECK(df > 0.0, "Student t: degrees of freedom must be positive (got {})", df);
+  if (std::isinf(t)) return t > 0 ? 1.0 : 0.0;
+  // P(T > |t|); near 0 through P(|T| < |t|) = I_{t^2/(df+t^2)}(1/2, df/2), whose argument keeps its precision.
+  const double t2 = t * t;
+  const double tail = t2 < df ? 0.5 - 0.5 * regularized_beta(t2 / (df + t2), 0.5, 0.5 * df)
+                              : 0.5 * regularized_beta(df / (df + t2), 0.5 * df, 0.5);
+  return t > 0 ? 1.0 - tail : tail;
+}
+
+double student_t_quantile(double q, double df) {
+  TE_CHECK(q > 0.0 && q < 1.0, "Student t quantile: level {} is outside (0, 1)", q);
+  double lo = -1.0, hi = 1.0;
+  while (student_t_cdf(lo, df) > q) lo *= 2.0;
+  while (student_t_cdf(hi, df) < q) hi *= 2.0;
+  for (int i = 0; i < 200 && hi - lo > 1e-13 * std::max(1.0, std::fabs(hi)); ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (student_t_cdf(mid, df) < q ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
 }  // namespace tinyemo::analysis

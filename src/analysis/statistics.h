@@ -71,6 +71,15 @@ MantelHaenszelTest mantel_haenszel(const std::vector<Table2x2>& strata, bool con
 // in the input order.
 std::vector<double> benjamini_hochberg(const std::vector<double>& p_values);
 
+// I_x(a, b), the regularised incomplete beta function (a, b > 0, 0 <= x <= 1),
+// by its continued fraction (modified Lentz), about 1e-14 relative.
+double regularized_beta(double x, double a, double b);
+
+// Student's t distribution with `df` > 0 degrees of freedom: P(T <= t), and
+// the q-quantile (0 < q < 1).
+double student_t_cdf(double t, double df);
+double student_t_quantile(double q, double df);
+
 // Sample quantile with linear interpolation between order statistics
 // (Hyndman-Fan type 7, numpy's default); `values` is reordered.
 double quantile(std::vector<double>& values, double q);

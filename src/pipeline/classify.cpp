@@ -20,20 +20,18 @@ namespace {
 // when the batch is complete, then reports every image of the batch in order.
 class BatchClassifier {
  public:
-  BatchClassifier(const projector::ProjectorModel& projector, size_t count, int64_t batch,
-                  const ClassifyCallback& on_result)
-      : projector_(projector), count_(count), batch_(static_cast<size_t>(std::max<int64_t>(batch, 1))),
+  BatchClassifier(const EmbeddingScorer& scorer, size_t count, int64_t batch, const ClassifyCallback& on_result)
+      : scorer_(scorer), count_(count), batch_(static_cast<size_t>(std::max<int64_t>(batch, 1))),
         on_result_(on_result) {}
 
   bool add(size_t index, const float* embedding, const std::string& error) {
     pending_.push_back({index, error, embedding != nullptr ? static_cast<int64_t>(embedded_rows_) : -1});
     if (embedding != nullptr) {
-      embeddings_.insert(embeddings_.end(), embedding, embedding + projector_.input_dim());
+      embeddings_.insert(embeddings_.end(), embedding, embedding + scorer_.dim);
       ++embedded_rows_;
     }
     if (pending_.size() < batch_ && index + 1 < count_) return true;
-    const projector::Scores scores =
-        projector::classify(projector_, embeddings_.data(), static_cast<int64_t>(embedded_rows_));
+    const projector::Scores scores = scorer_.score(embeddings_.data(), static_cast<int64_t>(embedded_rows_));
     bool go_on = true;
     for (const Pending& p : pending_) {
       if (!go_on) break;
@@ -51,7 +49,7 @@ class BatchClassifier {
     std::string error;
     int64_t row;
   };
-  const projector::ProjectorModel& projector_;
+  const EmbeddingScorer& scorer_;
   size_t count_, batch_;
   const ClassifyCallback& on_result_;
   std::vector<Pending> pending_;
@@ -61,18 +59,41 @@ class BatchClassifier {
 
 }  // namespace
 
-bool classify_files(const clip::VisionModel& clip, const projector::ProjectorModel& projector,
+EmbeddingScorer projector_scorer(const projector::ProjectorModel& projector) {
+  return {projector.input_dim(),
+          [&projector](const float* x, int64_t n) { return projector::classify(projector, x, n); }};
+}
+
+EmbeddingScorer zero_shot_scorer(const data::ZeroShotClassifier& zero_shot) {
+  return {zero_shot.dim(), [&zero_shot](const float* x, int64_t n) { return zero_shot.classify(x, n); }};
+}
+
+void check_clip_fits_zero_shot(const clip::VisionModel& clip, const std::string& clip_name,
+                               const data::ZeroShotClassifier& zero_shot) {
+  TE_CHECK(clip.config().projection_dim == zero_shot.dim(),
+           "{} gives {}-d image embeddings, but its text tower gives {}-d text embeddings", clip_name,
+           clip.config().projection_dim, zero_shot.dim());
+}
+
+bool classify_files(const clip::VisionModel& clip, const EmbeddingScorer& scorer,
                     const std::vector<std::filesystem::path>& files, int64_t batch, const ImageLimits& limits,
                     const ClassifyCallback& on_result) {
-  BatchClassifier classifier(projector, files.size(), batch, on_result);
+  BatchClassifier classifier(scorer, files.size(), batch, on_result);
   return clip::embed_image_files(clip, files, batch, limits, [&](size_t i, const float* e, const std::string& error) {
     return classifier.add(i, e, error);
   });
 }
 
+bool classify_files(const clip::VisionModel& clip, const projector::ProjectorModel& projector,
+                    const std::vector<std::filesystem::path>& files, int64_t batch, const ImageLimits& limits,
+                    const ClassifyCallback& on_result) {
+  return classify_files(clip, projector_scorer(projector), files, batch, limits, on_result);
+}
+
 bool classify_images(const clip::VisionModel& clip, const projector::ProjectorModel& projector,
                      const std::vector<const Image*>& images, int64_t batch, const ClassifyCallback& on_result) {
-  BatchClassifier classifier(projector, images.size(), batch, on_result);
+  const EmbeddingScorer scorer = projector_scorer(projector);
+  BatchClassifier classifier(scorer, images.size(), batch, on_result);
   return clip::embed_decoded_images(clip, images, batch, [&](size_t i, const float* e, const std::string& error) {
     return classifier.add(i, e, error);
   });

@@ -1,6 +1,7 @@
 // Images to emotions, the pipeline behind `tinyemo classify`, the C API's
 // te_classify_* and the server: CLIP image embeddings -> Metric Projector ->
-// the nearest label anchor, with every label's scores.
+// the nearest label anchor, with every label's scores; or CLIP zero-shot
+// (cosine to the text tower's label prompts) in the projector's place.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "data/zero_shot.h"
 #include "io/image.h"
 #include "models/clip/vision_model.h"
 #include "models/projector/classify.h"
@@ -27,8 +29,22 @@ void check_clip_fits_projector(const clip::VisionModel& clip, const std::string&
 using ClassifyCallback =
     std::function<bool(size_t index, const projector::Scores* scores, int64_t row, const std::string& error)>;
 
+// What turns a batch of image embeddings [n, dim] into scores over labels.
+struct EmbeddingScorer {
+  int64_t dim = 0;
+  std::function<projector::Scores(const float* embeddings, int64_t n)> score;
+};
+EmbeddingScorer projector_scorer(const projector::ProjectorModel& projector);  // keeps a reference
+EmbeddingScorer zero_shot_scorer(const data::ZeroShotClassifier& zero_shot);   // keeps a reference
+// Refuses a tower whose embeddings are not the zero-shot text tower's width.
+void check_clip_fits_zero_shot(const clip::VisionModel& clip, const std::string& clip_name,
+                               const data::ZeroShotClassifier& zero_shot);
+
 // Embeds in batches of `batch` and classifies each batch as it comes; false
 // when the callback stopped the run.
+bool classify_files(const clip::VisionModel& clip, const EmbeddingScorer& scorer,
+                    const std::vector<std::filesystem::path>& files, int64_t batch, const ImageLimits& limits,
+                    const ClassifyCallback& on_result);
 bool classify_files(const clip::VisionModel& clip, const projector::ProjectorModel& projector,
                     const std::vector<std::filesystem::path>& files, int64_t batch, const ImageLimits& limits,
                     const ClassifyCallback& on_result);

@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "data/datasets.h"
 #include "io/file.h"
 #include "io/json.h"
 #include "io/pytorch.h"
@@ -283,8 +284,93 @@ FeaturesFormat parse_features_format(const std::string& name, const std::string&
   if (name == "auto") return FeaturesFormat::Auto;
   if (name == "tinyemo-pt" || name == "folder") return FeaturesFormat::Folder;
   if (name == "safetensors" || name == "shard") return FeaturesFormat::Shard;
-  fail("{}: expected tinyemo-pt, safetensors or auto, got \"{}\"", option, name);
+  if (data::is_dataset_format(name)) return FeaturesFormat::Dataset;
+  fail("{}: expected tinyemo-pt, safetensors, auto or a dataset layout (emotion6, emotionroi, fi, artphoto, abstract, "
+       "unbiasedemo, emoset, webemo), got \"{}\"", option, name);
 }
+
+namespace {
+
+// Embeds the jobs `sink` has not done yet into it, counting into `p`; false
+// when the callback stopped the run. `folder` (a .pt folder output) checks
+// that what it holds came from the same model before anything is added.
+bool embed_jobs(const clip::VisionModel& model, const FeaturesOptions& o, const Scan& scan, FeatureSink& sink,
+                FeaturesProgress& p, const FeaturesCallback& on_progress, PtFolderSink* folder = nullptr) {
+  std::vector<const ImageJob*> pending;
+  for (const ImageJob& job : scan.jobs) {
+    if (!sink.done(job)) pending.push_back(&job);
+  }
+  const auto existing = static_cast<int64_t>(scan.jobs.size() - pending.size());
+  if (folder != nullptr) {
+    folder->check_model(existing);
+    if (!pending.empty()) folder->start();
+  }
+  p.split_total = static_cast<int64_t>(pending.size());
+  p.total += p.split_total;
+  p.existing += existing;
+  p.ignored += scan.ignored;
+  p.start = true;
+  bool go_on = on_progress(p, "");
+  p.start = false;
+  for (const auto& e : scan.walk_skipped) {
+    ++p.skipped;
+    go_on = go_on && on_progress(p, e);
+  }
+  for (const auto& e : scan.duplicate_errors) {
+    ++p.failed;
+    go_on = go_on && on_progress(p, e);
+  }
+  if (go_on) {
+    std::vector<fs::path> files;
+    for (const ImageJob* job : pending) files.push_back(job->path);
+    go_on = clip::embed_image_files(model, files, o.batch, o.limits,
+                                    [&](size_t i, const float* embedding, const std::string& error) {
+                                      if (embedding != nullptr) {
+                                        sink.add(*pending[i], embedding);
+                                        ++p.written;
+                                      } else {
+                                        ++p.failed;
+                                      }
+                                      return on_progress(p, error);
+                                    });
+  }
+  sink.finish();
+  return go_on;
+}
+
+// FeaturesFormat::Dataset: <out>/<split>.safetensors per split of the dataset.
+FeaturesProgress extract_dataset_features(const clip::VisionModel& model, const FeaturesOptions& o,
+                                          const FeaturesCallback& on_progress) {
+  TE_CHECK(data::is_dataset_format(o.dataset), "features: \"{}\" is not a dataset format", o.dataset);
+  TE_CHECK(o.out.extension() != ".safetensors",
+           "{}: a dataset's features go to a folder (one <split>.safetensors each), not a .safetensors file",
+           o.out.string());
+  // An output inside the dataset would be read as part of it by the next run.
+  check_output_outside(o.out, o.images, "the dataset folder");
+  data::ScanOptions options;
+  options.taxonomies = o.taxonomies;
+  options.level = o.level;
+  const data::DatasetScan dataset = data::scan_dataset(o.dataset, o.images, options);
+  const std::string identity = model_identity(model);
+  FeaturesProgress p;
+  for (const auto& e : dataset.skipped) {
+    ++p.skipped;
+    if (!on_progress(p, fmt::format("{}: {}", e.path, e.reason))) return p;
+  }
+  for (const std::string& split : dataset.splits()) {
+    Scan scan;
+    for (const data::DatasetItem* item : dataset.split(split)) scan.jobs.push_back({item->path, item->key, item->label});
+    p.split = split;
+    ShardSink sink(o.out / (split + ".safetensors"), model.config().projection_dim,
+                   fmt::format("tinyemo features: {}; dataset {} {} split {}; taxonomy {}", model.description(),
+                               o.dataset, o.images.string(), split, dataset.taxonomy.source),
+                   identity);
+    if (!embed_jobs(model, o, scan, sink, p, on_progress)) break;
+  }
+  return p;
+}
+
+}  // namespace
 
 FeaturesProgress extract_features(const clip::VisionModel& model, const FeaturesOptions& o,
                                   const FeaturesCallback& on_progress) {
@@ -292,6 +378,7 @@ FeaturesProgress extract_features(const clip::VisionModel& model, const Features
   TE_CHECK(cfg.projection_dim > 0,
            "{}: this checkpoint has no visual projection (a CLIPVisionModel), so it gives no image_embeds",
            model.description());
+  if (o.format == FeaturesFormat::Dataset) return extract_dataset_features(model, o, on_progress);
   const int64_t dim = cfg.projection_dim;
   const bool shard_path = o.out.extension() == ".safetensors";
   FeaturesFormat format = o.format;
@@ -319,42 +406,8 @@ FeaturesProgress extract_features(const clip::VisionModel& model, const Features
   }
 
   const Scan scan = scan_images(o.images);
-  std::vector<const ImageJob*> pending;
-  for (const ImageJob& job : scan.jobs) {
-    if (!sink->done(job)) pending.push_back(&job);
-  }
-  if (folder != nullptr) {
-    folder->check_model(static_cast<int64_t>(scan.jobs.size() - pending.size()));
-    if (!pending.empty()) folder->start();
-  }
   FeaturesProgress p;
-  p.total = static_cast<int64_t>(pending.size());
-  p.existing = static_cast<int64_t>(scan.jobs.size() - pending.size());
-  p.ignored = scan.ignored;
-  bool go_on = on_progress(p, "");
-  for (const auto& e : scan.walk_skipped) {
-    ++p.skipped;
-    go_on = go_on && on_progress(p, e);
-  }
-  for (const auto& e : scan.duplicate_errors) {
-    ++p.failed;
-    go_on = go_on && on_progress(p, e);
-  }
-  if (go_on) {
-    std::vector<fs::path> files;
-    for (const ImageJob* job : pending) files.push_back(job->path);
-    clip::embed_image_files(model, files, o.batch, o.limits,
-                            [&](size_t i, const float* embedding, const std::string& error) {
-                              if (embedding != nullptr) {
-                                sink->add(*pending[i], embedding);
-                                ++p.written;
-                              } else {
-                                ++p.failed;
-                              }
-                              return on_progress(p, error);
-                            });
-  }
-  sink->finish();
+  embed_jobs(model, o, scan, *sink, p, on_progress, folder);
   return p;
 }
 

@@ -165,5 +165,21 @@ TEST(Rng, ReproducibleBoundedAndUniform) {
   }
 }
 
+// Student t quantiles from printed tables (to their 1e-9 digits) and CDF
+// values from a Simpson integration of the density (200,000 panels).
+TEST(StudentT, QuantilesAndCdf) {
+  EXPECT_NEAR(student_t_quantile(0.975, 9), 2.2621571627982053, 1e-9);
+  EXPECT_NEAR(student_t_quantile(0.975, 4), 2.7764451051977987, 1e-9);
+  EXPECT_NEAR(student_t_quantile(0.975, 1), 12.706204736174698, 1e-8);
+  EXPECT_NEAR(student_t_quantile(0.975, 29), 2.045229642132703, 1e-9);
+  EXPECT_NEAR(student_t_quantile(0.025, 9), -2.2621571627982053, 1e-9);
+  EXPECT_NEAR(student_t_quantile(0.5, 7), 0.0, 1e-12);
+  EXPECT_NEAR(student_t_cdf(-1.5, 3), 0.11529193262241133, 1e-10);
+  EXPECT_NEAR(student_t_cdf(0.7, 2.5), 0.7282975284052267, 1e-10);
+  EXPECT_NEAR(regularized_beta(0.3, 2.0, 3.0), 0.3483, 1e-12);  // 1 - (1-x)^4 - 4x(1-x)^3 = 0.3483
+  EXPECT_THROW(student_t_quantile(1.0, 3), Error);
+  EXPECT_THROW(student_t_cdf(1.0, 0), Error);
+}
+
 }  // namespace
 }  // namespace tinyemo::analysis

@@ -107,6 +107,21 @@ struct Workspace {
   }
 };
 
+// tinyllava-tiny with the LM tokenizer trained by Workspace beside it (the
+// multimodal model of --mm).
+inline const fs::path& tinyllava_dir() {
+  static const fs::path dir = [] {
+    const fs::path d = Workspace::get().dir / "tinyllava";
+    fs::create_directories(d);
+    for (const char* f : {"config.json", "model.safetensors"}) {
+      fs::copy_file(fixture(std::string("tinyllava-tiny/") + f), d / f, fs::copy_options::overwrite_existing);
+    }
+    fs::copy_file(Workspace::get().lm / "tokenizer.model", d / "tokenizer.model", fs::copy_options::overwrite_existing);
+    return d;
+  }();
+  return dir;
+}
+
 inline int64_t rss_kb(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(status, line);) {

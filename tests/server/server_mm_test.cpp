@@ -9,19 +9,7 @@
 namespace tinyemo::server_test {
 namespace {
 
-// tinyllava-tiny with the LM tokenizer beside it.
-const fs::path& mm_dir() {
-  static const fs::path dir = [] {
-    const fs::path d = Workspace::get().dir / "tinyllava";
-    fs::create_directories(d);
-    for (const char* f : {"config.json", "model.safetensors"}) {
-      fs::copy_file(fixture(std::string("tinyllava-tiny/") + f), d / f, fs::copy_options::overwrite_existing);
-    }
-    fs::copy_file(Workspace::get().lm / "tokenizer.model", d / "tokenizer.model", fs::copy_options::overwrite_existing);
-    return d;
-  }();
-  return dir;
-}
+const fs::path& mm_dir() { return tinyllava_dir(); }
 
 ServerProcess& mm_server() {
   static const std::unique_ptr<ServerProcess> server = [] {

@@ -4,10 +4,14 @@
 // as they come (text, --jsonl or --csv; --json gathers one object), with a
 // progress bar on a terminal. An unreadable image is reported by name and the
 // others are still classified (exit code 2 when any failed or was skipped).
+// --zero-shot: CLIP's text tower scores the labels' prompts instead of a projector.
 #include <cstdio>
+#include <optional>
 
+#include "apps/cli/clip_text.h"
 #include "apps/cli/command.h"
 #include "apps/cli/progress.h"
+#include "data/zero_shot.h"
 #include "io/image.h"
 #include "pipeline/classify.h"
 
@@ -19,6 +23,8 @@ constexpr int64_t kBatch = 8;
 
 struct Opts {
   std::string clip, projector, labels, anchors;
+  bool zero_shot = false;  // CLIP's text tower scores the labels instead of a projector
+  std::string prompt_template = data::kDefaultPromptTemplate, vocab;
   std::vector<std::string> images;
   int64_t top_k = 3;
   int64_t max_pixels = ImageLimits{}.max_pixels;
@@ -33,15 +39,31 @@ void emit(const std::string& line) {
 
 void run_classify(const Opts& o) {
   const auto model = clip::VisionModel::load(o.clip);
-  projector::ProjectorModel projector = projector::ProjectorModel::load(o.projector);
-  if (!o.anchors.empty()) {
-    projector::AnchorSet a = projector::load_anchors(o.anchors, projector.hidden_dim());
-    projector.set_anchors(std::move(a.labels), std::move(a.rows));
+  // The scorer of image embeddings: the Metric Projector, or (--zero-shot) CLIP's text tower.
+  projector::ProjectorModel projector;
+  std::optional<data::ZeroShotClassifier> zero_shot;
+  pipeline::EmbeddingScorer scorer;
+  if (o.zero_shot) {
+    TE_CHECK(o.projector.empty() && o.anchors.empty(),
+             "classify --zero-shot uses CLIP's text tower: drop --projector/--anchors");
+    TE_CHECK(!o.labels.empty(), "classify --zero-shot needs --labels");
+    zero_shot.emplace(data::ClipTextEncoder::load(o.clip, vocab_option(o.vocab)),
+                      pipeline::split_label_list(o.labels), o.prompt_template);
+    pipeline::check_clip_fits_zero_shot(model, o.clip, *zero_shot);
+    scorer = pipeline::zero_shot_scorer(*zero_shot);
+  } else {
+    TE_CHECK(!o.projector.empty(), "classify: give --projector MODEL, or --zero-shot --labels a,b,...");
+    projector = projector::ProjectorModel::load(o.projector);
+    if (!o.anchors.empty()) {
+      projector::AnchorSet a = projector::load_anchors(o.anchors, projector.hidden_dim());
+      projector.set_anchors(std::move(a.labels), std::move(a.rows));
+    }
+    if (!o.labels.empty()) projector::restrict_labels(projector, pipeline::split_label_list(o.labels));
+    pipeline::check_clip_fits_projector(model, o.clip, projector, o.projector);
+    scorer = pipeline::projector_scorer(projector);
   }
-  if (!o.labels.empty()) projector::restrict_labels(projector, pipeline::split_label_list(o.labels));
-  pipeline::check_clip_fits_projector(model, o.clip, projector, o.projector);
 
-  const auto& labels = projector.labels();
+  const std::vector<std::string>& labels = o.zero_shot ? zero_shot->labels() : projector.labels();
   const pipeline::ImageList list =
       pipeline::collect_images(std::vector<std::filesystem::path>(o.images.begin(), o.images.end()));
   ProgressBar bar("classify", static_cast<int64_t>(list.files.size()), "img");
@@ -50,7 +72,7 @@ void run_classify(const Opts& o) {
   nlohmann::json results = nlohmann::json::array();
   size_t failed = 0;
   pipeline::classify_files(
-      model, projector, list.files, kBatch, ImageLimits{o.max_pixels},
+      model, scorer, list.files, kBatch, ImageLimits{o.max_pixels},
       [&](size_t i, const projector::Scores* s, int64_t row, const std::string& error) {
         const std::string image = list.files[i].string();
         nlohmann::json r = {{"image", image}};
@@ -80,7 +102,10 @@ void run_classify(const Opts& o) {
       });
   bar.finish();
   if (o.json) {
-    print_json({{"clip", model.description()}, {"projector", o.projector}, {"labels", labels}, {"results", results}});
+    print_json({{"clip", model.description()},
+                {"projector", o.zero_shot ? "zero-shot: " + o.prompt_template : o.projector},
+                {"labels", labels},
+                {"results", results}});
   }
   if (list.files.size() != o.images.size() || failed > 0 || !list.skipped.empty()) {
     std::fprintf(stderr, "classify: %zu images: %zu classified, %zu failed", list.files.size(),
@@ -96,8 +121,12 @@ const CommandRegistration kClassify("classify", [](CLI::App& root) {
   auto o = std::make_shared<Opts>();
   auto* cmd = root.add_subcommand("classify", "classify images: CLIP embedding -> Metric Projector -> nearest label");
   cmd->add_option("--clip", o->clip, "CLIP model directory or weights file")->required();
-  cmd->add_option("--projector", o->projector, "projector model (.safetensors, `tinyemo projector train/import`)")
-      ->required();
+  cmd->add_option("--projector", o->projector, "projector model (.safetensors, `tinyemo projector train/import`)");
+  cmd->add_flag("--zero-shot", o->zero_shot,
+                "no projector: cosine to CLIP text embeddings of the --labels prompts (a whole CLIP model as --clip)");
+  cmd->add_option("--template", o->prompt_template, "zero-shot prompt, {} replaced by the label")->capture_default_str();
+  cmd->add_option("--vocab", o->vocab,
+                  "zero-shot: CLIP's BPE merges (default: bpe_simple_vocab_16e6.txt.gz beside --clip)");
   cmd->add_option("--top-k", o->top_k, "labels to list per image, best first")->check(at_least(1));
   cmd->add_option("--labels", o->labels, "comma-separated subset of the labels to choose among");
   cmd->add_option("--anchors", o->anchors, "replace the label set: safetensors with `anchors` [L, H] + `labels`");

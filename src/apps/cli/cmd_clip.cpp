@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "apps/cli/clip_text.h"
 #include "apps/cli/command.h"
 #include "core/machine_limits.h"
 #include "core/thread_pool.h"
@@ -129,11 +130,12 @@ void add_bench(CLI::App& clip) {
 }
 
 const CommandRegistration kClip("clip", [](CLI::App& root) {
-  auto* clip = root.add_subcommand("clip", "CLIP vision encoder: preprocess, encode, bench");
+  auto* clip = root.add_subcommand("clip", "CLIP: preprocess, encode (images), encode-text, bench");
   clip->require_subcommand(1);
   add_preprocess(*clip);
   add_encode(*clip);
   add_bench(*clip);
+  add_clip_encode_text(*clip);
 });
 
 }  // namespace

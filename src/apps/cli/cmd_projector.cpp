@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "apps/cli/clip_text.h"
 #include "apps/cli/command.h"
+#include "data/zero_shot.h"
 #include "io/file.h"
 #include "pipeline/classify.h"
 #include "pipeline/projector_jobs.h"
@@ -280,17 +282,28 @@ void add_import(CLI::App& group) {
 
 void add_anchors(CLI::App& group) {
   struct Opts {
-    std::string labels, out;
+    std::string labels, out, clip_text, prompt_template = data::kDefaultPromptTemplate, vocab;
     LmAnchorOptions lm;
   };
   auto o = std::make_shared<Opts>();
-  auto* cmd = group.add_subcommand("anchors", "write label anchors from an LM's input embeddings (for --anchors)");
+  auto* cmd = group.add_subcommand(
+      "anchors", "write label anchors from an LM's input embeddings or CLIP text embeddings (for --anchors)");
   cmd->add_option("--labels", o->labels, "comma-separated label names")->required();
   cmd->add_option("--out", o->out, "output .safetensors (`anchors` [L, H], metadata `labels`)")->required();
   o->lm.add_to(cmd);
+  cmd->add_option("--clip-text", o->clip_text,
+                  "anchors = CLIP text embeddings of the prompts (a CLIP model with a text tower)");
+  cmd->add_option("--template", o->prompt_template, "--clip-text prompt, {} replaced by the label")
+      ->capture_default_str();
+  cmd->add_option("--vocab", o->vocab, "--clip-text: CLIP's BPE merges (default: bpe_simple_vocab_16e6.txt.gz beside it)");
   cmd->callback([o] {
-    TE_CHECK(o->lm.given(), "projector anchors: --anchors-lm is required");
-    save_anchors(o->out, o->lm.anchors(split_label_list(o->labels)));
+    TE_CHECK(o->lm.given() != !o->clip_text.empty(), "projector anchors: give one of --anchors-lm or --clip-text");
+    if (o->lm.given()) {
+      save_anchors(o->out, o->lm.anchors(split_label_list(o->labels)));
+    } else {
+      const auto encoder = data::ClipTextEncoder::load(o->clip_text, vocab_option(o->vocab));
+      save_anchors(o->out, data::clip_text_anchors(encoder, split_label_list(o->labels), o->prompt_template));
+    }
   });
 }
 

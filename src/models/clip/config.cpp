@@ -15,14 +15,14 @@ std::string_view activation_name(Activation a) {
   return "?";
 }
 
+}  // namespace
+
 Activation parse_activation(const std::string& name, const std::string& where) {
   if (name == "quick_gelu") return Activation::QuickGelu;
   if (name == "gelu") return Activation::Gelu;
   if (name == "gelu_new" || name == "gelu_pytorch_tanh" || name == "gelu_fast") return Activation::GeluTanh;
   fail("{}: hidden_act \"{}\" is not supported (quick_gelu, gelu, gelu_new, gelu_pytorch_tanh)", where, name);
 }
-
-}  // namespace
 
 void VisionConfig::validate(const std::string& where) const {
   TE_CHECK(hidden_size > 0 && intermediate_size > 0 && num_layers > 0 && num_heads > 0 && num_channels > 0 &&

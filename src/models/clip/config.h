@@ -20,6 +20,10 @@ enum class Activation : uint8_t {
   GeluTanh,   // tanh approximation ("gelu_new", "gelu_pytorch_tanh")
 };
 
+// A config.json hidden_act ("quick_gelu", "gelu", "gelu_new", "gelu_pytorch_tanh",
+// "gelu_fast"); errors name `where`.
+Activation parse_activation(const std::string& name, const std::string& where);
+
 // The two tower families share one transformer block (pre-LN, biased q/k/v/out,
 // fc1 -> activation -> fc2) and differ only around it.
 enum class VisionFamily : uint8_t {

@@ -49,34 +49,17 @@ struct TowerNames {
   std::string projection() const {
     return layout == CheckpointLayout::HuggingFace ? prefix + "visual_projection.weight" : prefix + "proj";
   }
-  // OpenAI: fused q/k/v; HF: three matrices.
+  // The MLP size comes from fc1 (a block's other names: read_encoder_layer).
   std::string fc1(int64_t i) const {
     return layer(i) + (layout == CheckpointLayout::HuggingFace ? "mlp.fc1." : "mlp.c_fc.");
   }
-  std::string fc2(int64_t i) const {
-    return layer(i) + (layout == CheckpointLayout::HuggingFace ? "mlp.fc2." : "mlp.c_proj.");
-  }
-  std::string attn_out(int64_t i) const {
-    return layer(i) + (layout == CheckpointLayout::HuggingFace ? "self_attn.out_proj." : "attn.out_proj.");
-  }
-  std::string ln1(int64_t i) const { return layer(i) + (layout == CheckpointLayout::HuggingFace ? "layer_norm1." : "ln_1."); }
-  std::string ln2(int64_t i) const { return layer(i) + (layout == CheckpointLayout::HuggingFace ? "layer_norm2." : "ln_2."); }
 };
 
 TowerNames names_of(const TowerLocation& where) { return TowerNames{where.layout, where.prefix}; }
 
 // Number of blocks the checkpoint holds (largest index + 1 under the layers prefix).
 int64_t count_layers(const CheckpointTensors& tensors, const TowerNames& names) {
-  const std::string layers = names.layers();
-  int64_t count = 0;
-  for (const auto& [name, tensor] : tensors.tensors()) {
-    if (name.compare(0, layers.size(), layers) != 0) continue;
-    const size_t end = name.find('.', layers.size());
-    const std::string index = name.substr(layers.size(), end == std::string::npos ? std::string::npos : end - layers.size());
-    if (index.empty() || !std::all_of(index.begin(), index.end(), ::isdigit) || index.size() > 6) continue;
-    count = std::max<int64_t>(count, std::stoll(index) + 1);
-  }
-  return count;
+  return count_numbered(tensors, names.layers());
 }
 
 // Reads tensors of one tower, checking presence, shape and dtype against the
@@ -87,30 +70,14 @@ class TowerReader {
       : tensors_(tensors), config_source_(std::move(config_source)) {}
 
   const Tensor& require(const std::string& name, const Shape& shape) const {
-    const Tensor* t = tensors_.find(name);
-    TE_CHECK(t != nullptr, "{}: missing tensor {} (vision tower described by {})", tensors_.file_of(name), name,
-             config_source_);
-    TE_CHECK(t->shape() == shape, "{}: tensor {} has shape {}, but {} implies {}", tensors_.file_of(name), name,
-             shape_str(t->shape()), config_source_, shape_str(shape));
-    const DType d = t->dtype();
-    TE_CHECK(d == DType::F32 || d == DType::F16 || d == DType::BF16,
-             "{}: tensor {} has dtype {}; vision tower weights must be F32, F16 or BF16", tensors_.file_of(name), name,
-             dtype_name(d));
-    // A NaN or infinite weight makes every embedding NaN (docs/clip.md: the scan's cost).
-    const int64_t bad = first_non_finite(*t);
-    TE_CHECK(bad < 0, "{}: tensor {} holds a non-finite value at flat index {} (weights must be finite)",
-             tensors_.file_of(name), name, bad);
-    return *t;
+    return require_weight(tensors_, name, shape, tower());
   }
+  std::string tower() const { return "vision tower described by " + config_source_; }
   // A matrix kept as stored (a view of the mapped file).
   Tensor matrix(const std::string& name, const Shape& shape) const { return require(name, shape); }
   // A small vector converted to f32.
   std::vector<float> floats(const std::string& name, const Shape& shape) const {
     return require(name, shape).to_f32_vector();
-  }
-  std::vector<float> floats_slice(const std::string& name, const Shape& shape, int64_t begin, int64_t end) const {
-    const std::vector<float> all = floats(name, shape);
-    return std::vector<float>(all.begin() + begin, all.begin() + end);
   }
 
  private:
@@ -123,35 +90,6 @@ const Shape& shape_of(const CheckpointTensors& tensors, const std::string& name,
   const Tensor* t = tensors.find(name);
   TE_CHECK(t != nullptr, "{}: missing tensor {} (needed to infer the {})", tensors.file_of(name), name, what);
   return t->shape();
-}
-
-// In-place rows of a row-major [rows, cols] buffer, split over the pool.
-template <class Fn>
-void for_row_chunks(int64_t rows, int64_t cols, Fn&& fn) {
-  parallel_for(rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, cols)), fn);
-}
-
-void apply_activation(Activation act, float* x, int64_t rows, int64_t cols) {
-  for_row_chunks(rows, cols, [&](int64_t r0, int64_t r1) {
-    float* p = x + r0 * cols;
-    const int64_t n = (r1 - r0) * cols;
-    switch (act) {
-      case Activation::QuickGelu: quick_gelu(p, n); break;
-      case Activation::Gelu: gelu_erf(p, n); break;
-      case Activation::GeluTanh: gelu_tanh(p, n); break;
-    }
-  });
-}
-
-void layer_norm_rows(const float* x, int64_t rows, int64_t cols, const std::vector<float>& weight,
-                     const std::vector<float>& bias, float eps, float* out) {
-  for_row_chunks(rows, cols, [&](int64_t r0, int64_t r1) {
-    layer_norm(x + r0 * cols, r1 - r0, cols, weight.data(), bias.data(), eps, out + r0 * cols);
-  });
-}
-
-void add_rows(float* y, const float* x, int64_t rows, int64_t cols) {
-  for_row_chunks(rows, cols, [&](int64_t r0, int64_t r1) { add_inplace(y + r0 * cols, x + r0 * cols, (r1 - r0) * cols); });
 }
 
 }  // namespace
@@ -232,36 +170,7 @@ VisionModel VisionModel::from_checkpoint(const VisionConfig& config, const std::
   wt.post_ln_weight = r.floats(names.post_ln() + "weight", {w});
   wt.post_ln_bias = r.floats(names.post_ln() + "bias", {w});
   for (int64_t i = 0; i < config.num_layers; ++i) {
-    LayerWeights l;
-    const std::string layer = names.layer(i);
-    if (hf) {
-      l.q = r.matrix(layer + "self_attn.q_proj.weight", {w, w});
-      l.k = r.matrix(layer + "self_attn.k_proj.weight", {w, w});
-      l.v = r.matrix(layer + "self_attn.v_proj.weight", {w, w});
-      l.q_bias = r.floats(layer + "self_attn.q_proj.bias", {w});
-      l.k_bias = r.floats(layer + "self_attn.k_proj.bias", {w});
-      l.v_bias = r.floats(layer + "self_attn.v_proj.bias", {w});
-    } else {
-      // nn.MultiheadAttention's fused in-projection: rows [q; k; v], viewed in place.
-      const Tensor in_proj = r.matrix(layer + "attn.in_proj_weight", {3 * w, w});
-      l.q = in_proj.rows(0, w);
-      l.k = in_proj.rows(w, 2 * w);
-      l.v = in_proj.rows(2 * w, 3 * w);
-      l.q_bias = r.floats_slice(layer + "attn.in_proj_bias", {3 * w}, 0, w);
-      l.k_bias = r.floats_slice(layer + "attn.in_proj_bias", {3 * w}, w, 2 * w);
-      l.v_bias = r.floats_slice(layer + "attn.in_proj_bias", {3 * w}, 2 * w, 3 * w);
-    }
-    l.out = r.matrix(names.attn_out(i) + "weight", {w, w});
-    l.out_bias = r.floats(names.attn_out(i) + "bias", {w});
-    l.fc1 = r.matrix(names.fc1(i) + "weight", {inter, w});
-    l.fc1_bias = r.floats(names.fc1(i) + "bias", {inter});
-    l.fc2 = r.matrix(names.fc2(i) + "weight", {w, inter});
-    l.fc2_bias = r.floats(names.fc2(i) + "bias", {w});
-    l.ln1_weight = r.floats(names.ln1(i) + "weight", {w});
-    l.ln1_bias = r.floats(names.ln1(i) + "bias", {w});
-    l.ln2_weight = r.floats(names.ln2(i) + "weight", {w});
-    l.ln2_bias = r.floats(names.ln2(i) + "bias", {w});
-    wt.layers.push_back(std::move(l));
+    wt.layers.push_back(read_encoder_layer(tensors, where.layout, names.layer(i), w, inter, r.tower()));
   }
   if (config.projection_dim > 0) {
     if (hf) {
@@ -455,18 +364,16 @@ VisionOutputs VisionModel::forward(const float* pixels, int64_t batch, const For
   }
   patches = {};
 
-  std::vector<float> h(static_cast<size_t>(rows * w)), q(h.size()), k(h.size()), v(h.size()), attn(h.size());
-  std::vector<float> mlp(static_cast<size_t>(rows * inter));
+  // Every activation buffer at once, before the first use (the pre-LN
+  // borrows the blocks' `h`): one allocation pattern per forward.
+  const EncoderShape shape{w, cfg.num_heads, inter, cfg.layer_norm_eps, cfg.activation, /*causal=*/false};
+  const std::vector<int64_t> sequences(static_cast<size_t>(batch), t);
+  EncoderScratch scratch;
+  scratch.resize(rows, shape);
   if (cfg.pre_layernorm()) {
-    layer_norm_rows(x, rows, w, wt.pre_ln_weight, wt.pre_ln_bias, cfg.layer_norm_eps, h.data());
-    std::copy(h.begin(), h.end(), x);
+    layer_norm_rows(x, rows, w, wt.pre_ln_weight, wt.pre_ln_bias, cfg.layer_norm_eps, scratch.h.data());
+    std::copy(scratch.h.begin(), scratch.h.end(), x);
   }
-
-  AttentionShape shape;
-  shape.q_len = shape.kv_len = t;
-  shape.n_heads = shape.n_kv_heads = cfg.num_heads;
-  shape.head_dim = cfg.head_dim();
-  const float scale = 1.0f / std::sqrt(static_cast<float>(cfg.head_dim()));
   VisionOutputs out;
   Tensor penultimate;
   // hidden_states[i] is block i's input: the embeddings for i = 0.
@@ -474,26 +381,11 @@ VisionOutputs VisionModel::forward(const float* pixels, int64_t batch, const For
     if (feature == i) out.feature_hidden_state = i == blocks && !all_blocks ? hidden : hidden.clone();
   };
   for (int64_t i = 0; i < blocks; ++i) {
-    const LayerWeights& l = wt.layers[i];
     keep_feature(i);
     // The second-to-last hidden state is the last block's input (with one
     // block: the embeddings after pre-LN, as HF's hidden_states[-2]).
     if (options.hidden_states && i == cfg.num_layers - 1) penultimate = hidden.clone();
-    layer_norm_rows(x, rows, w, l.ln1_weight, l.ln1_bias, cfg.layer_norm_eps, h.data());
-    linear(h.data(), rows, l.q, l.q_bias.data(), q.data());
-    linear(h.data(), rows, l.k, l.k_bias.data(), k.data());
-    linear(h.data(), rows, l.v, l.v_bias.data(), v.data());
-    for (int64_t b = 0; b < batch; ++b) {
-      const int64_t off = b * t * w;
-      attention(shape, scale, q.data() + off, w, k.data() + off, w, v.data() + off, w, attn.data() + off, w);
-    }
-    linear(attn.data(), rows, l.out, l.out_bias.data(), h.data());
-    add_rows(x, h.data(), rows, w);
-    layer_norm_rows(x, rows, w, l.ln2_weight, l.ln2_bias, cfg.layer_norm_eps, h.data());
-    linear(h.data(), rows, l.fc1, l.fc1_bias.data(), mlp.data());
-    apply_activation(cfg.activation, mlp.data(), rows, inter);
-    linear(mlp.data(), rows, l.fc2, l.fc2_bias.data(), h.data());
-    add_rows(x, h.data(), rows, w);
+    encoder_block(wt.layers[i], shape, sequences, x, scratch);
   }
   keep_feature(blocks);
   if (!all_blocks) return out;

@@ -19,6 +19,7 @@
 #include "core/tensor.h"
 #include "models/clip/checkpoint.h"
 #include "models/clip/config.h"
+#include "models/clip/encoder_block.h"
 
 namespace tinyemo::clip {
 
@@ -56,12 +57,6 @@ std::string_view feature_select_name(FeatureSelect s);
 // Image `b` of hidden [B, tokens, hidden] with `select` applied: F32 [rows, hidden].
 Tensor select_feature_tokens(const Tensor& hidden, int64_t b, FeatureSelect select);
 
-struct LayerWeights {
-  Tensor q, k, v, out, fc1, fc2;  // [out, in] matrices, as stored
-  std::vector<float> q_bias, k_bias, v_bias, out_bias, fc1_bias, fc2_bias;
-  std::vector<float> ln1_weight, ln1_bias, ln2_weight, ln2_bias;
-};
-
 struct VisionWeights {
   Tensor patch;  // [hidden, channels * patch * patch]: the patch conv as a matrix
   std::vector<float> patch_bias;          // [hidden] (SigLIP), empty for CLIP
@@ -76,7 +71,7 @@ struct VisionWeights {
 // Where a checkpoint's vision tower sits. `prefix` is prepended to the
 // layout's own names: "vision_model." lives under it for HF ("" for
 // CLIPModel, "vision_tower._vision_tower." in TinyLLaVA), "visual." or "" for OpenAI.
-enum class CheckpointLayout : uint8_t { HuggingFace, OpenAI };
+// (CheckpointLayout and LayerWeights: encoder_block.h, shared with the text tower.)
 struct TowerLocation {
   CheckpointLayout layout = CheckpointLayout::HuggingFace;
   std::string prefix;
