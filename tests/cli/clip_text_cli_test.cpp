@@ -23,7 +23,7 @@ TEST(ClipTextCli, EncodeTextMatchesOpenAI) {
   testing::TempDir dir;
   const auto io = SafetensorsFile::open(zs("io.safetensors"));
   const auto texts = nlohmann::json::parse(io.metadata().at("texts")).get<std::vector<std::string>>();
-  for (const std::string model : {zs(), zs("openai_state_dict.pt")}) {
+  for (const std::string& model : {zs(), zs("openai_state_dict.pt")}) {
     std::vector<std::string> args = {"clip", "encode-text", "--model", model, "--vocab", vocab(),
                                      "--out", (dir / "t.safetensors").string()};
     for (const auto& t : texts) args.insert(args.end(), {"--text", t});
@@ -54,7 +54,7 @@ TEST(ClipTextCli, EncodeTextErrors) {
 TEST(ClipTextCli, EncodeReadsTheImageTowerOfAWholeClipModel) {
   testing::TempDir dir;
   const auto io = SafetensorsFile::open(zs("io.safetensors"));
-  for (const std::string model : {zs(), zs("openai_state_dict.pt")}) {
+  for (const std::string& model : {zs(), zs("openai_state_dict.pt")}) {
     const auto r = run_cli({"clip", "encode", "--model", model, "--pixels", zs("io.safetensors"), "--out",
                             (dir / "i.safetensors").string()});
     ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -48,14 +48,7 @@ std::string ihdr(uint32_t w, uint32_t h) {
   return chunk("IHDR", be32(w) + be32(h) + std::string("\x08\x02\x00\x00\x00", 5));  // 8-bit RGB
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 TEST(HostileImages, OversizedTextChunkIsRefusedQuicklyInBoundedMemory) {
   // The 81-byte file of the report: a tEXt chunk declaring 0x7ffffff0 bytes.

@@ -26,14 +26,7 @@ const SafetensorsFile& io() {
   return f;
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 class TextParity : public ::testing::TestWithParam<std::string> {};
 

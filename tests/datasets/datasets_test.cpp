@@ -19,14 +19,7 @@ namespace fs = std::filesystem;
 
 void touch(const fs::path& p) { write_file_atomic(p, "x"); }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 // {split: {label: count}} of a scan.
 nlohmann::json counts(const data::DatasetScan& s) { return data::scan_summary_json(s)["splits"]; }
@@ -129,7 +122,9 @@ TEST(Datasets, AbstractVotesAsNumbersAndTies) {
   EXPECT_NE(reason_for(s, "(f.jpg)").find("vote \"x\" for Anger"), std::string::npos);
   EXPECT_NE(reason_for(s, ":9").find("3 fields, the header has 9"), std::string::npos);
   for (const auto& item : s.items) {
-    if (item.key == "a") EXPECT_EQ(item.label, "amusement");
+    if (item.key == "a") {
+      EXPECT_EQ(item.label, "amusement");
+    }
   }
   testing::TempDir none;
   EXPECT_NE(error_of([&] { data::scan_dataset("abstract", none.path()); }).find("ABSTRACT_groundTruth.csv"),

@@ -11,14 +11,7 @@
 namespace tinyemo {
 namespace {
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 TEST(JsonConfig, IntegersMustBeIntegers) {
   const JsonObject c(nlohmann::json::parse(

@@ -22,14 +22,7 @@ const ClipTokenizer& tokenizer() {
   return *t;
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 TEST(ClipTokenizer, VocabularyLayout) {
   const ClipTokenizer& t = tokenizer();

@@ -19,14 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 TEST(LmHardening, NonFiniteWeightsAreRefusedByName) {
   const auto src = SafetensorsFile::open(testing::fixture("phi-tiny/model.safetensors"));

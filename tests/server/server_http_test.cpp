@@ -95,9 +95,13 @@ TEST(ServerModels, ListsWhatIsLoadedAndItsModalities) {
     kinds.insert(m["kind"].get<std::string>());
     EXPECT_EQ(m["object"], "model");
     EXPECT_TRUE(m["modalities"]["input"].is_array());
-    if (m["kind"] == "projector") EXPECT_EQ(m["labels"], json({"anger", "joy", "fear"}));
-    if (m["kind"] == "clip") EXPECT_EQ(m["embedding_dim"], 48);
-    if (m["kind"] == "lm") EXPECT_EQ(m["id"], "llama-tiny");
+    if (m["kind"] == "projector") {
+      EXPECT_EQ(m["labels"], json({"anger", "joy", "fear"}));
+    } else if (m["kind"] == "clip") {
+      EXPECT_EQ(m["embedding_dim"], 48);
+    } else if (m["kind"] == "lm") {
+      EXPECT_EQ(m["id"], "llama-tiny");
+    }
   }
   EXPECT_EQ(kinds, (std::set<std::string>{"clip", "projector", "lm"}));
   EXPECT_EQ(body["capabilities"]["chat"], true);

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <random>
 
+#include "core/error.h"
 #include "io/file.h"
 
 extern char** environ;
@@ -27,6 +28,15 @@ std::filesystem::path shared_dir() {
 std::filesystem::path fixture(const std::string& relative) { return shared_dir() / "fixtures" / relative; }
 std::filesystem::path data(const std::string& relative) { return shared_dir() / "data" / relative; }
 std::filesystem::path source_dir() { return TINYEMO_SOURCE_DIR; }
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());

@@ -24,6 +24,9 @@ double rel_error(const Tensor& a, const Tensor& b);
 double rel_error(const std::vector<float>& a, const std::vector<float>& b);
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b);
 
+// The message of the tinyemo::Error that `fn` throws; "" when it throws none.
+std::string error_of(const std::function<void()>& fn);
+
 // A fresh folder under the system temp dir, removed with the object.
 class TempDir {
  public:
