@@ -296,10 +296,10 @@ TEST(Teacher, RetryAfterBase64AndUrls) {
   EXPECT_EQ(data::base64_encode("f"), "Zg==");
   EXPECT_EQ(data::base64_encode("fo"), "Zm8=");
   EXPECT_EQ(data::base64_encode("foobar"), "Zm9vYmFy");
-  EXPECT_THROW(data::TeacherClient({.base_url = "ftp://x/v1", .model = "m"}), Error);
-  EXPECT_THROW(data::TeacherClient({.base_url = "http://", .model = "m"}), Error);
+  EXPECT_THROW(data::TeacherClient({.base_url = "ftp://x/v1", .model = "m", .api_key = {}}), Error);
+  EXPECT_THROW(data::TeacherClient({.base_url = "http://", .model = "m", .api_key = {}}), Error);
   // Nothing listening: a connection error, not an exception.
-  data::TeacherConfig c{.base_url = "http://127.0.0.1:1/v1", .model = "m"};
+  data::TeacherConfig c{.base_url = "http://127.0.0.1:1/v1", .model = "m", .api_key = {}};
   c.timeout_s = 1.0;
   const data::TeacherReply r = data::TeacherClient(c).chat("x", "data:image/jpeg;base64,AAAA");
   EXPECT_EQ(r.status, data::TeacherStatus::Connection);
