@@ -129,7 +129,8 @@ SentencePieceModel parse_sentencepiece_model(std::string_view bytes, const std::
       r.expect(wire, kLength, "trainer_spec");
       Reader t(r.bytes(r.varint()), where);
       while (!t.done()) {
-        const auto [n, w] = t.tag();
+        const auto [n, wire_type] = t.tag();
+        const auto w = wire_type;  // a plain variable: clang before 16 cannot capture structured bindings
         auto text = [&] {
           t.expect(w, kLength, "a trainer_spec string");
           return std::string(t.bytes(t.varint()));
@@ -156,7 +157,8 @@ SentencePieceModel parse_sentencepiece_model(std::string_view bytes, const std::
       r.expect(wire, kLength, "normalizer_spec");
       Reader s(r.bytes(r.varint()), where);
       while (!s.done()) {
-        const auto [n, w] = s.tag();
+        const auto [n, wire_type] = s.tag();
+        const auto w = wire_type;  // as above
         auto flag = [&] {
           s.expect(w, kVarint, "a normalizer_spec flag");
           return s.varint() != 0;
