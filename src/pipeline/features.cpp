@@ -69,7 +69,7 @@ class Digest {
       mix(w);
     }
     uint64_t tail = 0;
-    std::memcpy(&tail, p + i, n - i);
+    if (n > i) std::memcpy(&tail, p + i, n - i);  // an empty vector's data() may be null
     mix(tail ^ (static_cast<uint64_t>(n) << 56));
   }
   void add(const std::string& s) { add(s.data(), s.size()); }
