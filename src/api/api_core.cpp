@@ -69,7 +69,7 @@ const char* te_version(void) {
 int te_api_version(void) { return TE_API_VERSION; }
 
 void te_log_set(te_log_callback callback, void* user_data, te_log_level min_level) {
-  const int level = std::min(std::max(static_cast<int>(min_level), 0), 3);
+  const int level = std::min(std::max(api::enum_value(min_level), 0), 3);
   g_log_callback = callback;
   set_log_sink(callback != nullptr ? forward_log : nullptr, user_data, static_cast<LogLevel>(level));
 }

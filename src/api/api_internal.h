@@ -2,6 +2,7 @@
 // exception into a te_status plus the thread's last-error message.
 #pragma once
 
+#include <cstring>
 #include <memory>
 #include <new>
 #include <string>
@@ -58,6 +59,17 @@ struct ApiError {
   te_status status;
   std::string message;
 };
+
+// The int a C caller passed for a C enum. C lets any int through, but in C++
+// reading a value outside the enumerators' range as the enum type is
+// undefined, so the bytes are read as an int.
+template <class Enum>
+int enum_value(const Enum& e) {
+  static_assert(sizeof(Enum) == sizeof(int), "C enums are int-sized");
+  int v;
+  std::memcpy(&v, &e, sizeof v);
+  return v;
+}
 
 [[noreturn]] inline void invalid(std::string message) { throw ApiError{TE_ERROR_INVALID_ARGUMENT, std::move(message)}; }
 inline void require(bool ok, const char* what) {

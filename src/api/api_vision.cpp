@@ -276,7 +276,7 @@ te_status te_features_extract(te_clip* clip, const char* images_dir, const char*
     pipeline::FeaturesOptions o;
     o.images = images_dir;
     o.out = out;
-    switch (format) {
+    switch (tinyemo::api::enum_value(format)) {
       case TE_FEATURES_AUTO: o.format = pipeline::FeaturesFormat::Auto; break;
       case TE_FEATURES_FOLDER: o.format = pipeline::FeaturesFormat::Folder; break;
       case TE_FEATURES_SHARD: o.format = pipeline::FeaturesFormat::Shard; break;
