@@ -590,7 +590,11 @@ static void test_mm(const char *mm_dir, const char *clip_dir, const char *projec
     CHECK(why.n_labels == 2);
   }
   CHECK_STATUS(te_reason(reasoner, NULL, &g, &why), TE_ERROR_INVALID_ARGUMENT, "image");
-  CHECK_STATUS(te_reasoner_new(mm, NULL, clip, &reasoner), TE_ERROR_INVALID_ARGUMENT, "projector");
+  {
+    te_reasoner* refused = NULL; /* its own pointer: a refused call must not lose `reasoner` */
+    CHECK_STATUS(te_reasoner_new(mm, NULL, clip, &refused), TE_ERROR_INVALID_ARGUMENT, "projector");
+    CHECK(refused == NULL);
+  }
 
   te_reasoner_free(reasoner);
   te_projector_free(projector);
