@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
       if (clip) {
         clip::VisionModel::load(dir);
       } else {
-        LmModel::load(dir);
+        lm::LmModel::load(dir);
       }
     });
     std::vector<Tensor> tensors;

@@ -38,10 +38,10 @@ struct MatrixShape {
 
 // The [N, K] of every matrix one decode token reads, in reading order.
 std::vector<MatrixShape> decode_matrix_shapes(const std::string& arch) {
-  const LmModel model = random_lm(lm_preset_config(arch), DType::Q8_0);
+  const lm::LmModel model = lm::random_lm(lm::lm_preset_config(arch), DType::Q8_0);
   std::vector<MatrixShape> shapes;
-  for (const LmLayer& layer : model.layers())
-    for (const LmLinear* l :
+  for (const lm::LmLayer& layer : model.layers())
+    for (const lm::LmLinear* l :
          {&layer.qkv, &layer.q, &layer.k, &layer.v, &layer.o, &layer.gate_up, &layer.gate, &layer.up, &layer.down})
       if (l->defined()) shapes.push_back({l->weight.shape()[0], l->weight.shape()[1]});
   shapes.push_back({model.lm_head().weight.shape()[0], model.lm_head().weight.shape()[1]});

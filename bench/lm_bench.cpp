@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   for (const std::string& arch : archs) {
     for (DType dtype : {DType::F32, DType::BF16, DType::Q8_0, DType::Q4_0}) {
       try {
-        const LmModel model = random_lm(lm_preset_config(arch), dtype);
+        const lm::LmModel model = lm::random_lm(lm::lm_preset_config(arch), dtype);
         nlohmann::json r = benchmark_lm(model, prompt_tokens, gen_tokens);
         r["arch"] = arch;
         r["dtype"] = dtype_name(dtype);

@@ -65,9 +65,9 @@ int main(int argc, char** argv) {
   const std::string text = read_texts(files);
   const double mb = text.size() / 1e6;
 
-  const double t_load = median_cpu_seconds(3, [&] { BpeTokenizer::load_tokenizer_json(tokenizer_path); });
-  auto cached = BpeTokenizer::load_tokenizer_json(tokenizer_path);
-  auto uncached = BpeTokenizer::load_tokenizer_json(tokenizer_path);
+  const double t_load = median_cpu_seconds(3, [&] { lm::BpeTokenizer::load_tokenizer_json(tokenizer_path); });
+  auto cached = lm::BpeTokenizer::load_tokenizer_json(tokenizer_path);
+  auto uncached = lm::BpeTokenizer::load_tokenizer_json(tokenizer_path);
   uncached->set_cache_capacity(0);
 
   double t0 = thread_cpu_seconds();
@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
   size_t pieces = 0;
   const double t_split = median_cpu_seconds(5, [&] {
     std::vector<std::string_view> out;
-    bpe::split_gpt2(text, out);
+    lm::bpe::split_gpt2(text, out);
     pieces = out.size();
   });
   const bool same = uncached->encode(text, false) == ids && cached->decode(ids) == text;

@@ -17,7 +17,7 @@ namespace {
 bool valid_utf8(std::string_view s) {
   for (size_t pos = 0; pos < s.size();) {
     char32_t cp = 0;
-    const int n = tinyemo::bpe::decode_utf8(s.substr(pos), cp);
+    const int n = tinyemo::lm::bpe::decode_utf8(s.substr(pos), cp);
     if (n == 0) return false;
     pos += static_cast<size_t>(n);
   }
@@ -25,8 +25,8 @@ bool valid_utf8(std::string_view s) {
 }
 
 // A small vocabulary: the 512 byte symbols, a few merges, the special tokens.
-const tinyemo::ClipTokenizer& tokenizer() {
-  static const std::unique_ptr<tinyemo::ClipTokenizer> t = tinyemo::ClipTokenizer::from_merges(
+const tinyemo::lm::ClipTokenizer& tokenizer() {
+  static const std::unique_ptr<tinyemo::lm::ClipTokenizer> t = tinyemo::lm::ClipTokenizer::from_merges(
       "#version: 0.2\nt h\nth e</w>\na n\nan d</w>\ne r</w>\n", "fuzz merges", 512 + 5 + 2);
   return *t;
 }
@@ -35,13 +35,13 @@ const tinyemo::ClipTokenizer& tokenizer() {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  const std::string unescaped = tinyemo::html_unescape(text);  // any bytes: never throws
+  const std::string unescaped = tinyemo::lm::html_unescape(text);  // any bytes: never throws
   (void)unescaped;
   std::string cleaned;
   try {
-    cleaned = tinyemo::clip_clean_text(text);
+    cleaned = tinyemo::lm::clip_clean_text(text);
   } catch (const tinyemo::Error&) {
-    if (valid_utf8(text) && valid_utf8(tinyemo::html_unescape(tinyemo::html_unescape(text)))) __builtin_trap();
+    if (valid_utf8(text) && valid_utf8(tinyemo::lm::html_unescape(tinyemo::lm::html_unescape(text)))) __builtin_trap();
     return 0;
   }
   if (!valid_utf8(cleaned)) __builtin_trap();

@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } catch (const tinyemo::Error&) {
     }
     try {
-      const auto c = tinyemo::parse_lm_config(config);
+      const auto c = tinyemo::lm::parse_lm_config(config);
       static volatile int64_t sink;
       sink = c.n_layers();
     } catch (const tinyemo::Error&) {

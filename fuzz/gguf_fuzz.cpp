@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         tinyemo::fuzz::consume(value.s.size());
       }
     }
-    const tinyemo::LmModel model = tinyemo::load_lm_gguf(path);
+    const tinyemo::lm::LmModel model = tinyemo::lm::load_lm_gguf(path);
     tinyemo::fuzz::consume(static_cast<uint64_t>(model.weight_bytes_per_token()));
   } catch (const tinyemo::Error&) {
     // refused cleanly: what the reader must do with bad input

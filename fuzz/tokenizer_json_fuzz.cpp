@@ -31,9 +31,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t nul = input.find('\0');
   const std::string_view json = input.substr(0, nul);
   const std::string_view text = nul == std::string_view::npos ? "Hello world <|endoftext|> 2024" : input.substr(nul + 1);
-  std::unique_ptr<tinyemo::BpeTokenizer> tokenizer;
+  std::unique_ptr<tinyemo::lm::BpeTokenizer> tokenizer;
   try {
-    tokenizer = tinyemo::BpeTokenizer::from_tokenizer_json(json, "fuzz/tokenizer.json");
+    tokenizer = tinyemo::lm::BpeTokenizer::from_tokenizer_json(json, "fuzz/tokenizer.json");
   } catch (const tinyemo::Error&) {
     return 0;  // refused cleanly: what the loader must do with bad input
   }

@@ -13,7 +13,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
-    const tinyemo::SentencePieceTokenizer tokenizer(
+    const tinyemo::lm::SentencePieceTokenizer tokenizer(
         std::string_view(reinterpret_cast<const char*>(data), size), "fuzz/tokenizer.model");
     const auto ids = tokenizer.encode("Hello world </s> 2024 — 😀 naïve", true);
     tokenizer.decode(ids, false);

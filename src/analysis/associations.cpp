@@ -127,7 +127,7 @@ TermList load_term_list(const std::filesystem::path& path) {
   return parse_term_list(read_file(path), path.string(), path.stem().string());
 }
 
-EmbeddedTerms embed_terms(const LmModel& model, const Tokenizer* tokenizer, const TermList& terms, bool with_bos,
+EmbeddedTerms embed_terms(const lm::LmModel& model, const lm::Tokenizer* tokenizer, const TermList& terms, bool with_bos,
                           std::string_view template_text) {
   EmbeddedTerms out;
   for (size_t i = 0; i < terms.terms.size(); ++i) {

@@ -46,7 +46,7 @@ struct EmbeddedTerms {
 // tokenised with add_special = `with_bos` (prepending BOS where the tokenizer
 // does); `tokenizer` may be null when every term gives its ids.
 // `template_text` ("{label}", "a scene evoking {label} to viewers") wraps each text.
-EmbeddedTerms embed_terms(const LmModel& model, const Tokenizer* tokenizer, const TermList& terms, bool with_bos,
+EmbeddedTerms embed_terms(const lm::LmModel& model, const lm::Tokenizer* tokenizer, const TermList& terms, bool with_bos,
                           std::string_view template_text = "{label}");
 
 struct AssociationOptions {

@@ -39,8 +39,8 @@ struct te_projector {
 struct te_lm {
   explicit te_lm(int threads) : pool(threads) {}
   tinyemo::ThreadPool pool;
-  tinyemo::LmModel model;
-  std::unique_ptr<tinyemo::Tokenizer> tokenizer;
+  tinyemo::lm::LmModel model;
+  std::unique_ptr<tinyemo::lm::Tokenizer> tokenizer;
   std::string architecture;
   std::string path;
 };
@@ -48,7 +48,7 @@ struct te_lm {
 struct te_session {
   te_session(te_lm* owner) : lm(owner), session(owner->model) {}
   te_lm* lm;
-  tinyemo::LmSession session;
+  tinyemo::lm::LmSession session;
   std::vector<int32_t> history;  // the token at each position the session holds
 };
 
@@ -124,7 +124,7 @@ void copy_out(const T* items, size_t n, T* out, size_t capacity, size_t* needed,
 
 // Generation options from the C parameters (sampling, limits, stop strings,
 // the streaming callback); the caller adds the tokenizer and EOS ids.
-GenerateOptions generate_options(const te_generate_params& params);
+lm::GenerateOptions generate_options(const te_generate_params& params);
 te_finish_reason finish_reason_of(const std::string& reason);
 int threads_of(int32_t n_threads);
 

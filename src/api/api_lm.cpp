@@ -24,10 +24,10 @@ int threads_of(int32_t n) {
   return n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-GenerateOptions generate_options(const te_generate_params& p) {
+lm::GenerateOptions generate_options(const te_generate_params& p) {
   require(p.max_new_tokens >= 0, "max_new_tokens must be >= 0");
   require(p.stop != nullptr || p.n_stop == 0, "stop is NULL");
-  GenerateOptions g;
+  lm::GenerateOptions g;
   g.max_new_tokens = p.max_new_tokens;
   g.sampling.greedy = p.temperature <= 0.0f;
   g.sampling.temperature = p.temperature > 0.0f ? p.temperature : 1.0f;
@@ -59,7 +59,7 @@ te_finish_reason finish_reason_of(const std::string& reason) {
 
 namespace {
 
-const Tokenizer& tokenizer_of(const te_lm* lm) {
+const lm::Tokenizer& tokenizer_of(const te_lm* lm) {
   if (!lm->tokenizer) fail("{}: the model has no tokenizer (give te_lm_params.tokenizer)", lm->path);
   return *lm->tokenizer;
 }
@@ -104,7 +104,7 @@ te_status te_lm_load(const char* path, const te_lm_params* params, te_lm** out) 
     const te_lm_params p = params != nullptr ? *params : te_lm_default_params();
     auto lm = std::make_unique<te_lm>(threads_of(p.n_threads));
     lm->path = path;
-    LoadOptions o;
+    lm::LoadOptions o;
     if (p.weight_type != nullptr) {
       DType d;
       if (!parse_dtype(p.weight_type, &d) ||
@@ -114,17 +114,17 @@ te_status te_lm_load(const char* path, const te_lm_params* params, te_lm** out) 
       o.weight_dtype = d;
     }
     ScopedThreadPool use(&lm->pool);
-    lm->model = LmModel::load(path, o);
+    lm->model = lm::LmModel::load(path, o);
     if (p.tokenizer != nullptr) {
-      lm->tokenizer = load_lm_tokenizer(path, p.tokenizer);  // a tokenizer file, folder or .gguf
-    } else if (!lm_tokenizer_files(path).empty()) {
-      lm->tokenizer = load_lm_tokenizer(path);
+      lm->tokenizer = lm::load_lm_tokenizer(path, p.tokenizer);  // a tokenizer file, folder or .gguf
+    } else if (!lm::lm_tokenizer_files(path).empty()) {
+      lm->tokenizer = lm::load_lm_tokenizer(path);
     }
     if (lm->tokenizer && lm->tokenizer->vocab_size() > lm->model.config().vocab) {
       fail("{}: the tokenizer has {} tokens, more than the model's vocabulary of {}", path,
            lm->tokenizer->vocab_size(), lm->model.config().vocab);
     }
-    lm->architecture = std::string(lm_arch_name(lm->model.config().arch));
+    lm->architecture = std::string(lm::lm_arch_name(lm->model.config().arch));
     log(LogLevel::Info, "loaded {} LM {} ({} threads{})", lm->architecture, path, lm->pool.size(),
         lm->tokenizer ? "" : ", no tokenizer");
     *out = lm.release();
@@ -286,7 +286,7 @@ te_status te_session_generate(te_session* s, const int32_t* prompt, size_t n_pro
     require(n_prompt > 0, "te_session_generate: the prompt is empty (give at least the last token)");
     check_tokens(s->lm, prompt, n_prompt);
     const te_generate_params p = params != nullptr ? *params : te_generate_default_params();
-    GenerateOptions g = api::generate_options(p);
+    lm::GenerateOptions g = api::generate_options(p);
     if (s->lm->tokenizer) {
       g.tokenizer = s->lm->tokenizer.get();
       if (s->lm->tokenizer->eos_id() >= 0) {
@@ -304,7 +304,7 @@ te_status te_session_generate(te_session* s, const int32_t* prompt, size_t n_pro
     ScopedThreadPool use(&s->lm->pool);
     const Tensor rows = embed_tokens(s->lm->model, std::span<const int32_t>(prompt, n_prompt));
     const size_t before = static_cast<size_t>(s->session.length());
-    GenerateResult r;
+    lm::GenerateResult r;
     try {
       r = generate(s->session, rows, seen, g);
     } catch (...) {

@@ -38,7 +38,7 @@ struct te_reasoner {
 
 namespace {
 
-te_generate_params from_options(const GenerateOptions& o) {
+te_generate_params from_options(const lm::GenerateOptions& o) {
   te_generate_params p = te_generate_default_params();
   p.max_new_tokens = static_cast<int32_t>(o.max_new_tokens);
   p.temperature = o.sampling.greedy ? 0.0f : o.sampling.temperature;
@@ -135,7 +135,7 @@ te_status te_mm_generate(te_mm_session* s, const te_mm_turn* turns, size_t n_tur
               std::to_string(n_images) + " images were given");
     }
     for (size_t i = 0; i < n_images; ++i) require(images[i] != nullptr, "te_mm_generate: an image is NULL");
-    const GenerateOptions g =
+    const lm::GenerateOptions g =
         api::generate_options(params != nullptr ? *params : te_mm_default_generate_params());
     const mm::TinyLlavaModel& model = *s->mm->model;
     ScopedThreadPool use(&s->mm->pool);
@@ -194,7 +194,7 @@ te_status te_reason(te_reasoner* r, const te_image* image, const te_generate_par
     require(image != nullptr, "te_reason: image is NULL");
     require(out != nullptr, "te_reason: out is NULL");
     std::memset(out, 0, sizeof(*out));
-    const GenerateOptions g = api::generate_options(params != nullptr ? *params : te_mm_default_generate_params());
+    const lm::GenerateOptions g = api::generate_options(params != nullptr ? *params : te_mm_default_generate_params());
     ScopedThreadPool use(&r->mm->pool);
     r->last = r->reasoner->reason(image->image, g);
     r->labels.clear();

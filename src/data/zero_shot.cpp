@@ -35,7 +35,7 @@ ClipTextEncoder ClipTextEncoder::load(const fs::path& model, const std::optional
     TE_CHECK(fs::is_regular_file(path, ec), "{}: no CLIP tokenizer vocabulary {} beside the model; pass --vocab FILE",
              model.string(), kVocabName);
   }
-  e.tokenizer = ClipTokenizer::load(path, static_cast<int32_t>(e.model.config().vocab_size));
+  e.tokenizer = lm::ClipTokenizer::load(path, static_cast<int32_t>(e.model.config().vocab_size));
   return e;
 }
 

@@ -24,7 +24,7 @@ inline constexpr const char* kDefaultPromptTemplate = "a photo evoking {}";
 // A text tower with its tokenizer.
 struct ClipTextEncoder {
   clip::TextModel model;
-  std::unique_ptr<ClipTokenizer> tokenizer;
+  std::unique_ptr<lm::ClipTokenizer> tokenizer;
 
   // `vocab`: the BPE merges file; without it, bpe_simple_vocab_16e6.txt.gz
   // in the model's folder (or beside its weights file). Throws naming both

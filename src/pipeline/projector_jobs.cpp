@@ -14,13 +14,13 @@ namespace tinyemo::pipeline {
 using namespace tinyemo::projector;
 
 AnchorSet lm_label_anchors(const LmAnchorSource& source, const std::vector<std::string>& labels) {
-  const LmModel model = LmModel::load(source.lm);
+  const lm::LmModel model = lm::LmModel::load(source.lm);
   // The LM's own tokenizer: its folder's files, or those a .gguf carries.
-  const std::unique_ptr<Tokenizer> tok = load_lm_tokenizer(source.lm, source.tokenizer);
+  const std::unique_ptr<lm::Tokenizer> tok = lm::load_lm_tokenizer(source.lm, source.tokenizer);
   return lm_label_anchors(model, *tok, source.grounding, labels);
 }
 
-AnchorSet lm_label_anchors(const LmModel& model, const Tokenizer& tokenizer, const std::string& grounding,
+AnchorSet lm_label_anchors(const lm::LmModel& model, const lm::Tokenizer& tokenizer, const std::string& grounding,
                            const std::vector<std::string>& labels) {
   AnchorSet a;
   a.labels = labels;

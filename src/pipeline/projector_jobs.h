@@ -16,10 +16,10 @@
 #include "models/projector/model.h"
 #include "models/projector/train.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 class LmModel;
 class Tokenizer;
-}  // namespace tinyemo
+}  // namespace tinyemo::lm
 
 namespace tinyemo::pipeline {
 
@@ -34,7 +34,7 @@ struct LmAnchorSource {
 };
 projector::AnchorSet lm_label_anchors(const LmAnchorSource& source, const std::vector<std::string>& labels);
 // The same with a loaded model and tokenizer (the C API's te_lm_label_anchors).
-projector::AnchorSet lm_label_anchors(const LmModel& model, const Tokenizer& tokenizer, const std::string& grounding,
+projector::AnchorSet lm_label_anchors(const lm::LmModel& model, const lm::Tokenizer& tokenizer, const std::string& grounding,
                                       const std::vector<std::string>& labels);
 
 // Replaces the model's labels and anchors (open taxonomy), checking the width.

@@ -78,7 +78,7 @@ struct TokenizedModel {
                              {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
                              {"rms_norm_eps", 1e-5}, {"vocab_size", testing::kSpmVocabSize},
                              {"max_position_embeddings", 64}, {"bos_token_id", 1}, {"eos_token_id", 2}};
-    const LmModel m = random_lm(config, DType::F32, 5);
+    const lm::LmModel m = lm::random_lm(config, DType::F32, 5);
     write_file_atomic(dir / "config.json", config.dump());
     write_safetensors(dir / "model.safetensors", m.tensors());
     write_file_atomic(dir / "tokenizer.model", testing::llama_like_spm_model());

@@ -393,8 +393,8 @@ TEST(ProjectorCli, AnchorsFromAnLmsInputEmbeddings) {
                           "--anchors-lm", lm.string(), "--grounding", grounding, "--epochs", "2", "--batch", "8"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // The anchors are the LM's label anchors of the grounding texts, fixed during training.
-  const LmModel lm_model = LmModel::load(lm);
-  const auto tokenizer = Tokenizer::load(lm);
+  const lm::LmModel lm_model = lm::LmModel::load(lm);
+  const auto tokenizer = lm::Tokenizer::load(lm);
   const SafetensorsFile m = SafetensorsFile::open(model);
   const Tensor anchors = m.get("anchors");
   ASSERT_EQ(anchors.shape(), Shape({3, 64}));

@@ -43,7 +43,7 @@ TEST(TokenizeCli, VocabMergesFolder) {
 TEST(TokenizeCli, SentencePieceModelAddsBos) {
   testing::TempDir dir;
   const auto model = testing::write_llama_like_spm_model(dir.path());
-  const auto expected = Tokenizer::load(model)->encode("the joy — 2024", false);
+  const auto expected = lm::Tokenizer::load(model)->encode("the joy — 2024", false);
   ASSERT_FALSE(expected.empty());
   auto plain = testing::run_cli({"tokenize", "--tokenizer", model.string(), "--text", "the joy — 2024", "--json"});
   EXPECT_EQ(ids_of(plain), expected);

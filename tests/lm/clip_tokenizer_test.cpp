@@ -17,15 +17,15 @@
 namespace tinyemo {
 namespace {
 
-const ClipTokenizer& tokenizer() {
-  static const auto t = ClipTokenizer::load(testing::data("bpe_simple_vocab_16e6.txt.gz"));
+const lm::ClipTokenizer& tokenizer() {
+  static const auto t = lm::ClipTokenizer::load(testing::data("bpe_simple_vocab_16e6.txt.gz"));
   return *t;
 }
 
 using testing::error_of;
 
 TEST(ClipTokenizer, VocabularyLayout) {
-  const ClipTokenizer& t = tokenizer();
+  const lm::ClipTokenizer& t = tokenizer();
   EXPECT_EQ(t.vocab_size(), 49408);
   EXPECT_EQ(t.bos_id(), 49406);
   EXPECT_EQ(t.eos_id(), 49407);
@@ -54,7 +54,7 @@ TEST(ClipTokenizer, ReferenceCases) {
   int checked = 0;
   for (const auto& c : cases.at("cases")) {
     const std::string text = c.at("text").get<std::string>();
-    EXPECT_EQ(clip_clean_text(text), c.at("cleaned").get<std::string>()) << text;
+    EXPECT_EQ(lm::clip_clean_text(text), c.at("cleaned").get<std::string>()) << text;
     const auto want = c.at("ids").get<std::vector<int64_t>>();
     std::vector<int64_t> mine = tokenizer().tokenize(text, 77);
     mine.resize(want.size());  // the reference lists ids without the zero padding
@@ -81,54 +81,54 @@ TEST(ClipTokenizer, TruncationKeepsTheEndToken) {
 }
 
 TEST(ClipTokenizer, DecodeInvertsEncode) {
-  const ClipTokenizer& t = tokenizer();
+  const lm::ClipTokenizer& t = tokenizer();
   EXPECT_EQ(t.decode(t.encode("A Photo of a DOG, café!", true)), "a photo of a dog , café ! ");
   EXPECT_EQ(t.decode(t.encode("x", true), /*skip_special=*/false), "<|startoftext|>x <|endoftext|>");
   EXPECT_THROW(t.decode({49408}), Error);
 }
 
 TEST(ClipTokenizer, HtmlUnescapeMatchesPython) {
-  EXPECT_EQ(html_unescape("&amp;amp;"), "&amp;");
-  EXPECT_EQ(html_unescape("&notit;"), "\xC2\xACit;");  // longest known prefix: &not
-  EXPECT_EQ(html_unescape("&#65;&#x42;&#X43"), "ABC");
-  EXPECT_EQ(html_unescape("&#0;"), "\xEF\xBF\xBD");
-  EXPECT_EQ(html_unescape("&#128;"), "\xE2\x82\xAC");  // Windows-1252 euro
-  EXPECT_EQ(html_unescape("&#1;x"), "x");             // an invalid code point: dropped
-  EXPECT_EQ(html_unescape("&#99999999999999999999;"), "\xEF\xBF\xBD");
-  EXPECT_EQ(html_unescape("& &; &#; &zzzz;"), "& &; &#; &zzzz;");
+  EXPECT_EQ(lm::html_unescape("&amp;amp;"), "&amp;");
+  EXPECT_EQ(lm::html_unescape("&notit;"), "\xC2\xACit;");  // longest known prefix: &not
+  EXPECT_EQ(lm::html_unescape("&#65;&#x42;&#X43"), "ABC");
+  EXPECT_EQ(lm::html_unescape("&#0;"), "\xEF\xBF\xBD");
+  EXPECT_EQ(lm::html_unescape("&#128;"), "\xE2\x82\xAC");  // Windows-1252 euro
+  EXPECT_EQ(lm::html_unescape("&#1;x"), "x");             // an invalid code point: dropped
+  EXPECT_EQ(lm::html_unescape("&#99999999999999999999;"), "\xEF\xBF\xBD");
+  EXPECT_EQ(lm::html_unescape("& &; &#; &zzzz;"), "& &; &#; &zzzz;");
 }
 
 TEST(ClipTokenizer, LowerMatchesPython) {
-  EXPECT_EQ(unicode_lower("ÀÉÎ ΣΑΣ Σ İ"), "àéî σας σ i\xCC\x87");
-  EXPECT_THROW(unicode_lower("\xFF"), Error);
-  EXPECT_NE(error_of([] { clip_clean_text("bad \xC3 utf8"); }).find("invalid UTF-8"), std::string::npos);
+  EXPECT_EQ(lm::unicode_lower("ÀÉÎ ΣΑΣ Σ İ"), "àéî σας σ i\xCC\x87");
+  EXPECT_THROW(lm::unicode_lower("\xFF"), Error);
+  EXPECT_NE(error_of([] { lm::clip_clean_text("bad \xC3 utf8"); }).find("invalid UTF-8"), std::string::npos);
 }
 
 TEST(ClipTokenizer, RefusesBrokenVocabularies) {
   testing::TempDir dir;
   // Too few merges for the vocabulary size.
   write_file_atomic(dir / "short.txt", "#version: 0.2\nt h\nth e</w>\n");
-  std::string e = error_of([&] { ClipTokenizer::load(dir / "short.txt"); });
+  std::string e = error_of([&] { lm::ClipTokenizer::load(dir / "short.txt"); });
   EXPECT_NE(e.find("holds 2 merges"), std::string::npos) << e;
   EXPECT_NE(e.find("short.txt"), std::string::npos) << e;
   // A merge of symbols that do not exist yet.
   write_file_atomic(dir / "bad.txt", "#version: 0.2\nth e</w>\n");
-  e = error_of([&] { ClipTokenizer::load(dir / "bad.txt", 512 + 2 + 1); });
+  e = error_of([&] { lm::ClipTokenizer::load(dir / "bad.txt", 512 + 2 + 1); });
   EXPECT_NE(e.find("joins a symbol no earlier line makes"), std::string::npos) << e;
   // A line that is not "a b".
   write_file_atomic(dir / "line.txt", "#version: 0.2\nthe\n");
-  e = error_of([&] { ClipTokenizer::load(dir / "line.txt", 512 + 2 + 1); });
+  e = error_of([&] { lm::ClipTokenizer::load(dir / "line.txt", 512 + 2 + 1); });
   EXPECT_NE(e.find("line 2 is not a merge"), std::string::npos) << e;
   // A small vocabulary works (what a re-trained tower could use).
   write_file_atomic(dir / "small.txt", "#version: 0.2\nt h\nth e</w>\n");
-  const auto small = ClipTokenizer::load(dir / "small.txt", 512 + 2 + 2);
+  const auto small = lm::ClipTokenizer::load(dir / "small.txt", 512 + 2 + 2);
   EXPECT_EQ(small->encode("the", false), (std::vector<int32_t>{513}));
   // Truncated gzip data.
   const std::string gz = read_file(testing::data("bpe_simple_vocab_16e6.txt.gz"));
   write_file_atomic(dir / "cut.gz", gz.substr(0, gz.size() / 2));
-  e = error_of([&] { ClipTokenizer::load(dir / "cut.gz"); });
+  e = error_of([&] { lm::ClipTokenizer::load(dir / "cut.gz"); });
   EXPECT_NE(e.find("truncated gzip"), std::string::npos) << e;
-  EXPECT_THROW(ClipTokenizer::load(dir / "missing.gz"), Error);
+  EXPECT_THROW(lm::ClipTokenizer::load(dir / "missing.gz"), Error);
 }
 
 TEST(ClipTokenizer, RefusesAGzipBomb) {
@@ -146,7 +146,7 @@ TEST(ClipTokenizer, RefusesAGzipBomb) {
   out.resize(zs.total_out);
   deflateEnd(&zs);
   write_file_atomic(dir / "bomb.gz", out);
-  const std::string e = error_of([&] { ClipTokenizer::load(dir / "bomb.gz"); });
+  const std::string e = error_of([&] { lm::ClipTokenizer::load(dir / "bomb.gz"); });
   EXPECT_NE(e.find("not a CLIP merges file"), std::string::npos) << e;
 }
 

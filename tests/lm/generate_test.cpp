@@ -17,8 +17,8 @@
 namespace tinyemo {
 namespace {
 
-SamplingOptions sampling(float temperature, int64_t top_k = 0, float top_p = 1.0f, uint64_t seed = 1) {
-  SamplingOptions o;
+lm::SamplingOptions sampling(float temperature, int64_t top_k = 0, float top_p = 1.0f, uint64_t seed = 1) {
+  lm::SamplingOptions o;
   o.greedy = false;
   o.temperature = temperature;
   o.top_k = top_k;
@@ -27,8 +27,8 @@ SamplingOptions sampling(float temperature, int64_t top_k = 0, float top_p = 1.0
   return o;
 }
 
-std::map<int32_t, int> histogram(const SamplingOptions& o, std::vector<float> logits, int draws) {
-  Sampler s(o);
+std::map<int32_t, int> histogram(const lm::SamplingOptions& o, std::vector<float> logits, int draws) {
+  lm::Sampler s(o);
   std::map<int32_t, int> h;
   for (int i = 0; i < draws; ++i) {
     std::vector<float> l = logits;
@@ -38,15 +38,15 @@ std::map<int32_t, int> histogram(const SamplingOptions& o, std::vector<float> lo
 }
 
 TEST(Sampling, GreedyTakesTheFirstMaximum) {
-  Sampler s(SamplingOptions{});
+  lm::Sampler s(lm::SamplingOptions{});
   std::vector<float> l = {0.5f, 2.0f, -1.0f, 2.0f};
   EXPECT_EQ(s.next(l, {}), 1);
 }
 
 TEST(Sampling, RepetitionPenaltyDividesPositiveAndMultipliesNegative) {
-  SamplingOptions o;
+  lm::SamplingOptions o;
   o.repetition_penalty = 2.0f;
-  Sampler s(o);
+  lm::Sampler s(o);
   std::vector<float> l = {3.0f, 2.0f, -1.0f};
   const std::vector<int32_t> seen = {0, 2, 0};
   EXPECT_EQ(s.next(l, seen), 1);  // 3 -> 1.5 falls below 2
@@ -84,7 +84,7 @@ TEST(Sampling, TopKAndTopPRestrictTheCandidates) {
 TEST(Sampling, SeedsAreDeterministic) {
   const std::vector<float> logits = {0.1f, 0.2f, 0.3f, 0.0f, -0.1f, 0.25f};
   auto draw = [&](uint64_t seed) {
-    Sampler s(sampling(1.0f, 0, 1.0f, seed));
+    lm::Sampler s(sampling(1.0f, 0, 1.0f, seed));
     std::vector<int32_t> out;
     for (int i = 0; i < 64; ++i) {
       std::vector<float> l = logits;
@@ -97,35 +97,35 @@ TEST(Sampling, SeedsAreDeterministic) {
 }
 
 TEST(Sampling, RefusesBadOptions) {
-  EXPECT_THROW(Sampler(sampling(0.0f)), Error);
-  EXPECT_THROW(Sampler(sampling(1.0f, -1)), Error);
-  EXPECT_THROW(Sampler(sampling(1.0f, 0, 0.0f)), Error);
-  EXPECT_THROW(Sampler(sampling(1.0f, 0, 1.5f)), Error);
+  EXPECT_THROW(lm::Sampler(sampling(0.0f)), Error);
+  EXPECT_THROW(lm::Sampler(sampling(1.0f, -1)), Error);
+  EXPECT_THROW(lm::Sampler(sampling(1.0f, 0, 0.0f)), Error);
+  EXPECT_THROW(lm::Sampler(sampling(1.0f, 0, 1.5f)), Error);
 }
 
 class Generation : public ::testing::Test {
  protected:
   void SetUp() override {
-    model_ = std::make_unique<LmModel>(LmModel::load(testing::fixture("phi-tiny")));
+    model_ = std::make_unique<lm::LmModel>(lm::LmModel::load(testing::fixture("phi-tiny")));
     const auto io = SafetensorsFile::open(testing::fixture("phi-tiny/io.safetensors"));
     const Tensor ids = io.get("input_ids").to(DType::I64);
     for (int64_t i = 0; i < ids.numel(); ++i) prompt_.push_back(static_cast<int32_t>(ids.data<int64_t>()[i]));
     // GPT-2's tokenizer (phi's base): ids below 300 are single bytes and early merges.
-    tokenizer_ = Tokenizer::load(testing::fixture("gpt2-bpe/tokenizer.json"));
+    tokenizer_ = lm::Tokenizer::load(testing::fixture("gpt2-bpe/tokenizer.json"));
   }
-  GenerateOptions options(int64_t n) const {
-    GenerateOptions o;
+  lm::GenerateOptions options(int64_t n) const {
+    lm::GenerateOptions o;
     o.max_new_tokens = n;
     o.tokenizer = tokenizer_.get();
     return o;
   }
-  std::unique_ptr<LmModel> model_;
+  std::unique_ptr<lm::LmModel> model_;
   std::vector<int32_t> prompt_;
-  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<lm::Tokenizer> tokenizer_;
 };
 
 TEST_F(Generation, SampledRunsRepeatForASeed) {
-  GenerateOptions o = options(12);
+  lm::GenerateOptions o = options(12);
   o.sampling = sampling(1.3f, 40, 0.95f, 9);
   o.sampling.repetition_penalty = 1.1f;
   const auto a = generate(*model_, prompt_, o), b = generate(*model_, prompt_, o);
@@ -137,7 +137,7 @@ TEST_F(Generation, SampledRunsRepeatForASeed) {
 
 TEST_F(Generation, StopsAtEosAndKeepsIt) {
   const auto full = generate(*model_, prompt_, options(8));
-  GenerateOptions o = options(8);
+  lm::GenerateOptions o = options(8);
   o.eos_ids = {full.ids[3]};
   const auto r = generate(*model_, prompt_, o);
   // The first occurrence of that id ends it.
@@ -153,7 +153,7 @@ TEST_F(Generation, StopStringsCutTheTextAndStreamingMatches) {
   EXPECT_EQ(full.finish_reason, "length");
   // A stop string starting inside the text: generation ends once it is complete.
   const std::string stop = full.text.substr(full.text.size() / 2, 2);
-  GenerateOptions o = options(8);
+  lm::GenerateOptions o = options(8);
   o.stop_strings = {"never appears", stop};
   std::string streamed;
   o.on_token = [&](int32_t, std::string_view piece) {
@@ -170,7 +170,7 @@ TEST_F(Generation, StopStringsCutTheTextAndStreamingMatches) {
 }
 
 TEST_F(Generation, CallbackCanStop) {
-  GenerateOptions o = options(8);
+  lm::GenerateOptions o = options(8);
   int calls = 0;
   o.on_token = [&](int32_t, std::string_view) { return ++calls < 3; };
   const auto r = generate(*model_, prompt_, o);
@@ -182,7 +182,7 @@ TEST_F(Generation, GenerationEndsAtTheContextEnd) {
   // Asking for more tokens than fit: generation stops where the context is
   // full, with finish_reason "length", the whole sequence within the context.
   const int64_t room = 2048 - static_cast<int64_t>(prompt_.size());
-  GenerateOptions o = options(room + 100);
+  lm::GenerateOptions o = options(room + 100);
   o.stop_at_eos = false;
   const auto r = generate(*model_, prompt_, o);
   EXPECT_EQ(r.finish_reason, "length");
@@ -196,7 +196,7 @@ TEST_F(Generation, GenerationEndsAtTheContextEnd) {
   } catch (const ContextFullError& e) {
     EXPECT_NE(std::string(e.what()).find("max_position_embeddings"), std::string::npos) << e.what();
   }
-  LmSession s(*model_);
+  lm::LmSession s(*model_);
   EXPECT_THROW(s.forward(long_prompt), ContextFullError);
   EXPECT_EQ(s.length(), 0);
 }
@@ -212,15 +212,15 @@ std::filesystem::path phi_with_context(const testing::TempDir& dir, int64_t cont
 
 TEST_F(Generation, NewTokensEndAtTheContextWithLength) {
   testing::TempDir dir;
-  const LmModel short_model = LmModel::load(phi_with_context(dir, 24));
-  GenerateOptions o = options(1000000000);
+  const lm::LmModel short_model = lm::LmModel::load(phi_with_context(dir, 24));
+  lm::GenerateOptions o = options(1000000000);
   o.stop_at_eos = false;
   const auto r = generate(short_model, prompt_, o);
   EXPECT_EQ(r.finish_reason, "length");
   EXPECT_EQ(static_cast<int64_t>(r.ids.size() + prompt_.size()), 24);
   // The same tokens as asking for exactly that many.
   EXPECT_EQ(generate(short_model, prompt_, [&] {
-              GenerateOptions exact = o;
+              lm::GenerateOptions exact = o;
               exact.max_new_tokens = 24 - static_cast<int64_t>(prompt_.size());
               return exact;
             }()).ids,
@@ -241,8 +241,8 @@ TEST_F(Generation, TheCacheGrowsWithTheTokensNotTheRequest) {
   // A 500,000-position context: reserving it whole for phi-tiny's KV cache
   // (1 KB a position) took 512 MB before the first token.
   testing::TempDir dir;
-  const LmModel long_model = LmModel::load(phi_with_context(dir, 500000));
-  GenerateOptions o = options(500000 - static_cast<int64_t>(prompt_.size()));
+  const lm::LmModel long_model = lm::LmModel::load(phi_with_context(dir, 500000));
+  lm::GenerateOptions o = options(500000 - static_cast<int64_t>(prompt_.size()));
   int64_t growth = 0;
   const int64_t before = resident_bytes();
   o.on_token = [&](int32_t, std::string_view) {
@@ -257,10 +257,10 @@ TEST_F(Generation, TheCacheGrowsWithTheTokensNotTheRequest) {
 TEST_F(Generation, ACallerOwnedSessionContinuesWhereItStopped) {
   // Two calls on one session (the second continuing from the first's last
   // token) give what one call gives.
-  GenerateOptions o = options(10);
+  lm::GenerateOptions o = options(10);
   o.stop_at_eos = false;
   const auto whole = generate(*model_, prompt_, o);
-  LmSession s(*model_);
+  lm::LmSession s(*model_);
   o.max_new_tokens = 4;
   const auto first = generate(s, embed_tokens(*model_, prompt_), prompt_, o);
   ASSERT_EQ(first.ids.size(), 4u);

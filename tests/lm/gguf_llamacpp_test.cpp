@@ -48,8 +48,8 @@ std::string error_of(const std::function<void()>& f) {
   return "";
 }
 
-LoadOptions file_layout() {
-  LoadOptions o;
+lm::LoadOptions file_layout() {
+  lm::LoadOptions o;
   o.compute_layout = false;
   return o;
 }
@@ -63,7 +63,7 @@ TEST(LlamaCppGguf, WriterMatchesLlamaCppsConverter) {
   for (const char* fixture : kFixtures) {
     SCOPED_TRACE(fixture);
     const auto path = tmp / (std::string(fixture) + ".gguf");
-    save_lm_gguf(LmModel::load(testing::fixture(fixture), file_layout()), path);
+    save_lm_gguf(lm::LmModel::load(testing::fixture(fixture), file_layout()), path);
     const GgufFile g = GgufFile::open(path);
     const nlohmann::json ref = nlohmann::json::parse(read_file(kData / (std::string(fixture) + ".json")));
     for (const auto& [key, want] : ref["metadata"].items()) {
@@ -98,18 +98,18 @@ TEST(LlamaCppGguf, ReadsBackToTheCheckpointsLogits) {
   for (const char* fixture : kFixtures) {
     SCOPED_TRACE(fixture);
     const auto path = tmp / (std::string(fixture) + ".gguf");
-    const LmModel original = LmModel::load(testing::fixture(fixture));
-    save_lm_gguf(LmModel::load(testing::fixture(fixture), file_layout()), path);
-    const LmModel loaded = LmModel::load(path);
+    const lm::LmModel original = lm::LmModel::load(testing::fixture(fixture));
+    save_lm_gguf(lm::LmModel::load(testing::fixture(fixture), file_layout()), path);
+    const lm::LmModel loaded = lm::LmModel::load(path);
     EXPECT_FALSE(GgufFile::open(path).has("tinyemo.config_json"));
     EXPECT_EQ(loaded.config().architecture, original.config().architecture);
     const auto io = SafetensorsFile::open(testing::fixture(fixture) / "io.safetensors");
     const std::vector<int32_t> ids = ids_of(io.get("input_ids"));
-    LmSession a(original), b(loaded);
+    lm::LmSession a(original), b(loaded);
     const Tensor la = a.forward(ids, true), lb = b.forward(ids, true);
     EXPECT_EQ(testing::rel_error(lb, la), 0.0);
     EXPECT_LE(testing::rel_error(lb, io.get("logits")), 1e-4);
-    GenerateOptions o;
+    lm::GenerateOptions o;
     o.max_new_tokens = io.get("greedy_ids").numel();
     o.stop_at_eos = false;
     EXPECT_EQ(generate(loaded, ids, o).ids, ids_of(io.get("greedy_ids")));
@@ -123,21 +123,21 @@ TEST(LlamaCppGguf, LoadsFilesWrittenByGgufPy) {
   const nlohmann::json cases = nlohmann::json::parse(read_file(kData / "tokenizer_cases.json"));
   for (const auto& [file, fixture] : {std::pair{"llama-tiny.q8_0.gguf", "llama-tiny"}, {"phi-tiny.q8_0.gguf", "phi-tiny"}}) {
     SCOPED_TRACE(file);
-    const LmModel model = LmModel::load(kData / file);
+    const lm::LmModel model = lm::LmModel::load(kData / file);
     EXPECT_EQ(dtype_of_rows(model.layers()[0].q.weight.dtype()), DType::Q8_0);
     const auto io = SafetensorsFile::open(testing::fixture(fixture) / "io.safetensors");
     const std::vector<int32_t> ids = ids_of(io.get("input_ids"));
-    LmSession s(model);
+    lm::LmSession s(model);
     const Tensor logits = s.forward(ids, true);
     EXPECT_LE(testing::rel_error(logits, io.get("logits")), 0.03);
     // The same weights quantised by tinyemo: the same numbers up to rounding ties.
-    LoadOptions q8;
+    lm::LoadOptions q8;
     q8.weight_dtype = DType::Q8_0;
-    const LmModel ours = LmModel::load(testing::fixture(fixture), q8);
-    LmSession t(ours);
+    const lm::LmModel ours = lm::LmModel::load(testing::fixture(fixture), q8);
+    lm::LmSession t(ours);
     EXPECT_LE(testing::rel_error(logits, t.forward(ids, true)), 1e-3);
 
-    const auto tokenizer = load_lm_tokenizer(kData / file);
+    const auto tokenizer = lm::load_lm_tokenizer(kData / file);
     for (const auto& c : cases[file]) {
       const std::string text = c["text"];
       EXPECT_EQ(tokenizer->encode(text, true), c["ids"].get<std::vector<int32_t>>()) << text;
@@ -147,7 +147,7 @@ TEST(LlamaCppGguf, LoadsFilesWrittenByGgufPy) {
     }
   }
   // The special ids came from the tokenizer metadata.
-  const LmModel phi = LmModel::load(kData / "phi-tiny.q8_0.gguf");
+  const lm::LmModel phi = lm::LmModel::load(kData / "phi-tiny.q8_0.gguf");
   EXPECT_EQ(phi.config().bos_id, 299);
   EXPECT_EQ(phi.config().eos_ids, std::vector<int32_t>{299});
 }
@@ -159,7 +159,7 @@ TEST(LlamaCppGguf, RewritesWhatItRead) {
   for (const char* file : {"llama-tiny.q8_0.gguf", "phi-tiny.q8_0.gguf"}) {
     SCOPED_TRACE(file);
     const GgufFile src = GgufFile::open(kData / file);
-    save_lm_gguf(LmModel::load(kData / file, file_layout()), tmp / "again.gguf");
+    save_lm_gguf(lm::LmModel::load(kData / file, file_layout()), tmp / "again.gguf");
     const GgufFile again = GgufFile::open(tmp / "again.gguf");
     ASSERT_EQ(again.tensors().size(), src.tensors().size());
     for (const GgufTensorInfo& t : src.tensors()) {
@@ -175,10 +175,10 @@ TEST(LlamaCppGguf, RewritesWhatItRead) {
       EXPECT_EQ(again.value(key).strings, src.value(key).strings) << key;
       EXPECT_EQ(again.value(key).u, src.value(key).u) << key;
     }
-    save_lm_gguf(LmModel::load(kData / file, file_layout()), tmp / "tinyemo.gguf", GgufLayout::Tinyemo);
-    const auto tok = load_lm_tokenizer(tmp / "tinyemo.gguf");
+    save_lm_gguf(lm::LmModel::load(kData / file, file_layout()), tmp / "tinyemo.gguf", lm::GgufLayout::Tinyemo);
+    const auto tok = lm::load_lm_tokenizer(tmp / "tinyemo.gguf");
     EXPECT_EQ(tok->encode("joy, sadness, anger & fear!", true),
-              load_lm_tokenizer(kData / file)->encode("joy, sadness, anger & fear!", true));
+              lm::load_lm_tokenizer(kData / file)->encode("joy, sadness, anger & fear!", true));
   }
 }
 
@@ -191,45 +191,45 @@ TEST(LlamaCppGguf, KQuantModelsRoundTrip) {
     "vocab_size": 512, "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "hidden_act": "silu",
     "bos_token_id": 1, "eos_token_id": 2})";
   const JsonObject config(nlohmann::json::parse(config_text), "random-llama");
-  const LmConfig c = parse_lm_config(config);
+  const lm::LmConfig c = lm::parse_lm_config(config);
   std::mt19937 rng(5);
   std::normal_distribution<float> dist(0.0f, 0.05f);
-  struct Random : WeightSource {
+  struct Random : lm::WeightSource {
     std::map<std::string, Tensor> t;
     bool contains(const std::string& n) const override { return t.count(n) != 0; }
     Tensor get(const std::string& n) const override { return t.at(n); }
     std::string where(const std::string&) const override { return "random"; }
   } weights;
-  for (const auto& [name, shape] : lm_weight_shapes(c)) {
+  for (const auto& [name, shape] : lm::lm_weight_shapes(c)) {
     std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
     for (float& x : v) x = shape.size() == 1 ? 1.0f + dist(rng) : dist(rng);
     weights.t[name] = Tensor::from_vector<float>(shape, v);
   }
-  const LmModel f32 = LmModel::bind(c, config.json(), weights);
+  const lm::LmModel f32 = lm::LmModel::bind(c, config.json(), weights);
   const std::vector<int32_t> ids = {1, 17, 300, 5, 99, 511, 42, 7, 250};
-  LmSession s32(f32);
+  lm::LmSession s32(f32);
   const Tensor want = s32.forward(ids, true);
   testing::TempDir tmp;
   auto error_of_dtype = [&](DType d) {
-    LoadOptions o;
+    lm::LoadOptions o;
     o.weight_dtype = d;
-    const LmModel m = LmModel::bind(c, config.json(), weights, o);
-    LmSession s(m);
+    const lm::LmModel m = lm::LmModel::bind(c, config.json(), weights, o);
+    lm::LmSession s(m);
     return testing::rel_error(s.forward(ids, true), want);
   };
   const double q8_error = error_of_dtype(DType::Q8_0), q4_error = error_of_dtype(DType::Q4_0);
   std::printf("[ q8_0 ] logits vs f32: %.4f\n[ q4_0 ] logits vs f32: %.4f\n", q8_error, q4_error);
   double previous = 1.0;
   for (DType d : {DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
-    LoadOptions o;
+    lm::LoadOptions o;
     o.weight_dtype = d;
     o.compute_layout = false;
-    const LmModel converted = LmModel::bind(c, config.json(), weights, o);
+    const lm::LmModel converted = lm::LmModel::bind(c, config.json(), weights, o);
     EXPECT_EQ(converted.layers()[0].q.weight.dtype(), d);
     save_lm_gguf(converted, tmp / "k.gguf");
     EXPECT_EQ(GgufFile::open(tmp / "k.gguf").info("blk.0.attn_q.weight").dtype, d);
-    const LmModel loaded = LmModel::load(tmp / "k.gguf");
-    LmSession a(converted), b(loaded);
+    const lm::LmModel loaded = lm::LmModel::load(tmp / "k.gguf");
+    lm::LmSession a(converted), b(loaded);
     const Tensor la = a.forward(ids, true), lb = b.forward(ids, true);
     EXPECT_EQ(testing::rel_error(lb, la), 0.0) << dtype_name(d);
     const double err = testing::rel_error(lb, want);
@@ -245,7 +245,7 @@ TEST(LlamaCppGguf, KQuantModelsRoundTrip) {
       EXPECT_GT(err, q8_error);
     }
     // Decode (the k-quant mat-vec) follows the prompt pass.
-    GenerateOptions g;
+    lm::GenerateOptions g;
     g.max_new_tokens = 4;
     g.stop_at_eos = false;
     EXPECT_EQ(generate(loaded, ids, g).ids.size(), 4u);
@@ -273,11 +273,11 @@ TEST(LlamaCppGguf, RefusesWhatItCannotRunByName) {
   testing::TempDir tmp;
   const auto llama = kData / "llama-tiny.q8_0.gguf", phi = kData / "phi-tiny.q8_0.gguf";
   auto expect = [&](const std::filesystem::path& file, const std::string& needle) {
-    const std::string e = error_of([&] { LmModel::load(file); });
+    const std::string e = error_of([&] { lm::LmModel::load(file); });
     EXPECT_NE(e.find(needle), std::string::npos) << "error: \"" << e << "\" lacks \"" << needle << "\"";
   };
   auto expect_tokenizer = [&](const std::filesystem::path& file, const std::string& needle) {
-    const std::string e = error_of([&] { load_lm_tokenizer(file); });
+    const std::string e = error_of([&] { lm::load_lm_tokenizer(file); });
     EXPECT_NE(e.find(needle), std::string::npos) << "error: \"" << e << "\" lacks \"" << needle << "\"";
   };
   expect(edited(llama, tmp / "a.gguf", [](auto&, GgufWriter& w) { w.set("general.architecture", GgufValue::string("mamba")); }),
@@ -312,15 +312,15 @@ TEST(LlamaCppGguf, RefusesWhatItCannotRunByName) {
                    "tokenizer.ggml.token_type has 2 entries");
   // Writing refuses, by name, models llama.cpp would run differently.
   const std::string e = error_of([&] {
-    save_lm_gguf(LmModel::load(testing::source_dir() / "tests/data/lm/gemma-variant", file_layout()), tmp / "w.gguf");
+    save_lm_gguf(lm::LmModel::load(testing::source_dir() / "tests/data/lm/gemma-variant", file_layout()), tmp / "w.gguf");
   });
   EXPECT_NE(e.find("tie_word_embeddings is false"), std::string::npos) << e;
   const std::string e2 = error_of([&] {
-    save_lm_gguf(LmModel::load(testing::source_dir() / "tests/data/lm/llama3-variant", file_layout()), tmp / "w.gguf");
+    save_lm_gguf(lm::LmModel::load(testing::source_dir() / "tests/data/lm/llama3-variant", file_layout()), tmp / "w.gguf");
   });
   EXPECT_NE(e2.find("llama3 rope_scaling"), std::string::npos) << e2;
   const std::string e3 = error_of([&] {
-    save_lm_gguf(LmModel::load(testing::source_dir() / "tests/data/lm/openelm-variant", file_layout()), tmp / "w.gguf");
+    save_lm_gguf(lm::LmModel::load(testing::source_dir() / "tests/data/lm/openelm-variant", file_layout()), tmp / "w.gguf");
   });
   EXPECT_NE(e3.find("llama.cpp's openelm"), std::string::npos) << e3;
 }
@@ -328,12 +328,12 @@ TEST(LlamaCppGguf, RefusesWhatItCannotRunByName) {
 // Tokenizers through llama.cpp's metadata and back: a SentencePiece model
 // (trained here) and GPT-2's byte-level BPE encode every test text as before.
 TEST(LlamaCppGguf, TokenizersSurviveTheMetadata) {
-  auto through_metadata = [](const Tokenizer& t, std::string_view pre) {
+  auto through_metadata = [](const lm::Tokenizer& t, std::string_view pre) {
     GgufWriter w;
-    write_gguf_tokenizer(t, t.vocab_size(), pre, w);
+    lm::write_gguf_tokenizer(t, t.vocab_size(), pre, w);
     auto bytes = std::make_shared<std::string>(w.bytes());
     const GgufFile g = GgufFile::parse(bytes, reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size(), "m.gguf");
-    return tokenizer_from_gguf(g);
+    return lm::tokenizer_from_gguf(g);
   };
   std::vector<std::string> texts = {"", " ", "  leading", "trailing  ", "a\tb\nc", "emoji \xF0\x9F\x98\x80 and \xC3\xA9",
                                     "</s> inside <s> text", "numbers 1234567 3.14159", "<|endoftext|>x"};
@@ -343,12 +343,12 @@ TEST(LlamaCppGguf, TokenizersSurviveTheMetadata) {
     texts.push_back(corpus.substr(pos, end - pos));
     pos = end + 1;
   }
-  const SentencePieceTokenizer spm(testing::llama_like_spm_model(), "trained");
+  const lm::SentencePieceTokenizer spm(testing::llama_like_spm_model(), "trained");
   const auto spm2 = through_metadata(spm, "gpt-2");
   EXPECT_EQ(spm2->vocab_size(), spm.vocab_size());
   EXPECT_EQ(spm2->bos_id(), spm.bos_id());
   EXPECT_EQ(spm2->eos_id(), spm.eos_id());
-  const auto gpt2 = Tokenizer::load(testing::fixture("gpt2-bpe/tokenizer.json"));
+  const auto gpt2 = lm::Tokenizer::load(testing::fixture("gpt2-bpe/tokenizer.json"));
   const auto gpt2b = through_metadata(*gpt2, "gpt-2");
   EXPECT_EQ(gpt2b->eos_id(), gpt2->eos_id());
   const nlohmann::json cases = nlohmann::json::parse(read_file(testing::fixture("gpt2-bpe/cases.json")));
@@ -360,17 +360,17 @@ TEST(LlamaCppGguf, TokenizersSurviveTheMetadata) {
     EXPECT_EQ(gpt2b->decode(ids), gpt2->decode(ids)) << text;
   }
   // SentencePiece options survive too.
-  const SentencePieceTokenizer with_eos(testing::llama_like_spm_model(), "trained", {.add_bos = false, .add_eos = true});
+  const lm::SentencePieceTokenizer with_eos(testing::llama_like_spm_model(), "trained", {.add_bos = false, .add_eos = true});
   EXPECT_EQ(through_metadata(with_eos, "gpt-2")->encode("joy", true), with_eos.encode("joy", true));
   // The ModelProto reader and writer keep every field the tokenizer uses.
-  const SentencePieceModel parsed = parse_sentencepiece_model(testing::llama_like_spm_model(), "trained");
-  EXPECT_EQ(parsed.model_type, SentencePieceModel::kBpe);
+  const lm::SentencePieceModel parsed = lm::parse_sentencepiece_model(testing::llama_like_spm_model(), "trained");
+  EXPECT_EQ(parsed.model_type, lm::SentencePieceModel::kBpe);
   EXPECT_TRUE(parsed.byte_fallback);
   EXPECT_TRUE(parsed.add_dummy_prefix);
   EXPECT_FALSE(parsed.remove_extra_whitespaces);
-  const SentencePieceTokenizer rebuilt(serialize_sentencepiece_model(parsed), "rebuilt");
+  const lm::SentencePieceTokenizer rebuilt(lm::serialize_sentencepiece_model(parsed), "rebuilt");
   for (const std::string& text : texts) EXPECT_EQ(rebuilt.encode(text, true), spm.encode(text, true)) << text;
-  EXPECT_THROW(parse_sentencepiece_model(std::string("\x0a\xff", 2), "bad"), Error);
+  EXPECT_THROW(lm::parse_sentencepiece_model(std::string("\x0a\xff", 2), "bad"), Error);
 }
 
 }  // namespace

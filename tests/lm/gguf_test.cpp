@@ -244,7 +244,7 @@ TEST(GgufModel, FilesWithoutTinyemoConfigNeedLlamaCppKeys) {
   w.add_tensor("token_embd.weight", ramp(DType::F32, {4, 32}));
   w.write(tmp / "foreign.gguf");
   try {
-    LmModel::load(tmp / "foreign.gguf");
+    lm::LmModel::load(tmp / "foreign.gguf");
     FAIL() << "a file without hyper-parameters was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("llama.block_count"), std::string::npos) << e.what();
@@ -253,9 +253,9 @@ TEST(GgufModel, FilesWithoutTinyemoConfigNeedLlamaCppKeys) {
 
 TEST(GgufModel, RefusesHyperparametersThatDisagreeWithTheConfig) {
   testing::TempDir tmp;
-  LoadOptions o;
+  lm::LoadOptions o;
   o.weight_dtype = DType::Q8_0;
-  save_lm_gguf(LmModel::load(testing::fixture("llama-tiny"), o), tmp / "m.gguf", GgufLayout::Tinyemo);
+  save_lm_gguf(lm::LmModel::load(testing::fixture("llama-tiny"), o), tmp / "m.gguf", lm::GgufLayout::Tinyemo);
   // Rewrite block_count: same length, so patch the u32 value after its key.
   std::string bytes = read_file(tmp / "m.gguf");
   const std::string key = "llama.block_count";
@@ -265,7 +265,7 @@ TEST(GgufModel, RefusesHyperparametersThatDisagreeWithTheConfig) {
   std::memcpy(&bytes[at + key.size() + 4], &bad, 4);
   write_file_atomic(tmp / "bad.gguf", bytes);
   try {
-    LmModel::load(tmp / "bad.gguf");
+    lm::LmModel::load(tmp / "bad.gguf");
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("llama.block_count"), std::string::npos) << e.what();

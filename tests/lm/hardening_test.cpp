@@ -37,7 +37,7 @@ TEST(LmHardening, NonFiniteWeightsAreRefusedByName) {
         tensors.emplace_back(e.name, t);
       }
       write_safetensors(dir / "model.safetensors", tensors);
-      const std::string e = error_of([&] { LmModel::load(dir.path()); });
+      const std::string e = error_of([&] { lm::LmModel::load(dir.path()); });
       EXPECT_NE(e.find(poisoned), std::string::npos) << e;
       EXPECT_NE(e.find("non-finite value at flat index 9"), std::string::npos) << e;
     }
@@ -54,22 +54,22 @@ TEST(LmHardening, OneTokenizerLookupForFoldersAndGguf) {
   fs::create_directories(dir / "hf");
   fs::create_directories(dir / "bare");
   write_file_atomic(dir / "hf/config.json", config.dump());
-  write_safetensors(dir / "hf/model.safetensors", random_lm(config, DType::F32, 1).tensors());
+  write_safetensors(dir / "hf/model.safetensors", lm::random_lm(config, DType::F32, 1).tensors());
   write_file_atomic(dir / "hf/tokenizer.model", testing::llama_like_spm_model());
-  save_lm_gguf(LmModel::load(dir / "hf"), dir / "with.gguf");
+  save_lm_gguf(lm::LmModel::load(dir / "hf"), dir / "with.gguf");
   write_file_atomic(dir / "bare/config.json", config.dump());
-  write_safetensors(dir / "bare/model.safetensors", random_lm(config, DType::F32, 1).tensors());
-  save_lm_gguf(LmModel::load(dir / "bare"), dir / "hf/without.gguf");  // beside a tokenizer it does not carry
+  write_safetensors(dir / "bare/model.safetensors", lm::random_lm(config, DType::F32, 1).tensors());
+  save_lm_gguf(lm::LmModel::load(dir / "bare"), dir / "hf/without.gguf");  // beside a tokenizer it does not carry
 
-  const std::vector<int32_t> want = load_lm_tokenizer(dir / "hf")->encode("hello world", true);
-  EXPECT_EQ(load_lm_tokenizer(dir / "with.gguf")->encode("hello world", true), want);
-  const std::string e = error_of([&] { load_lm_tokenizer(dir / "hf/without.gguf"); });
+  const std::vector<int32_t> want = lm::load_lm_tokenizer(dir / "hf")->encode("hello world", true);
+  EXPECT_EQ(lm::load_lm_tokenizer(dir / "with.gguf")->encode("hello world", true), want);
+  const std::string e = error_of([&] { lm::load_lm_tokenizer(dir / "hf/without.gguf"); });
   EXPECT_NE(e.find("embeds no tokenizer"), std::string::npos) << e;
   EXPECT_NE(e.find("--tokenizer"), std::string::npos) << e;
   // An explicit tokenizer: a file, a folder or another .gguf.
-  EXPECT_EQ(load_lm_tokenizer(dir / "hf/without.gguf", dir / "hf/tokenizer.model")->encode("hello world", true), want);
-  EXPECT_EQ(load_lm_tokenizer(dir / "hf/without.gguf", dir / "hf")->encode("hello world", true), want);
-  EXPECT_EQ(load_lm_tokenizer(dir / "hf/without.gguf", dir / "with.gguf")->encode("hello world", true), want);
+  EXPECT_EQ(lm::load_lm_tokenizer(dir / "hf/without.gguf", dir / "hf/tokenizer.model")->encode("hello world", true), want);
+  EXPECT_EQ(lm::load_lm_tokenizer(dir / "hf/without.gguf", dir / "hf")->encode("hello world", true), want);
+  EXPECT_EQ(lm::load_lm_tokenizer(dir / "hf/without.gguf", dir / "with.gguf")->encode("hello world", true), want);
 }
 
 }  // namespace

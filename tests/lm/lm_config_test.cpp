@@ -18,17 +18,17 @@
 namespace tinyemo {
 namespace {
 
-int64_t parameters_of(const LmConfig& c) {
+int64_t parameters_of(const lm::LmConfig& c) {
   int64_t n = 0;
-  for (const auto& [name, shape] : lm_weight_shapes(c)) n += shape_numel(shape);
+  for (const auto& [name, shape] : lm::lm_weight_shapes(c)) n += shape_numel(shape);
   return n;
 }
 
-LmConfig preset(const std::string& name) {
-  const JsonObject json(lm_preset_config(name), name);
-  LmConfig c = parse_lm_config(json);
-  if (c.arch == LmArch::OpenElm) {
-    const auto ffn = openelm_ffn_dims(json);
+lm::LmConfig preset(const std::string& name) {
+  const JsonObject json(lm::lm_preset_config(name), name);
+  lm::LmConfig c = lm::parse_lm_config(json);
+  if (c.arch == lm::LmArch::OpenElm) {
+    const auto ffn = lm::openelm_ffn_dims(json);
     for (size_t i = 0; i < ffn.size(); ++i) c.layers[i].ffn_dim = ffn[i];
   }
   return c;
@@ -42,8 +42,8 @@ TEST(LmPresets, PublishedParameterCounts) {
 }
 
 TEST(LmPresets, Qwen2BiasesOnQkvOnly) {
-  const LmConfig c = preset("qwen2-0.5b");
-  EXPECT_EQ(c.arch, LmArch::Qwen2);
+  const lm::LmConfig c = preset("qwen2-0.5b");
+  EXPECT_EQ(c.arch, lm::LmArch::Qwen2);
   EXPECT_TRUE(c.attention_bias);
   EXPECT_FALSE(c.output_proj_bias || c.mlp_bias);
   EXPECT_TRUE(c.tied_output);
@@ -53,20 +53,20 @@ TEST(LmPresets, Qwen2BiasesOnQkvOnly) {
 }
 
 TEST(LmPresets, GemmaScalesInputsAndNormsAndHasItsOwnHeadWidth) {
-  const LmConfig c = preset("gemma-2b");
-  EXPECT_EQ(c.arch, LmArch::Gemma);
+  const lm::LmConfig c = preset("gemma-2b");
+  EXPECT_EQ(c.arch, lm::LmArch::Gemma);
   EXPECT_EQ(c.head_dim, 256);
   EXPECT_EQ(c.layers[0].n_kv_heads, 1);
   EXPECT_EQ(c.embedding_scale, static_cast<float>(std::sqrt(2048.0)));
   EXPECT_EQ(c.norm_weight_offset, 1.0);
-  EXPECT_EQ(c.activation, Activation::GeluTanh);
+  EXPECT_EQ(c.activation, lm::Activation::GeluTanh);
   EXPECT_TRUE(c.tied_output && c.gated_mlp);
   EXPECT_FALSE(c.attention_bias || c.output_proj_bias);
 }
 
 TEST(LmPresets, OpenElmHeadsFollowTheMultipliersAsPublished) {
   // apple/OpenELM-270M's config.json lists these per-layer head counts.
-  const LmConfig c = preset("openelm-270m");
+  const lm::LmConfig c = preset("openelm-270m");
   std::vector<int64_t> q, kv;
   for (const auto& l : c.layers) {
     q.push_back(l.n_heads);
@@ -80,7 +80,7 @@ TEST(LmPresets, OpenElmHeadsFollowTheMultipliersAsPublished) {
 }
 
 TEST(LmPresets, PhiPartialRotary) {
-  const LmConfig c = preset("phi-2");
+  const lm::LmConfig c = preset("phi-2");
   EXPECT_EQ(c.head_dim, 80);
   EXPECT_EQ(c.rotary_dim, 32);  // int(80 * 0.4)
   EXPECT_TRUE(c.parallel_block);
@@ -90,25 +90,25 @@ TEST(LmPresets, PhiPartialRotary) {
 // distinct names; every family has a preset that parses and lays out.
 TEST(LmArchitectures, OneEntryPerFamily) {
   std::set<std::string_view> names, classes, presets_seen;
-  for (const lm_arch::Architecture* a : lm_arch::all()) {
-    EXPECT_EQ(&lm_arch::of(a->id), a);
-    EXPECT_EQ(lm_arch::find(a->hf_class), a);
+  for (const lm::arch::Architecture* a : lm::arch::all()) {
+    EXPECT_EQ(&lm::arch::of(a->id), a);
+    EXPECT_EQ(lm::arch::find(a->hf_class), a);
     EXPECT_TRUE(names.insert(a->name).second) << a->name;
     EXPECT_TRUE(classes.insert(a->hf_class).second) << a->hf_class;
-    EXPECT_EQ(lm_arch_name(a->id), a->name);
+    EXPECT_EQ(lm::lm_arch_name(a->id), a->name);
   }
-  EXPECT_EQ(lm_arch::find("GPT2LMHeadModel"), nullptr);
-  for (const std::string& p : lm_preset_names()) {
-    const LmConfig c = preset(p);
-    presets_seen.insert(lm_arch_name(c.arch));
-    EXPECT_FALSE(lm_weight_shapes(c).empty()) << p;
+  EXPECT_EQ(lm::arch::find("GPT2LMHeadModel"), nullptr);
+  for (const std::string& p : lm::lm_preset_names()) {
+    const lm::LmConfig c = preset(p);
+    presets_seen.insert(lm::lm_arch_name(c.arch));
+    EXPECT_FALSE(lm::lm_weight_shapes(c).empty()) << p;
   }
   EXPECT_EQ(presets_seen, names);
 }
 
 std::string refusal(nlohmann::json config) {
   try {
-    parse_lm_config(JsonObject(config, "dir/config.json"));
+    lm::parse_lm_config(JsonObject(config, "dir/config.json"));
     return "";
   } catch (const Error& e) {
     return e.what();
@@ -122,7 +122,7 @@ void expect_refused(const nlohmann::json& config, const std::string& needle) {
 }
 
 TEST(LmConfig, RefusesUnknownAndInconsistentConfigs) {
-  const nlohmann::json llama = lm_preset_config("tinyllama-1.1b");
+  const nlohmann::json llama = lm::lm_preset_config("tinyllama-1.1b");
   EXPECT_EQ(refusal(llama), "");
   auto with = [](nlohmann::json j, const std::string& key, nlohmann::json v) {
     if (v.is_null()) {
@@ -149,16 +149,16 @@ TEST(LmConfig, RefusesUnknownAndInconsistentConfigs) {
   expect_refused(with(llama, "rope_scaling", {{"type", "linear"}, {"factor", -1.0}}), "factor");
   EXPECT_EQ(refusal(with(llama, "rope_scaling", {{"type", "linear"}, {"factor", 4.0}})), "");
 
-  const nlohmann::json phi = lm_preset_config("phi-2");
+  const nlohmann::json phi = lm::lm_preset_config("phi-2");
   expect_refused(with(phi, "partial_rotary_factor", 1.5), "partial_rotary_factor");
   expect_refused(with(phi, "partial_rotary_factor", 0.01), "rotary dimension");  // int(80 * 0.01) = 0
   expect_refused(with(phi, "model_type", "phi-msft"), "phi-msft");
 
-  nlohmann::json elm = lm_preset_config("openelm-270m");
+  nlohmann::json elm = lm::lm_preset_config("openelm-270m");
   elm["num_query_heads"] = {12, 12};
   elm["num_kv_heads"] = {3, 3};
   expect_refused(elm, "num_transformer_layers");
-  elm = lm_preset_config("openelm-270m");
+  elm = lm::lm_preset_config("openelm-270m");
   elm["normalization_layer_name"] = "layer_norm";
   expect_refused(elm, "normalization_layer_name");
 }
@@ -173,7 +173,7 @@ nlohmann::json without(nlohmann::json j, const std::string& key) {
 }
 
 TEST(LmConfig, Qwen2SlidingWindowIsRefusedWhereALayerWouldUseIt) {
-  const nlohmann::json q = lm_preset_config("qwen2-0.5b");
+  const nlohmann::json q = lm::lm_preset_config("qwen2-0.5b");
   // use_sliding_window false: sliding_window / max_window_layers change nothing.
   EXPECT_EQ(refusal(with(with(q, "sliding_window", 4096), "max_window_layers", 21)), "");
   const nlohmann::json sliding = with(q, "use_sliding_window", true);
@@ -192,25 +192,25 @@ TEST(LmConfig, Qwen2SlidingWindowIsRefusedWhereALayerWouldUseIt) {
   expect_refused(with(sliding, "layer_types", types), "layer_types");
   expect_refused(with(q, "model_type", "qwen2_moe"), "qwen2_moe");
   // Qwen2Config's tie_word_embeddings default is false.
-  EXPECT_FALSE(parse_lm_config(JsonObject(without(q, "tie_word_embeddings"), "q")).tied_output);
+  EXPECT_FALSE(lm::parse_lm_config(JsonObject(without(q, "tie_word_embeddings"), "q")).tied_output);
 }
 
 TEST(LmConfig, GemmaActivationHeadWidthAndTying) {
-  const nlohmann::json g = lm_preset_config("gemma-2b");
-  auto parsed = [](const nlohmann::json& j) { return parse_lm_config(JsonObject(j, "g")); };
+  const nlohmann::json g = lm::lm_preset_config("gemma-2b");
+  auto parsed = [](const nlohmann::json& j) { return lm::parse_lm_config(JsonObject(j, "g")); };
   expect_refused(without(g, "head_dim"), "head_dim");
   expect_refused(with(g, "head_dim", 0), "head_dim");
   expect_refused(with(g, "hidden_activation", "relu6"), "hidden_activation");
   expect_refused(with(g, "model_type", "gemma2"), "gemma2");
   // hidden_act is ignored; without hidden_activation (or with null) the tanh GELU is used.
-  EXPECT_EQ(parsed(with(without(g, "hidden_activation"), "hidden_act", "gelu")).activation, Activation::GeluTanh);
-  EXPECT_EQ(parsed(with(g, "hidden_activation", nullptr)).activation, Activation::GeluTanh);
+  EXPECT_EQ(parsed(with(without(g, "hidden_activation"), "hidden_act", "gelu")).activation, lm::Activation::GeluTanh);
+  EXPECT_EQ(parsed(with(g, "hidden_activation", nullptr)).activation, lm::Activation::GeluTanh);
   EXPECT_EQ(parsed(with(with(g, "hidden_activation", "gelu"), "hidden_act", "gelu_pytorch_tanh")).activation,
-            Activation::GeluErf);
+            lm::Activation::GeluErf);
   // GemmaConfig ties by default; attention_bias covers q/k/v and o.
   EXPECT_TRUE(parsed(without(g, "tie_word_embeddings")).tied_output);
   EXPECT_FALSE(parsed(with(g, "tie_word_embeddings", false)).tied_output);
-  const LmConfig biased = parsed(with(g, "attention_bias", true));
+  const lm::LmConfig biased = parsed(with(g, "attention_bias", true));
   EXPECT_TRUE(biased.attention_bias && biased.output_proj_bias);
   // The input scale follows hidden_size.
   EXPECT_EQ(parsed(with(g, "hidden_size", 3072)).embedding_scale, static_cast<float>(std::sqrt(3072.0)));
@@ -234,7 +234,7 @@ struct EditedModel {
 
 std::string load_error(const std::filesystem::path& dir) {
   try {
-    LmModel::load(dir);
+    lm::LmModel::load(dir);
     return "";
   } catch (const Error& e) {
     return e.what();
@@ -295,7 +295,7 @@ TEST(LmWeights, GemmaUntiedNeedsAnOutputMatrix) {
 // Gemma's norms hold 1 + the stored weight for compute; tensors() keeps the
 // stored weight (what GGUF export writes and the loader adds 1 to again).
 TEST(LmWeights, GemmaNormsScaleByOnePlusTheStoredWeight) {
-  const LmModel m = LmModel::load(testing::fixture("gemma-tiny"));
+  const lm::LmModel m = lm::LmModel::load(testing::fixture("gemma-tiny"));
   const auto st = SafetensorsFile::open(testing::fixture("gemma-tiny/model.safetensors"));
   const Tensor stored = st.get("model.norm.weight");
   const Tensor listed = std::find_if(m.tensors().begin(), m.tensors().end(), [](const auto& p) {
@@ -313,12 +313,12 @@ TEST(LmWeights, F16CheckpointStaysF16) {
   EditedModel m([](NamedTensors& t) {
     for (auto& [name, tensor] : t) tensor = tensor.to(DType::F16);
   });
-  const LmModel model = LmModel::load(m.dir.path());
+  const lm::LmModel model = lm::LmModel::load(m.dir.path());
   EXPECT_EQ(model.layers()[1].up.weight.dtype(), DType::F16);
   EXPECT_EQ(model.final_norm().weight.dtype(), DType::F32);
   const auto io = SafetensorsFile::open(testing::fixture("llama-tiny/io.safetensors"));
   const Tensor ids = io.get("input_ids").to(DType::I32);
-  LmSession s(model);
+  lm::LmSession s(model);
   const Tensor got = s.forward(std::span<const int32_t>(ids.data<int32_t>(), ids.numel()), true);
   EXPECT_LE(testing::rel_error(got, io.get("logits")), 1e-2);
 }
@@ -338,8 +338,8 @@ TEST(LmWeights, ShardedCheckpointLoadsLikeOneFile) {
   write_safetensors(dir / "model-00001-of-00002.safetensors", a);
   write_safetensors(dir / "model-00002-of-00002.safetensors", b);
   write_file_atomic(dir / "model.safetensors.index.json", nlohmann::json{{"weight_map", map}}.dump());
-  const LmModel sharded = LmModel::load(dir.path());
-  const LmModel single = LmModel::load(src);
+  const lm::LmModel sharded = lm::LmModel::load(dir.path());
+  const lm::LmModel single = lm::LmModel::load(src);
   ASSERT_EQ(sharded.tensors().size(), single.tensors().size());
 
   // Shard names may not leave the folder.
@@ -349,18 +349,18 @@ TEST(LmWeights, ShardedCheckpointLoadsLikeOneFile) {
 }
 
 TEST(LmWeights, MatricesStayMappedAndConvertOnRequest) {
-  const LmModel m = LmModel::load(testing::fixture("llama-tiny"));
+  const lm::LmModel m = lm::LmModel::load(testing::fixture("llama-tiny"));
   EXPECT_FALSE(m.layers()[0].q.weight.writable());  // a view of the mapped file, not a copy
-  LoadOptions o;
+  lm::LoadOptions o;
   o.weight_dtype = DType::Q4_0;
-  const LmModel q = LmModel::load(testing::fixture("llama-tiny"), o);
+  const lm::LmModel q = lm::LmModel::load(testing::fixture("llama-tiny"), o);
   const Tensor& wq = q.layers()[0].q.weight;
   EXPECT_EQ(dtype_of_rows(wq.dtype()), DType::Q4_0);
   EXPECT_EQ(q.final_norm().weight.dtype(), DType::F32);
   EXPECT_LT(q.weight_bytes_per_token(), m.weight_bytes_per_token() / 5);
   // Quantised matrices are rearranged for linear() unless asked not to.
   o.compute_layout = false;
-  const LmModel rows = LmModel::load(testing::fixture("llama-tiny"), o);
+  const lm::LmModel rows = lm::LmModel::load(testing::fixture("llama-tiny"), o);
   EXPECT_EQ(rows.layers()[0].q.weight.dtype(), DType::Q4_0);
   EXPECT_EQ(wq.dtype(), prepare_linear_weight(rows.layers()[0].q.weight).dtype());
   EXPECT_EQ(q.weight_bytes_per_token(), rows.weight_bytes_per_token());

@@ -73,8 +73,8 @@ Tensor stack(const std::vector<Tensor>& parts) {
 }
 
 // Feeds `embeddings` through the cache: a prefill of `first` rows, then one row at a time.
-Tensor incremental_logits(const LmModel& model, const Tensor& embeddings, int64_t first) {
-  LmSession s(model);
+Tensor incremental_logits(const lm::LmModel& model, const Tensor& embeddings, int64_t first) {
+  lm::LmSession s(model);
   std::vector<Tensor> parts = {s.forward(embeddings.rows(0, first).clone(), true)};
   for (int64_t r = first; r < embeddings.dim(0); ++r) parts.push_back(s.forward(embeddings.rows(r, r + 1).clone(), true));
   return stack(parts);
@@ -97,8 +97,8 @@ class LmParity : public ::testing::TestWithParam<Case> {
     v.insert(v.end(), ids_.begin() + inserted_at_, ids_.end());
     return v;
   }
-  GenerateOptions greedy_options(bool cache) const {
-    GenerateOptions o;
+  lm::GenerateOptions greedy_options(bool cache) const {
+    lm::GenerateOptions o;
     o.max_new_tokens = static_cast<int64_t>(greedy_.size());
     o.stop_at_eos = false;  // the references decode a fixed number of tokens
     o.use_kv_cache = cache;
@@ -111,15 +111,15 @@ class LmParity : public ::testing::TestWithParam<Case> {
 };
 
 TEST_P(LmParity, F32LogitsAtEveryPosition) {
-  const LmModel model = LmModel::load(GetParam().dir);
-  LmSession s(model);
+  const lm::LmModel model = lm::LmModel::load(GetParam().dir);
+  lm::LmSession s(model);
   EXPECT_LE(worst_row_error(s.forward(ids_, true), logits_), 1e-4);
 }
 
 TEST_P(LmParity, KvCacheDecodeEqualsFullRecompute) {
-  const LmModel model = LmModel::load(GetParam().dir);
+  const lm::LmModel model = lm::LmModel::load(GetParam().dir);
   const Tensor embeddings = embed_tokens(model, ids_);
-  LmSession full(model);
+  lm::LmSession full(model);
   const Tensor all = full.forward(embeddings, true);
   for (int64_t first : {int64_t{1}, static_cast<int64_t>(ids_.size()) - 3}) {
     const Tensor step = incremental_logits(model, embeddings, first);
@@ -135,9 +135,9 @@ TEST_P(LmParity, KvCacheDecodeEqualsFullRecompute) {
 TEST_P(LmParity, DecodeIsTheSameForAnyTeamSize) {
   const int threads_before = num_threads();
   for (const DType d : {DType::F32, DType::Q8_0}) {
-    LoadOptions o;
+    lm::LoadOptions o;
     if (d != DType::F32) o.weight_dtype = d;
-    const LmModel model = LmModel::load(GetParam().dir, o);
+    const lm::LmModel model = lm::LmModel::load(GetParam().dir, o);
     const Tensor embeddings = embed_tokens(model, ids_);
     set_num_threads(1);
     const Tensor alone = incremental_logits(model, embeddings, 1);
@@ -151,22 +151,22 @@ TEST_P(LmParity, DecodeIsTheSameForAnyTeamSize) {
 }
 
 TEST_P(LmParity, GreedyIdsWithAndWithoutCache) {
-  const LmModel model = LmModel::load(GetParam().dir);
+  const lm::LmModel model = lm::LmModel::load(GetParam().dir);
   EXPECT_EQ(generate(model, ids_, greedy_options(true)).ids, greedy_);
   EXPECT_EQ(generate(model, ids_, greedy_options(false)).ids, greedy_);
 }
 
 TEST_P(LmParity, InsertedEmbeddingsWithAndWithoutCache) {
-  const LmModel model = LmModel::load(GetParam().dir);
+  const lm::LmModel model = lm::LmModel::load(GetParam().dir);
   const std::vector<int32_t> spliced = spliced_ids();
   const Tensor rows = embed_with_inserted(model, spliced, kPlaceholder, {inserted_});
   ASSERT_EQ(rows.dim(0), inserted_logits_.dim(0));
-  LmSession s(model);
+  lm::LmSession s(model);
   EXPECT_LE(worst_row_error(s.forward(rows, true), inserted_logits_), 1e-4);
   // Cache boundary inside the inserted rows, then token by token.
   EXPECT_LE(worst_row_error(incremental_logits(model, rows, inserted_at_ + 1), inserted_logits_), 1e-4);
   // Generation from an embeddings prompt follows the same logits.
-  GenerateOptions o = greedy_options(true);
+  lm::GenerateOptions o = greedy_options(true);
   o.max_new_tokens = 1;
   const Tensor last = inserted_logits_.row(inserted_logits_.dim(0) - 1);
   const float* l = last.data<float>();
@@ -180,13 +180,13 @@ TEST_P(LmParity, InsertedEmbeddingsWithAndWithoutCache) {
 // it after a near tie: top-2 within 1e-3).
 TEST_P(LmParity, Bf16Weights) {
   if (!GetParam().has_bf16) GTEST_SKIP() << "no BF16 file";
-  LoadOptions o;
+  lm::LoadOptions o;
   o.weights_file = "model.bf16.safetensors";
-  const LmModel model = LmModel::load(GetParam().dir, o);
+  const lm::LmModel model = lm::LmModel::load(GetParam().dir, o);
   EXPECT_EQ(model.layers()[0].down.weight.dtype(), DType::BF16);  // 16-bit stays 16-bit
   const auto reference =
       SafetensorsFile::open(testing::source_dir() / "tests/data/lm/bf16-reference" / (GetParam().name + ".safetensors"));
-  LmSession s(model);
+  lm::LmSession s(model);
   const Tensor logits = s.forward(ids_, true);
   const double exact = worst_row_error(logits, reference.get("logits")), against_f32 = worst_row_error(logits, logits_);
   std::printf("[ bf16     ] %s: worst row error %.2e against the BF16-weight reference, %.2e against F32\n",
@@ -196,14 +196,14 @@ TEST_P(LmParity, Bf16Weights) {
   const std::vector<int32_t> got = generate(model, ids_, greedy_options(true)).ids;
   EXPECT_EQ(got, ids_of(reference.get("greedy_ids")));
   EXPECT_EQ(generate(model, ids_, greedy_options(false)).ids, got);
-  const LmModel f32 = LmModel::load(GetParam().dir);
+  const lm::LmModel f32 = lm::LmModel::load(GetParam().dir);
   std::vector<int32_t> seq = ids_;
   for (size_t i = 0; i < greedy_.size(); ++i) {
     if (got[i] == greedy_[i]) {
       seq.push_back(greedy_[i]);
       continue;
     }
-    LmSession ref(f32);
+    lm::LmSession ref(f32);
     Tensor l = ref.forward(seq);
     std::vector<float> v = l.to_f32_vector();
     std::partial_sort(v.begin(), v.begin() + 2, v.end(), std::greater<>());
@@ -220,10 +220,10 @@ TEST_P(LmParity, QuantisedWeights) {
     double max_rel, min_top1;
   };
   for (const Bound& b : {Bound{DType::Q8_0, 0.03, 0.9}, Bound{DType::Q4_0, 0.35, 0.6}}) {
-    LoadOptions o;
+    lm::LoadOptions o;
     o.weight_dtype = b.dtype;
-    const LmModel model = LmModel::load(GetParam().dir, o);
-    LmSession s(model);
+    const lm::LmModel model = lm::LmModel::load(GetParam().dir, o);
+    lm::LmSession s(model);
     const Tensor got = s.forward(ids_, true);
     int agree = 0;
     for (int64_t r = 0; r < logits_.dim(0); ++r) {
@@ -240,8 +240,8 @@ TEST_P(LmParity, QuantisedWeights) {
     // The interleaved compute layout computes what the row-major one does (the
     // same integer products, summed in another order), prompt and decode.
     o.compute_layout = false;
-    const LmModel rows = LmModel::load(GetParam().dir, o);
-    LmSession r(rows);
+    const lm::LmModel rows = lm::LmModel::load(GetParam().dir, o);
+    lm::LmSession r(rows);
     EXPECT_LE(testing::rel_error(r.forward(ids_, true), got), 1e-5) << dtype_name(b.dtype);
     EXPECT_EQ(generate(rows, ids_, greedy_options(true)).ids, generate(model, ids_, greedy_options(true)).ids);
   }
@@ -252,27 +252,27 @@ TEST_P(LmParity, QuantisedWeights) {
 // runs (the others are refused by name).
 TEST_P(LmParity, GgufRoundTrip) {
   testing::TempDir tmp;
-  for (const GgufLayout layout : {GgufLayout::Tinyemo, GgufLayout::LlamaCpp})
+  for (const lm::GgufLayout layout : {lm::GgufLayout::Tinyemo, lm::GgufLayout::LlamaCpp})
   for (DType d : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K}) {
-    SCOPED_TRACE(layout == GgufLayout::Tinyemo ? "tinyemo layout" : "llama.cpp layout");
-    LoadOptions o;
+    SCOPED_TRACE(layout == lm::GgufLayout::Tinyemo ? "tinyemo layout" : "llama.cpp layout");
+    lm::LoadOptions o;
     o.weight_dtype = d;
-    const LmModel converted = LmModel::load(GetParam().dir, o);
+    const lm::LmModel converted = lm::LmModel::load(GetParam().dir, o);
     const auto path = tmp / (std::string(dtype_name(d)) + ".gguf");
     const bool llamacpp_runs = GetParam().name != "llama3-variant" && GetParam().name != "phi-variant" &&
                                GetParam().name != "openelm-variant" && GetParam().name != "gemma-variant";
-    if (layout == GgufLayout::LlamaCpp && !llamacpp_runs) {
+    if (layout == lm::GgufLayout::LlamaCpp && !llamacpp_runs) {
       EXPECT_THROW(save_lm_gguf(converted, path, layout), Error);
       continue;
     }
     save_lm_gguf(converted, path, layout);
-    const LmModel loaded = LmModel::load(path);
+    const lm::LmModel loaded = lm::LmModel::load(path);
     // Rows that are not a multiple of 32 long cannot be block-quantised and are stored as F16.
     const Tensor& down = loaded.layers()[0].down.weight;
     const DType want = dtype_is_kquant(d) && down.dim(1) % 256 != 0 ? DType::Q8_0 : d;
     EXPECT_EQ(dtype_of_rows(down.dtype()), dtype_is_quantized(want) && down.dim(1) % 32 != 0 ? DType::F16 : want);
     ASSERT_EQ(loaded.tensors().size(), converted.tensors().size());
-    LmSession a(converted), b(loaded);
+    lm::LmSession a(converted), b(loaded);
     EXPECT_EQ(testing::rel_error(a.forward(ids_, true), b.forward(ids_, true)), 0.0) << dtype_name(d);
     EXPECT_EQ(generate(loaded, ids_, greedy_options(true)).ids, generate(converted, ids_, greedy_options(true)).ids);
   }
@@ -287,16 +287,16 @@ TEST(LmEmbeddingsIn, TinyLlavaLanguageModel) {
     SCOPED_TRACE(fixture);
     const auto dir = testing::fixture(fixture);
     const JsonObject config = JsonObject::load(dir / "config.json").object("text_config");
-    const auto weights = open_safetensors_weights(dir / "model.safetensors");
-    const LmModel model = LmModel::bind(parse_lm_config(config), config.json(), *weights, {}, "language_model.");
+    const auto weights = lm::open_safetensors_weights(dir / "model.safetensors");
+    const lm::LmModel model = lm::LmModel::bind(lm::parse_lm_config(config), config.json(), *weights, {}, "language_model.");
     const auto io = SafetensorsFile::open(dir / "io.safetensors");
     const std::vector<int32_t> ids = ids_of(io.get("input_ids"));
     const Tensor rows = embed_with_inserted(model, ids, kPlaceholder, {io.get("image_features")});
-    LmSession s(model);
+    lm::LmSession s(model);
     EXPECT_LE(worst_row_error(s.forward(rows, true), io.get("logits")), 1e-4);
     std::vector<int32_t> text_ids;
     std::copy_if(ids.begin(), ids.end(), std::back_inserter(text_ids), [](int32_t id) { return id != kPlaceholder; });
-    GenerateOptions o;
+    lm::GenerateOptions o;
     o.max_new_tokens = io.get("greedy_ids").numel();
     o.stop_at_eos = false;
     EXPECT_EQ(generate(model, rows, text_ids, o).ids, ids_of(io.get("greedy_ids")));

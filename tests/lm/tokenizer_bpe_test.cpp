@@ -32,8 +32,8 @@ const nlohmann::json& hard_cases() {
 class Gpt2Test : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    json_ = Tokenizer::load(testing::fixture("gpt2-bpe/tokenizer.json")).release();
-    vocab_merges_ = BpeTokenizer::load_vocab_merges(testing::fixture("gpt2-bpe")).release();
+    json_ = lm::Tokenizer::load(testing::fixture("gpt2-bpe/tokenizer.json")).release();
+    vocab_merges_ = lm::BpeTokenizer::load_vocab_merges(testing::fixture("gpt2-bpe")).release();
   }
   static void TearDownTestSuite() {
     delete json_;
@@ -46,11 +46,11 @@ class Gpt2Test : public ::testing::Test {
     EXPECT_EQ(json_->decode(expected), text);
     EXPECT_EQ(vocab_merges_->decode(expected), text);
   }
-  static Tokenizer* json_;
-  static Tokenizer* vocab_merges_;
+  static lm::Tokenizer* json_;
+  static lm::Tokenizer* vocab_merges_;
 };
-Tokenizer* Gpt2Test::json_ = nullptr;
-Tokenizer* Gpt2Test::vocab_merges_ = nullptr;
+lm::Tokenizer* Gpt2Test::json_ = nullptr;
+lm::Tokenizer* Gpt2Test::vocab_merges_ = nullptr;
 
 TEST_F(Gpt2Test, MatchesOpenAiEncoderOnFixtureCases) {
   const auto cases = load_json(testing::fixture("gpt2-bpe/cases.json"));
@@ -76,7 +76,7 @@ TEST(Gpt2PreTokenizer, MatchesTheRegexModule) {
     for (const auto& c : hard_cases()[set]) {
       const std::string text = c["text"];
       std::vector<std::string_view> pieces;
-      bpe::split_gpt2(text, pieces);
+      lm::bpe::split_gpt2(text, pieces);
       EXPECT_EQ(std::vector<std::string>(pieces.begin(), pieces.end()), c["pieces"].get<std::vector<std::string>>())
           << text;
       ++checked;
@@ -86,23 +86,23 @@ TEST(Gpt2PreTokenizer, MatchesTheRegexModule) {
 }
 
 TEST(Gpt2PreTokenizer, UnicodeClasses) {
-  using bpe::CharClass;
-  EXPECT_EQ(bpe::char_class(U'a'), CharClass::kLetter);
-  EXPECT_EQ(bpe::char_class(U'Ж'), CharClass::kLetter);
-  EXPECT_EQ(bpe::char_class(U'日'), CharClass::kLetter);   // Lo
-  EXPECT_EQ(bpe::char_class(U'ǅ'), CharClass::kLetter);    // Lt
-  EXPECT_EQ(bpe::char_class(U'ʰ'), CharClass::kLetter);    // Lm
-  EXPECT_EQ(bpe::char_class(U'𝒜'), CharClass::kLetter);   // outside the BMP
-  EXPECT_EQ(bpe::char_class(U'٣'), CharClass::kNumber);    // Nd
-  EXPECT_EQ(bpe::char_class(U'Ⅻ'), CharClass::kNumber);    // Nl
-  EXPECT_EQ(bpe::char_class(U'½'), CharClass::kNumber);    // No
-  EXPECT_EQ(bpe::char_class(0x3000), CharClass::kSpace);
-  EXPECT_EQ(bpe::char_class(0x85), CharClass::kSpace);
-  EXPECT_EQ(bpe::char_class(0x1C), CharClass::kOther);   // str.isspace() but not White_Space
-  EXPECT_EQ(bpe::char_class(0x200B), CharClass::kOther);  // zero-width space is a format character
-  EXPECT_EQ(bpe::char_class(0x0301), CharClass::kOther);  // combining mark (Mn)
-  EXPECT_EQ(bpe::char_class(0x10FFFF), CharClass::kOther);
-  EXPECT_STREQ(bpe::unicode_version(), hard_cases()["unicode"].get<std::string>().c_str());
+  using lm::bpe::CharClass;
+  EXPECT_EQ(lm::bpe::char_class(U'a'), CharClass::kLetter);
+  EXPECT_EQ(lm::bpe::char_class(U'Ж'), CharClass::kLetter);
+  EXPECT_EQ(lm::bpe::char_class(U'日'), CharClass::kLetter);   // Lo
+  EXPECT_EQ(lm::bpe::char_class(U'ǅ'), CharClass::kLetter);    // Lt
+  EXPECT_EQ(lm::bpe::char_class(U'ʰ'), CharClass::kLetter);    // Lm
+  EXPECT_EQ(lm::bpe::char_class(U'𝒜'), CharClass::kLetter);   // outside the BMP
+  EXPECT_EQ(lm::bpe::char_class(U'٣'), CharClass::kNumber);    // Nd
+  EXPECT_EQ(lm::bpe::char_class(U'Ⅻ'), CharClass::kNumber);    // Nl
+  EXPECT_EQ(lm::bpe::char_class(U'½'), CharClass::kNumber);    // No
+  EXPECT_EQ(lm::bpe::char_class(0x3000), CharClass::kSpace);
+  EXPECT_EQ(lm::bpe::char_class(0x85), CharClass::kSpace);
+  EXPECT_EQ(lm::bpe::char_class(0x1C), CharClass::kOther);   // str.isspace() but not White_Space
+  EXPECT_EQ(lm::bpe::char_class(0x200B), CharClass::kOther);  // zero-width space is a format character
+  EXPECT_EQ(lm::bpe::char_class(0x0301), CharClass::kOther);  // combining mark (Mn)
+  EXPECT_EQ(lm::bpe::char_class(0x10FFFF), CharClass::kOther);
+  EXPECT_STREQ(lm::bpe::unicode_version(), hard_cases()["unicode"].get<std::string>().c_str());
 }
 
 TEST_F(Gpt2Test, EndOfTextIsSplitOutAsSpecial) {
@@ -143,7 +143,7 @@ TEST(Gpt2Loading, MergesAsPairsAndAsStringsAgree) {
     const size_t space = rule.find(' ');
     merge = nlohmann::json::array({rule.substr(0, space), rule.substr(space + 1)});
   }
-  const auto pairs = BpeTokenizer::from_tokenizer_json(doc.dump(), "pairs.json");
+  const auto pairs = lm::BpeTokenizer::from_tokenizer_json(doc.dump(), "pairs.json");
   for (const auto& c : load_json(testing::fixture("gpt2-bpe/cases.json"))) {
     EXPECT_EQ(pairs->encode(c["text"].get<std::string>(), false), c["ids"].get<Ids>());
   }
@@ -153,21 +153,21 @@ TEST(Gpt2Loading, FolderWithVocabAndMergesOnly) {
   testing::TempDir dir;
   std::filesystem::copy_file(testing::fixture("gpt2-bpe/vocab.json"), dir / "vocab.json");
   std::filesystem::copy_file(testing::fixture("gpt2-bpe/merges.txt"), dir / "merges.txt");
-  const auto tokenizer = Tokenizer::load(dir.path());
+  const auto tokenizer = lm::Tokenizer::load(dir.path());
   EXPECT_EQ(tokenizer->encode("Hello world", false), (Ids{15496, 995}));
-  EXPECT_EQ(Tokenizer::load(dir / "vocab.json")->encode("Hello world", false), (Ids{15496, 995}));
+  EXPECT_EQ(lm::Tokenizer::load(dir / "vocab.json")->encode("Hello world", false), (Ids{15496, 995}));
 }
 
 TEST(Gpt2Loading, TokenizerConfigNamesBosAndEos) {
   testing::TempDir dir;
   std::filesystem::copy_file(testing::fixture("gpt2-bpe/tokenizer.json"), dir / "tokenizer.json");
   write_file_atomic(dir / "tokenizer_config.json", R"({"bos_token": {"content": "Hello"}, "eos_token": "!"})");
-  const auto tokenizer = Tokenizer::load(dir.path());
+  const auto tokenizer = lm::Tokenizer::load(dir.path());
   EXPECT_EQ(tokenizer->bos_id(), 15496);
   EXPECT_EQ(tokenizer->eos_id(), 0);
   write_file_atomic(dir / "tokenizer_config.json", R"({"eos_token": "<|not a token|>"})");
   try {
-    Tokenizer::load(dir.path());
+    lm::Tokenizer::load(dir.path());
     ADD_FAILURE() << "loaded a config naming an unknown token";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("tokenizer_config.json"), std::string::npos) << e.what();
@@ -176,7 +176,7 @@ TEST(Gpt2Loading, TokenizerConfigNamesBosAndEos) {
 
 TEST_F(Gpt2Test, CacheDoesNotChangeResultsAndIsThreadSafe) {
   const std::string text = hard_cases()["cases"][0]["text"].get<std::string>() + " the the the emotion";
-  auto uncached = BpeTokenizer::load_tokenizer_json(testing::fixture("gpt2-bpe/tokenizer.json"));
+  auto uncached = lm::BpeTokenizer::load_tokenizer_json(testing::fixture("gpt2-bpe/tokenizer.json"));
   uncached->set_cache_capacity(0);
   const Ids expected = uncached->encode(text, false);
   std::vector<std::thread> threads;
@@ -194,13 +194,13 @@ TEST_F(Gpt2Test, CacheDoesNotChangeResultsAndIsThreadSafe) {
 
 std::string spell(std::string_view bytes) {
   std::string s;
-  for (unsigned char b : bytes) bpe::append_utf8(byte_to_unicode(b), s);
+  for (unsigned char b : bytes) lm::bpe::append_utf8(lm::byte_to_unicode(b), s);
   return s;
 }
 
 // Ids 0-255 are the bytes; each merge (in rank order, raw bytes) adds its result.
-BpeSpec byte_spec(const std::vector<std::pair<std::string, std::string>>& merges) {
-  BpeSpec spec;
+lm::BpeSpec byte_spec(const std::vector<std::pair<std::string, std::string>>& merges) {
+  lm::BpeSpec spec;
   spec.source = "synthetic";
   for (int b = 0; b < 256; ++b) spec.vocab.emplace_back(spell(std::string(1, static_cast<char>(b))), b);
   std::map<std::string, int32_t> seen;
@@ -212,7 +212,7 @@ BpeSpec byte_spec(const std::vector<std::pair<std::string, std::string>>& merges
 }
 
 // OpenAI encoder.py's bpe() written plainly: the reference merge_piece must equal.
-Ids reference_bpe(const BpeSpec& spec, const BpeTokenizer& tok, std::string_view piece) {
+Ids reference_bpe(const lm::BpeSpec& spec, const lm::BpeTokenizer& tok, std::string_view piece) {
   std::map<std::pair<std::string, std::string>, size_t> ranks;
   for (size_t r = 0; r < spec.merges.size(); ++r) ranks[spec.merges[r]] = r;  // later repeats win, as in dict()
   std::vector<std::string> word;
@@ -257,8 +257,8 @@ TEST(BpeMerges, MatchOpenAiPassesOnRandomMergeOrders) {
       tokens.push_back(x + y);
     }
     std::shuffle(merges.begin(), merges.end(), rng);
-    const BpeSpec spec = byte_spec(merges);
-    const BpeTokenizer tok(spec);
+    const lm::BpeSpec spec = byte_spec(merges);
+    const lm::BpeTokenizer tok(spec);
     for (int w = 0; w < 20; ++w) {
       std::string piece(1 + rng() % 24, 'a');
       for (char& ch : piece) ch = alphabet[rng() % alphabet.size()];
@@ -268,21 +268,21 @@ TEST(BpeMerges, MatchOpenAiPassesOnRandomMergeOrders) {
 }
 
 TEST(BpeMerges, RepeatedSymbolsMergeLeftToRight) {
-  const BpeSpec spec = byte_spec({{"a", "a"}});
-  const BpeTokenizer tok(spec);
+  const lm::BpeSpec spec = byte_spec({{"a", "a"}});
+  const lm::BpeTokenizer tok(spec);
   const int32_t aa = tok.token_to_id("aa");
   EXPECT_EQ(tok.merge_piece("aaa"), (Ids{aa, 'a'}));
   EXPECT_EQ(tok.merge_piece("aaaa"), (Ids{aa, aa}));
 }
 
 TEST(BpeAddedTokens, LeftmostLongestWithStripAndSingleWord) {
-  BpeSpec spec = byte_spec({});
+  lm::BpeSpec spec = byte_spec({});
   spec.added_tokens = {{.id = 300, .content = "<sep>", .special = true},
                        {.id = 301, .content = "<sep><sep>", .special = true},
                        {.id = 302, .content = "[L]", .lstrip = true},
                        {.id = 303, .content = "[R]", .rstrip = true},
                        {.id = 304, .content = "cat", .single_word = true}};
-  const BpeTokenizer tok(spec);
+  const lm::BpeTokenizer tok(spec);
   auto bytes = [](std::string_view s) { return Ids(s.begin(), s.end()); };
   EXPECT_EQ(tok.encode("<sep><sep><sep>", false), (Ids{301, 300}));
   EXPECT_EQ(tok.encode("x  [L]y", false), (Ids{'x', 302, 'y'}));
@@ -297,9 +297,9 @@ TEST(BpeAddedTokens, LeftmostLongestWithStripAndSingleWord) {
 TEST(BpeAddedTokens, NonNormalizedTokensAreSplitFirst) {
   // Hugging Face matches tokens that skip normalization over the whole text
   // before the normalized ones, even where a normalized token starts earlier.
-  BpeSpec spec = byte_spec({});
+  lm::BpeSpec spec = byte_spec({});
   spec.added_tokens = {{.id = 300, .content = "ab", .normalized = true}, {.id = 301, .content = "bc"}};
-  const BpeTokenizer tok(spec);
+  const lm::BpeTokenizer tok(spec);
   EXPECT_EQ(tok.encode("abc", false), (Ids{'a', 301}));
 }
 
@@ -311,7 +311,7 @@ TEST(BpeOptions, AddPrefixSpaceAndTemplatePostProcessor) {
     "single": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
     "special_tokens": {"<|endoftext|>": {"id": "<|endoftext|>", "ids": [50256], "tokens": ["<|endoftext|>"]}}
   })");
-  const auto tok = BpeTokenizer::from_tokenizer_json(doc.dump(), "prefix.json");
+  const auto tok = lm::BpeTokenizer::from_tokenizer_json(doc.dump(), "prefix.json");
   EXPECT_EQ(tok->encode("Hello world", false), (Ids{18435, 995}));  // " Hello" " world"
   EXPECT_EQ(tok->encode("Hello world", true), (Ids{50256, 18435, 995}));
 }
@@ -320,7 +320,7 @@ TEST(BpeOptions, AddPrefixSpaceAndTemplatePostProcessor) {
 
 void expect_json_error(const std::string& json_text, const std::string& expected_fragment) {
   try {
-    BpeTokenizer::from_tokenizer_json(json_text, "bad/tokenizer.json");
+    lm::BpeTokenizer::from_tokenizer_json(json_text, "bad/tokenizer.json");
     ADD_FAILURE() << "accepted: " << json_text.substr(0, 200);
   } catch (const Error& e) {
     const std::string msg = e.what();
@@ -377,7 +377,7 @@ TEST(BpeErrors, CorruptVocabMergesFolder) {
   std::filesystem::copy_file(testing::fixture("gpt2-bpe/vocab.json"), dir / "vocab.json");
   write_file_atomic(dir / "merges.txt", "#version: 0.2\nĠ t\nĠt hexyz\n");
   try {
-    Tokenizer::load(dir.path());
+    lm::Tokenizer::load(dir.path());
     ADD_FAILURE() << "accepted a merge of unknown tokens";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("vocab.json"), std::string::npos) << e.what();
@@ -385,24 +385,24 @@ TEST(BpeErrors, CorruptVocabMergesFolder) {
   }
   write_file_atomic(dir / "merges.txt", "#version: 0.2\nĠ t\nnospace\n");
   try {
-    Tokenizer::load(dir.path());
+    lm::Tokenizer::load(dir.path());
     ADD_FAILURE() << "accepted a malformed merges line";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("merges.txt:3"), std::string::npos) << e.what();
   }
   std::filesystem::remove(dir / "merges.txt");
-  EXPECT_THROW(Tokenizer::load(dir.path()), Error);
+  EXPECT_THROW(lm::Tokenizer::load(dir.path()), Error);
 }
 
 TEST(TokenizerLoad, PathKinds) {
   testing::TempDir dir;
-  EXPECT_THROW(Tokenizer::load(dir / "missing"), Error);
-  EXPECT_THROW(Tokenizer::load(dir.path()), Error);  // an empty folder
+  EXPECT_THROW(lm::Tokenizer::load(dir / "missing"), Error);
+  EXPECT_THROW(lm::Tokenizer::load(dir.path()), Error);  // an empty folder
   // A JSON file under another name is recognised by its content.
   std::filesystem::copy_file(testing::fixture("gpt2-bpe/tokenizer.json"), dir / "gpt2-tokenizer");
-  EXPECT_EQ(Tokenizer::load(dir / "gpt2-tokenizer")->encode("Hello world", false), (Ids{15496, 995}));
+  EXPECT_EQ(lm::Tokenizer::load(dir / "gpt2-tokenizer")->encode("Hello world", false), (Ids{15496, 995}));
   // The fixture folder holds tokenizer.json and vocab.json + merges.txt.
-  EXPECT_EQ(Tokenizer::load(testing::fixture("gpt2-bpe"))->encode("Hello world", false), (Ids{15496, 995}));
+  EXPECT_EQ(lm::Tokenizer::load(testing::fixture("gpt2-bpe"))->encode("Hello world", false), (Ids{15496, 995}));
 }
 
 }  // namespace

@@ -17,7 +17,7 @@ class SentencePieceTokenizerTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
     path_ = new std::filesystem::path(testing::write_llama_like_spm_model(dir_->path()));
-    tokenizer_ = Tokenizer::load(*path_).release();
+    tokenizer_ = lm::Tokenizer::load(*path_).release();
   }
   static void TearDownTestSuite() {
     delete tokenizer_;
@@ -31,11 +31,11 @@ class SentencePieceTokenizerTest : public ::testing::Test {
   }
   static testing::TempDir* dir_;
   static std::filesystem::path* path_;
-  static Tokenizer* tokenizer_;
+  static lm::Tokenizer* tokenizer_;
 };
 testing::TempDir* SentencePieceTokenizerTest::dir_ = nullptr;
 std::filesystem::path* SentencePieceTokenizerTest::path_ = nullptr;
-Tokenizer* SentencePieceTokenizerTest::tokenizer_ = nullptr;
+lm::Tokenizer* SentencePieceTokenizerTest::tokenizer_ = nullptr;
 
 using Pieces = std::vector<std::string>;
 
@@ -120,13 +120,13 @@ TEST_F(SentencePieceTokenizerTest, DecodeRefusesIdsOutOfRange) {
 }
 
 TEST_F(SentencePieceTokenizerTest, ModelFolderLoadsTokenizerModel) {
-  auto from_folder = Tokenizer::load(dir_->path());
+  auto from_folder = lm::Tokenizer::load(dir_->path());
   EXPECT_EQ(from_folder->encode("the joy", true), tokenizer_->encode("the joy", true));
 }
 
 void expect_load_error(const std::filesystem::path& path) {
   try {
-    Tokenizer::load(path);
+    lm::Tokenizer::load(path);
     ADD_FAILURE() << "loaded " << path;
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();

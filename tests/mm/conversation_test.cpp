@@ -30,22 +30,22 @@ class Templates : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
-    spm_ = Tokenizer::load(testing::write_llama_like_spm_model(dir_->path())).release();
-    gpt2_ = Tokenizer::load(testing::fixture("gpt2-bpe")).release();
+    spm_ = lm::Tokenizer::load(testing::write_llama_like_spm_model(dir_->path())).release();
+    gpt2_ = lm::Tokenizer::load(testing::fixture("gpt2-bpe")).release();
   }
   static void TearDownTestSuite() {
     delete spm_;
     delete gpt2_;
     delete dir_;
   }
-  static const Tokenizer& tokenizer(const std::string& name) { return name == "spm" ? *spm_ : *gpt2_; }
+  static const lm::Tokenizer& tokenizer(const std::string& name) { return name == "spm" ? *spm_ : *gpt2_; }
   static testing::TempDir* dir_;
-  static Tokenizer* spm_;
-  static Tokenizer* gpt2_;
+  static lm::Tokenizer* spm_;
+  static lm::Tokenizer* gpt2_;
 };
 testing::TempDir* Templates::dir_ = nullptr;
-Tokenizer* Templates::spm_ = nullptr;
-Tokenizer* Templates::gpt2_ = nullptr;
+lm::Tokenizer* Templates::spm_ = nullptr;
+lm::Tokenizer* Templates::gpt2_ = nullptr;
 
 TEST_F(Templates, TheTrainedModelIsTheReferenceOne) {
   const auto pieces = reference()["spm_pieces"].get<std::vector<std::string>>();

@@ -32,8 +32,8 @@ class EmoReason : public ::testing::Test {
     return std::make_unique<clip::VisionModel>(clip::VisionModel::load(*tmp_ / "clip"));
   }
   static projector::ProjectorModel projector() { return projector::ProjectorModel::load(*tmp_ / "projector.safetensors"); }
-  static GenerateOptions greedy(int64_t n) {
-    GenerateOptions g;
+  static lm::GenerateOptions greedy(int64_t n) {
+    lm::GenerateOptions g;
     g.max_new_tokens = n;
     g.sampling.greedy = true;
     return g;

@@ -169,7 +169,7 @@ inline mm::Connector write_variant(const Variant& v, const std::filesystem::path
   const auto vision_config = nlohmann::json::parse(read_file(mm_data(v.tower) / "config.json"));
   const int64_t vision_width = vision_config["hidden_size"];
   const nlohmann::json text = variant_text_config(v.lm_hidden, v.lm);
-  const LmModel lm = random_lm(text, DType::F32, 5);
+  const lm::LmModel lm = lm::random_lm(text, DType::F32, 5);
   for (const auto& [name, tensor] : lm.tensors()) t.emplace_back("language_model." + name, tensor);
   mm::Connector connector = mm::Connector::random(mm::parse_connector_type(v.connector, "variant"), vision_width,
                                                   v.lm_hidden, 11);

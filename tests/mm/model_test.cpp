@@ -32,8 +32,8 @@ std::vector<int32_t> ids_of(const Tensor& t) {
   return ids;
 }
 
-GenerateOptions greedy(int64_t n) {
-  GenerateOptions g;
+lm::GenerateOptions greedy(int64_t n) {
+  lm::GenerateOptions g;
   g.max_new_tokens = n;
   g.sampling.greedy = true;
   return g;
@@ -170,7 +170,7 @@ TEST_P(Variants, PiecesCompose) {
   mm::MmSession session(m);
   const Tensor logits = session.logits(ids, features, true);
   const Tensor rows = embed_with_inserted(m.lm(), ids, -200, features);
-  LmSession direct(m.lm());
+  lm::LmSession direct(m.lm());
   EXPECT_LE(testing::rel_error(logits, direct.forward(rows, true)), 1e-6);
   const auto g = session.generate(ids, features, greedy(5));
   EXPECT_EQ(g.generated.ids, generate(m.lm(), rows, {}, greedy(5)).ids);
@@ -245,16 +245,16 @@ TEST(LmSessionPrefix, TruncateAndCopyKeepTheCache) {
   const std::vector<int32_t> prefix = {1, 45, 77, 12}, tail = {99, 250};
   std::vector<int32_t> all = prefix;
   all.insert(all.end(), tail.begin(), tail.end());
-  LmSession whole(m.lm());
+  lm::LmSession whole(m.lm());
   const Tensor want = whole.forward(all);
-  LmSession s(m.lm());
+  lm::LmSession s(m.lm());
   s.forward(prefix);
-  const LmSession snapshot = s;  // a copy of the cache
+  const lm::LmSession snapshot = s;  // a copy of the cache
   s.forward(std::vector<int32_t>{7, 7, 7});
   s.truncate(4);
   const Tensor got = s.forward(tail);
   EXPECT_LE(testing::rel_error(got, want), 1e-5);
-  LmSession copy = snapshot;
+  lm::LmSession copy = snapshot;
   EXPECT_EQ(testing::rel_error(copy.forward(tail), got), 0.0);
   EXPECT_THROW(s.truncate(7), Error);
 }
@@ -415,7 +415,7 @@ TEST(TinyLlavaModel, GgufLanguageModel) {
   write_safetensors(dir / "lm/model.safetensors", lm_tensors);
   const auto config = nlohmann::json::parse(read_file(testing::fixture("tinyllava-tiny/config.json")));
   write_file_atomic(dir / "lm/config.json", config["text_config"].dump());
-  save_lm_gguf(LmModel::load(dir / "lm"), dir / "lm.gguf");
+  save_lm_gguf(lm::LmModel::load(dir / "lm"), dir / "lm.gguf");
 
   mm::MmLoadOptions o;
   o.language_model = dir / "lm.gguf";

@@ -124,19 +124,19 @@ void add_associations(CLI::App& bias) {
   cmd->add_flag("--json", o->json, "print the full result as one JSON object");
   cmd->callback([o] {
     o->assoc.label_pairs = o->pairs;
-    const LmModel model = LmModel::load(o->lm);
+    const lm::LmModel model = lm::LmModel::load(o->lm);
     analysis::AssociationInput in;
     in.x = analysis::load_term_list(o->targets[0]);
     in.y = analysis::load_term_list(o->targets[1]);
     in.labels = analysis::load_term_list(o->labels);
     in.template_text = o->template_text;
     // The tokenizer is needed only for terms given as text.
-    std::unique_ptr<Tokenizer> tokenizer;
+    std::unique_ptr<lm::Tokenizer> tokenizer;
     const auto needs_text = [](const analysis::TermList& l) {
       return std::any_of(l.given_ids.begin(), l.given_ids.end(), [](const auto& ids) { return ids.empty(); });
     };
     const std::string tokenizer_path = o->tokenizer.empty() ? o->lm : o->tokenizer;
-    if (needs_text(in.x) || needs_text(in.y) || needs_text(in.labels)) tokenizer = load_lm_tokenizer(o->lm, o->tokenizer);
+    if (needs_text(in.x) || needs_text(in.y) || needs_text(in.labels)) tokenizer = lm::load_lm_tokenizer(o->lm, o->tokenizer);
     const bool bos = !o->no_bos;
     in.x_vectors = analysis::embed_terms(model, tokenizer.get(), in.x, bos);
     in.y_vectors = analysis::embed_terms(model, tokenizer.get(), in.y, bos);

@@ -38,7 +38,7 @@ void run_chat(const ChatOptions& o) {
   model.require_tokenizer();
   const bool interactive = isatty(STDIN_FILENO);
   mm::Chat chat(model);
-  GenerateOptions g = o.sampling.options();
+  lm::GenerateOptions g = o.sampling.options();
   g.on_token = [](int32_t, std::string_view text) {
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);

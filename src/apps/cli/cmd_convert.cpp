@@ -37,11 +37,11 @@ const CommandRegistration kConvert("convert", [](CLI::App& root) {
     TE_CHECK(parse_dtype(o->quant, &d) && (d == DType::F16 || d == DType::Q8_0 || d == DType::Q4_0 ||
                                            d == DType::F32 || d == DType::BF16 || dtype_is_kquant(d)),
              "--quant \"{}\": expected f16, q8_0, q4_0, q4_k, q5_k or q6_k (or f32, bf16)", o->quant);
-    LoadOptions options;
+    lm::LoadOptions options;
     options.weight_dtype = d;
     options.compute_layout = false;
-    const LmModel model = LmModel::load(o->model, options);
-    save_lm_gguf(model, o->out, o->layout == "tinyemo" ? GgufLayout::Tinyemo : GgufLayout::LlamaCpp);
+    const lm::LmModel model = lm::LmModel::load(o->model, options);
+    save_lm_gguf(model, o->out, o->layout == "tinyemo" ? lm::GgufLayout::Tinyemo : lm::GgufLayout::LlamaCpp);
     const nlohmann::json summary = {{"out", o->out},
                                     {"layout", o->layout},
                                     {"architecture", model.config().architecture},

@@ -24,11 +24,11 @@ struct ModelOptions {
     cmd->add_option("--weights", weights, "safetensors file or index in the model folder to read instead of model.safetensors");
     cmd->add_option("--dtype", dtype, "convert weight matrices on load: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k");
   }
-  LmModel load() const {
-    LoadOptions o;
+  lm::LmModel load() const {
+    lm::LoadOptions o;
     o.weights_file = weights;
     if (!dtype.empty()) o.weight_dtype = parse_weight_dtype(dtype, "--dtype");
-    return LmModel::load(model, o);
+    return lm::LmModel::load(model, o);
   }
   static DType parse_weight_dtype(const std::string& name, const char* flag) {
     DType d;
@@ -84,8 +84,8 @@ struct BenchOptions {
 };
 
 void run_generate(const GenerateCliOptions& o) {
-  const LmModel model = o.model.load();
-  GenerateOptions g;
+  const lm::LmModel model = o.model.load();
+  lm::GenerateOptions g;
   g.max_new_tokens = o.max_new_tokens;
   g.stop_at_eos = !o.ignore_eos;
   g.use_kv_cache = !o.no_cache;
@@ -99,17 +99,17 @@ void run_generate(const GenerateCliOptions& o) {
   g.sampling.repetition_penalty = o.repetition_penalty;
   g.sampling.seed = o.seed;
 
-  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<lm::Tokenizer> tokenizer;
   std::vector<int32_t> prompt;
   if (!o.prompt.empty()) {
-    tokenizer = load_lm_tokenizer(o.model.model, o.tokenizer);
+    tokenizer = lm::load_lm_tokenizer(o.model.model, o.tokenizer);
     prompt = tokenizer->encode(o.prompt, /*add_special=*/true);
     TE_CHECK(!prompt.empty(), "--prompt encodes to no tokens");
   } else {
     prompt = read_ids(o.ids, o.key);
     // Text output when the model ships a tokenizer.
-    if (!o.tokenizer.empty() || !lm_tokenizer_files(o.model.model).empty()) {
-      tokenizer = load_lm_tokenizer(o.model.model, o.tokenizer);
+    if (!o.tokenizer.empty() || !lm::lm_tokenizer_files(o.model.model).empty()) {
+      tokenizer = lm::load_lm_tokenizer(o.model.model, o.tokenizer);
     }
   }
   g.tokenizer = tokenizer.get();
@@ -121,7 +121,7 @@ void run_generate(const GenerateCliOptions& o) {
       return true;
     };
   }
-  const GenerateResult r = generate(model, prompt, g);
+  const lm::GenerateResult r = generate(model, prompt, g);
   if (o.json) {
     print_json({{"ids", r.ids},
                 {"text", tokenizer ? nlohmann::json(r.text) : nlohmann::json(nullptr)},
@@ -145,9 +145,9 @@ const CommandRegistration kLm("lm", [](CLI::App& root) {
   logits->add_option("--key", lo->key, "tensor name of the ids (default input_ids)");
   logits->add_option("--out", lo->out, "output safetensors file (tensor \"logits\", F32 [T, vocab])")->required();
   logits->callback([lo] {
-    const LmModel model = lo->model.load();
+    const lm::LmModel model = lo->model.load();
     const std::vector<int32_t> ids = read_ids(lo->ids, lo->key);
-    LmSession session(model);
+    lm::LmSession session(model);
     const Tensor out = session.forward(ids, /*all_positions=*/true);
     write_safetensors(lo->out, {{"logits", out}});
   });
@@ -188,7 +188,7 @@ const CommandRegistration kLm("lm", [](CLI::App& root) {
   auto bo = std::make_shared<BenchOptions>();
   auto* bench = lm->add_subcommand("bench", "prefill and batch-1 decode speed against the machine's limits");
   std::string archs;
-  for (const auto& n : lm_preset_names()) archs += (archs.empty() ? "" : "|") + n;
+  for (const auto& n : lm::lm_preset_names()) archs += (archs.empty() ? "" : "|") + n;
   bench->add_option("--arch", bo->arch, "model shapes: " + archs);
   bench->add_flag("--random-weights", bo->random_weights, "random weights of --arch's shapes (no checkpoint)");
   bench->add_option("--model", bo->model, "benchmark this model folder or .gguf instead");
@@ -200,17 +200,17 @@ const CommandRegistration kLm("lm", [](CLI::App& root) {
   bench->add_flag("--json", bo->json, "print one JSON object");
   bench->callback([bo, bench_dtype] {
     const DType dtype = ModelOptions::parse_weight_dtype(bo->dtype, "--dtype");
-    std::optional<LmModel> model;
+    std::optional<lm::LmModel> model;
     nlohmann::json what;
     if (!bo->model.empty()) {
       TE_CHECK(bo->arch.empty() && !bo->random_weights, "lm bench: give --model or --arch --random-weights, not both");
-      LoadOptions o;
+      lm::LoadOptions o;
       if (bench_dtype->count() > 0) o.weight_dtype = dtype;  // else the file's own types, as generate runs them
-      model = LmModel::load(bo->model, o);
+      model = lm::LmModel::load(bo->model, o);
       what["model"] = bo->model;
     } else {
       TE_CHECK(!bo->arch.empty() && bo->random_weights, "lm bench needs --arch NAME --random-weights (or --model PATH)");
-      model = random_lm(lm_preset_config(bo->arch), dtype, bo->seed);
+      model = lm::random_lm(lm::lm_preset_config(bo->arch), dtype, bo->seed);
       what["arch"] = bo->arch;
     }
     nlohmann::json r = benchmark_lm(*model, bo->prompt_tokens, bo->gen_tokens);

@@ -35,7 +35,7 @@ struct BenchOptions {
   uint64_t seed = 0;
 };
 
-void print_generation(const mm::MmGenerateResult& r, const Tokenizer* tokenizer, bool json, bool streamed) {
+void print_generation(const mm::MmGenerateResult& r, const lm::Tokenizer* tokenizer, bool json, bool streamed) {
   if (json) {
     print_json({{"ids", r.generated.ids},
                 {"text", tokenizer ? nlohmann::json(r.generated.text) : nlohmann::json(nullptr)},
@@ -56,7 +56,7 @@ void run_generate(const GenerateCliOptions& o) {
   TE_CHECK(o.inputs.empty() != (o.images.empty() && o.prompt.empty()),
            "mm generate needs --inputs FILE, or --prompt TEXT with --image FILE (not both)");
   const mm::TinyLlavaModel model = o.model.load();
-  GenerateOptions g = o.sampling.options();
+  lm::GenerateOptions g = o.sampling.options();
   std::vector<int32_t> ids;
   std::vector<Tensor> features;
   if (!o.inputs.empty()) {
@@ -71,7 +71,7 @@ void run_generate(const GenerateCliOptions& o) {
     for (const auto& path : o.images) features.push_back(model.encode_images(model.preprocess(load_image(path)))[0]);
     ids = model.prompt_ids({{question, std::nullopt}});
   }
-  const Tokenizer* tokenizer = model.tokenizer();
+  const lm::Tokenizer* tokenizer = model.tokenizer();
   const bool stream = !o.json && tokenizer != nullptr;
   if (stream) {
     g.on_token = [](int32_t, std::string_view text) {

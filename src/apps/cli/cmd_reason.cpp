@@ -42,7 +42,7 @@ void run_reason(const ReasonOptions& o) {
   if (!o.labels.empty()) reasoner.set_labels(split_labels(o.labels));
   const Image image = load_image(o.image);
 
-  GenerateOptions g = o.sampling.options();
+  lm::GenerateOptions g = o.sampling.options();
   const bool stream = !o.json;
   if (stream) {
     g.on_token = [](int32_t, std::string_view text) {

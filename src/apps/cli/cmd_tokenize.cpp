@@ -59,7 +59,7 @@ const CommandRegistration kTokenize("tokenize", [](CLI::App& root) {
                 "print {\"ids\": [...], \"tokens\": [...]} (with --ids: {\"ids\": [...], \"text\": ...})");
   cmd->callback([opts, text, ids] {
     TE_CHECK(text->count() + ids->count() == 1, "tokenize needs --text TEXT or --ids 1,2,3");
-    const auto tokenizer = load_lm_tokenizer({}, opts->tokenizer);
+    const auto tokenizer = lm::load_lm_tokenizer({}, opts->tokenizer);
     if (ids->count() > 0) {
       const std::vector<int32_t> list = parse_ids(opts->ids, tokenizer->vocab_size());
       const std::string decoded = tokenizer->decode(list, /*skip_special=*/false);

@@ -61,8 +61,8 @@ struct MmSamplingOptions {
     cmd->add_option("--seed", seed, "random seed for sampling (deterministic)");
     cmd->add_flag("--ignore-eos", ignore_eos, "keep generating past EOS and the template's stop text");
   }
-  GenerateOptions options() const {
-    GenerateOptions g = mm::default_generate_options();
+  lm::GenerateOptions options() const {
+    lm::GenerateOptions g = mm::default_generate_options();
     TE_CHECK(!(greedy && (temperature || top_p || top_k)),
              "--greedy cannot be combined with --temperature, --top-p or --top-k");
     g.max_new_tokens = max_new_tokens;

@@ -8,7 +8,7 @@
 #include "core/thread_pool.h"
 #include "models/lm/session.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 namespace {
 
@@ -128,4 +128,4 @@ nlohmann::json benchmark_lm(const LmModel& model, int64_t prompt_tokens, int64_t
           {"decode_fraction_of_read_bound", decode_tps / read_bound_tps}};
 }
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

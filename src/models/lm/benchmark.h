@@ -9,7 +9,7 @@
 
 #include "models/lm/model.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 // Prefills `prompt_tokens` random ids (best of two runs), then decodes
 // `gen_tokens` greedily from the KV cache in a few chunks, probing read and
@@ -22,4 +22,4 @@ namespace tinyemo {
 // decode_read_bound_tokens_per_s and decode_fraction_of_read_bound.
 nlohmann::json benchmark_lm(const LmModel& model, int64_t prompt_tokens, int64_t gen_tokens);
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

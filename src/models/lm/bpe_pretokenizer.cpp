@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <array>
 
-namespace tinyemo::bpe {
+namespace tinyemo::lm::bpe {
 namespace {
 
 struct CodePointRange {
@@ -176,4 +176,4 @@ void split_gpt2(std::string_view text, std::vector<std::string_view>& pieces) {
   }
 }
 
-}  // namespace tinyemo::bpe
+}  // namespace tinyemo::lm::bpe

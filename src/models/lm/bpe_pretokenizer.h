@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-namespace tinyemo::bpe {
+namespace tinyemo::lm::bpe {
 
 enum class CharClass : uint8_t {
   kLetter,  // \p{L}: general category L*
@@ -33,4 +33,4 @@ const char* unicode_version();  // of the generated category tables
 // pieces always cover `text` exactly.
 void split_gpt2(std::string_view text, std::vector<std::string_view>& pieces);
 
-}  // namespace tinyemo::bpe
+}  // namespace tinyemo::lm::bpe

@@ -10,7 +10,7 @@
 #include "io/json.h"
 #include "models/lm/bpe_pretokenizer.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 namespace {
 
 // Ids above this are refused: no real vocabulary comes close (the largest are
@@ -606,4 +606,4 @@ std::string BpeTokenizer::decode(const std::vector<int32_t>& ids, bool skip_spec
   return text;
 }
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

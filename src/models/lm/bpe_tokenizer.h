@@ -17,7 +17,7 @@
 
 #include "models/lm/tokenizer.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 // What a tokenizer file describes, before validation; tokens are in the
 // files' byte-to-unicode spelling ("Ġthe" for " the").
@@ -116,4 +116,4 @@ class BpeTokenizer final : public Tokenizer {
 // in vocab.json / tokenizer.json.
 char32_t byte_to_unicode(uint8_t byte);
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

@@ -11,7 +11,7 @@
 #include "models/lm/bpe_pretokenizer.h"
 #include "models/lm/bpe_tokenizer.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 namespace {
 
@@ -488,4 +488,4 @@ std::string ClipTokenizer::id_to_token(int32_t id) const {
   return spelling_[static_cast<size_t>(id)];
 }
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

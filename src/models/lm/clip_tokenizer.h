@@ -23,7 +23,7 @@
 
 #include "models/lm/tokenizer.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 // simple_tokenizer.py's whitespace_clean(basic_clean(text)).lower() without
 // ftfy. Throws tinyemo::Error when `text` is not valid UTF-8.
@@ -86,4 +86,4 @@ class ClipTokenizer final : public Tokenizer {
   int32_t start_id_ = -1, end_id_ = -1;
 };
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

@@ -4,12 +4,12 @@
 
 #include "models/lm/arch/arch.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 namespace {
 
 int32_t token_id(const JsonObject& c, const std::string& key, const nlohmann::json& v) {
-  const int64_t id = lm_arch::fields::integer(c, key, v);
+  const int64_t id = arch::fields::integer(c, key, v);
   TE_CHECK(id >= -1 && id <= INT32_MAX, "{}: field \"{}\" = {} is not a token id", c.where(), key, id);
   return static_cast<int32_t>(id);
 }
@@ -30,8 +30,8 @@ void read_special_ids(const JsonObject& c, LmConfig* cfg) {
 
 }  // namespace
 
-std::string_view lm_arch_name(LmArch a) { return lm_arch::of(a).name; }
-std::string_view lm_context_field(LmArch a) { return lm_arch::of(a).context_field; }
+std::string_view lm_arch_name(LmArch a) { return arch::of(a).name; }
+std::string_view lm_context_field(LmArch a) { return arch::of(a).context_field; }
 
 LmConfig parse_lm_config(const JsonObject& c) {
   LmConfig cfg;
@@ -41,10 +41,10 @@ LmConfig parse_lm_config(const JsonObject& c) {
   TE_CHECK(archs.size() == 1, "{}: field \"architectures\" must name exactly one class, got {}", c.where(),
            archs.size());
   cfg.architecture = archs[0];
-  const lm_arch::Architecture* family = lm_arch::find(cfg.architecture);
+  const arch::Architecture* family = arch::find(cfg.architecture);
   if (family == nullptr) {
     std::string known;
-    for (const lm_arch::Architecture* a : lm_arch::all()) known += (known.empty() ? "" : ", ") + std::string(a->hf_class);
+    for (const arch::Architecture* a : arch::all()) known += (known.empty() ? "" : ", ") + std::string(a->hf_class);
     fail("{}: architecture \"{}\" is not supported ({})", c.where(), cfg.architecture, known);
   }
   cfg.arch = family->id;
@@ -56,4 +56,4 @@ LmConfig parse_lm_config(const JsonObject& c) {
   return cfg;
 }
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

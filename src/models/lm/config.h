@@ -12,7 +12,7 @@
 
 #include "io/json.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 enum class LmArch { Llama, Phi, OpenElm, Qwen2, Gemma };
 enum class NormKind { Rms, Layer };
@@ -92,4 +92,4 @@ LmConfig parse_lm_config(const JsonObject& config);
 // serves building models without weight files (random-weight benchmarks).
 std::vector<int64_t> openelm_ffn_dims(const JsonObject& config);
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

@@ -1,6 +1,6 @@
 #include "models/lm/embeddings.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 namespace {
 
@@ -78,4 +78,4 @@ Tensor label_anchor(const LmModel& model, const Tokenizer& tokenizer, std::strin
   return mean_embedding(model, ids);
 }
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

@@ -20,7 +20,7 @@
 #include "models/lm/model.h"
 #include "models/lm/tokenizer.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 // The input embedding table [vocab, hidden] as stored (any weight dtype;
 // Tensor::row(i).to_f32_vector() or embed_tokens give F32 rows).
@@ -42,4 +42,4 @@ Tensor label_anchor(const LmModel& model, const Tokenizer& tokenizer, std::strin
 // The same from ids already tokenised.
 Tensor mean_embedding(const LmModel& model, std::span<const int32_t> ids);
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

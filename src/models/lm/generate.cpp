@@ -7,7 +7,7 @@
 #include "models/lm/embeddings.h"
 #include "models/lm/session.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 namespace {
 
@@ -183,4 +183,4 @@ GenerateResult generate(const LmModel& model, const Tensor& prompt_embeddings, s
   return result;
 }
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

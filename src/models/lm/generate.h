@@ -16,7 +16,7 @@
 #include "models/lm/session.h"
 #include "models/lm/tokenizer.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 struct GenerateOptions {
   // At most this many; generation also ends at the model's context (finish_reason "length").
@@ -64,4 +64,4 @@ GenerateResult generate(const LmModel& model, const Tensor& prompt_embeddings, s
 GenerateResult generate(LmSession& session, const Tensor& prompt_embeddings, std::span<const int32_t> seen_ids,
                         const GenerateOptions& options);
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

@@ -14,11 +14,11 @@
 #include "models/lm/gguf_model.h"
 #include "models/lm/gguf_tokenizer.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 namespace {
 
-using lm_arch::LlamaCppTensor;
+using arch::LlamaCppTensor;
 
 // Rows of `t` ([rows, ...] or a vector) reordered between the rotate-half
 // layout (row i and i + d/2 of a head are a RoPE pair) and llama.cpp's
@@ -57,7 +57,7 @@ Tensor add_to_f32(const Tensor& t, float offset) {
 // converter's change undone. Records which file tensors were used.
 class LlamaCppWeights : public WeightSource {
  public:
-  LlamaCppWeights(const GgufFile& file, const LmConfig& config, const lm_arch::LlamaCppFormat& format)
+  LlamaCppWeights(const GgufFile& file, const LmConfig& config, const arch::LlamaCppFormat& format)
       : file_(file), config_(config), format_(format) {}
 
   bool contains(const std::string& name) const override {
@@ -105,17 +105,17 @@ class LlamaCppWeights : public WeightSource {
 
   const GgufFile& file_;
   const LmConfig& config_;
-  const lm_arch::LlamaCppFormat& format_;
+  const arch::LlamaCppFormat& format_;
   mutable std::mutex mutex_;
   mutable std::set<std::string> used_;
 };
 
-const lm_arch::Architecture& family_of(const GgufFile& file) {
+const arch::Architecture& family_of(const GgufFile& file) {
   const std::string& arch = file.get_string("general.architecture");
-  const lm_arch::Architecture* family = lm_arch::find_gguf(arch);
+  const arch::Architecture* family = arch::find_gguf(arch);
   if (family == nullptr || family->llamacpp == nullptr) {
     std::string known;
-    for (const lm_arch::Architecture* a : lm_arch::all()) known += (known.empty() ? "" : ", ") + std::string(a->gguf_name);
+    for (const arch::Architecture* a : arch::all()) known += (known.empty() ? "" : ", ") + std::string(a->gguf_name);
     fail("{}: general.architecture \"{}\" is not supported ({})", file.where(), arch, known);
   }
   return *family;
@@ -140,8 +140,8 @@ uint32_t llamacpp_file_type(DType d) {
 namespace detail {
 
 LmModel load_lm_gguf_llamacpp(const GgufFile& file, const LoadOptions& options) {
-  const lm_arch::Architecture& family = family_of(file);
-  const lm_arch::LlamaCppKeys keys(file, std::string(family.gguf_name));
+  const arch::Architecture& family = family_of(file);
+  const arch::LlamaCppKeys keys(file, std::string(family.gguf_name));
   nlohmann::json json = family.llamacpp->config(keys);
   LmConfig config = parse_lm_config(JsonObject(json, file.where() + " (llama.cpp metadata)"));
   const LlamaCppWeights weights(file, config, *family.llamacpp);
@@ -158,9 +158,9 @@ LmModel load_lm_gguf_llamacpp(const GgufFile& file, const LoadOptions& options) 
 
 void save_lm_gguf_llamacpp(const LmModel& model, const std::filesystem::path& out, GgufWriter& g) {
   const LmConfig& c = model.config();
-  const lm_arch::Architecture& family = lm_arch::of(c.arch);
+  const arch::Architecture& family = arch::of(c.arch);
   TE_CHECK(family.llamacpp != nullptr, "{}: {} has no llama.cpp layout", c.where, c.architecture);
-  const lm_arch::LlamaCppFormat& format = *family.llamacpp;
+  const arch::LlamaCppFormat& format = *family.llamacpp;
   format.check(c);
   const std::string a(family.gguf_name);
   const LmLayer& first = model.layers().front();
@@ -205,4 +205,4 @@ void save_lm_gguf_llamacpp(const LmModel& model, const std::filesystem::path& ou
 
 }  // namespace detail
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

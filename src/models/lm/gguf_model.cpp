@@ -6,7 +6,7 @@
 #include "models/lm/arch/arch.h"
 #include "models/lm/gguf_tokenizer.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 namespace {
 
@@ -18,7 +18,7 @@ constexpr const char* kTokenizerFiles[] = {"tokenizer.model",       "tokenizer.j
                                            "added_tokens.json"};
 
 // llama.cpp's architecture name of the config's family.
-std::string gguf_arch(LmArch a) { return std::string(lm_arch::of(a).gguf_name); }
+std::string gguf_arch(LmArch a) { return std::string(arch::of(a).gguf_name); }
 
 // llama.cpp's general.file_type for the dtype most weights have.
 uint32_t file_type(DType d) {
@@ -124,7 +124,7 @@ void save_lm_gguf(const LmModel& model, const std::filesystem::path& out, GgufLa
     kv_heads.push_back(static_cast<int32_t>(L.shape.n_kv_heads));
     ffn.push_back(static_cast<int32_t>(L.shape.ffn_dim));
   }
-  if (lm_arch::of(c.arch).per_layer_shapes) {
+  if (arch::of(c.arch).per_layer_shapes) {
     g.set(a + ".attention.head_count", GgufValue::i32_array(heads));
     g.set(a + ".attention.head_count_kv", GgufValue::i32_array(kv_heads));
     g.set(a + ".feed_forward_length", GgufValue::i32_array(ffn));
@@ -157,4 +157,4 @@ void save_lm_gguf(const LmModel& model, const std::filesystem::path& out, GgufLa
   g.write(out);
 }
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

@@ -31,9 +31,11 @@
 #include "models/lm/tokenizer.h"
 
 namespace tinyemo {
-
 class GgufFile;
 class GgufWriter;
+}  // namespace tinyemo
+
+namespace tinyemo::lm {
 
 enum class GgufLayout { LlamaCpp, Tinyemo };
 
@@ -71,4 +73,4 @@ LmModel load_lm_gguf_llamacpp(const GgufFile& file, const LoadOptions& options);
 void save_lm_gguf_llamacpp(const LmModel& model, const std::filesystem::path& out, GgufWriter& g);
 }  // namespace detail
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

@@ -7,7 +7,7 @@
 #include "models/lm/sentencepiece_model.h"
 #include "models/lm/sentencepiece_tokenizer.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 namespace {
 
@@ -279,4 +279,4 @@ void write_gguf_no_tokenizer(int64_t n_vocab, GgufWriter& out) {
   (void)n_vocab;  // the architecture's vocab_size key carries it
 }
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

@@ -21,7 +21,7 @@
 #include "io/gguf.h"
 #include "models/lm/tokenizer.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 // Whether the file carries llama.cpp tokenizer metadata (tokenizer.ggml.model
 // other than "none" / "no_vocab").
@@ -40,4 +40,4 @@ void write_gguf_tokenizer(const Tokenizer& tokenizer, int64_t n_vocab, std::stri
 // model and runs it on token ids (for checkpoints that come without a tokenizer).
 void write_gguf_no_tokenizer(int64_t n_vocab, GgufWriter& out);
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

@@ -8,12 +8,12 @@
 #include "models/lm/arch/arch.h"
 #include "models/lm/gguf_model.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 namespace {
 
-using lm_arch::kAny;
-using lm_arch::Slot;
+using arch::kAny;
+using arch::Slot;
 
 bool shape_matches(const Shape& want, const Shape& got) {
   if (want.size() != got.size()) return false;
@@ -32,8 +32,8 @@ std::string shape_pattern(const Shape& s) {
 // The tensors the config's family holds (Hugging Face names, arch/<family>.cpp).
 std::vector<Slot> layout(const LmConfig& c, std::vector<LmLayer>& layers, Tensor* embeddings, LmNorm* final_norm,
                          LmLinear* lm_head) {
-  lm_arch::Layout out(layers, embeddings, final_norm, lm_head);
-  lm_arch::of(c.arch).layout(c, out);
+  arch::Layout out(layers, embeddings, final_norm, lm_head);
+  arch::of(c.arch).layout(c, out);
   return std::move(out.slots);
 }
 
@@ -214,4 +214,4 @@ int64_t LmModel::parameter_count() const {
   return n;
 }
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

@@ -15,7 +15,7 @@
 #include "models/lm/config.h"
 #include "models/lm/weights.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 struct LmLinear {
   Tensor weight;  // [out, in]: F32, F16, BF16, Q8_0, Q4_0 (or their interleaved Q8_0x16, Q4_0x16), Q4_K, Q5_K, Q6_K
@@ -110,4 +110,4 @@ Tensor convert_weight(const Tensor& weight, DType dtype);
 // ffn_dim must be known. For building models without checkpoint files.
 std::vector<std::pair<std::string, Shape>> lm_weight_shapes(const LmConfig& config);
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

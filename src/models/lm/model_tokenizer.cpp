@@ -7,7 +7,7 @@
 #include "models/lm/gguf_model.h"
 #include "models/lm/gguf_tokenizer.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 namespace {
 bool is_gguf(const std::filesystem::path& p) {
@@ -61,4 +61,4 @@ std::unique_ptr<Tokenizer> load_lm_tokenizer(const std::filesystem::path& source
   return Tokenizer::load(dir);
 }
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

@@ -8,7 +8,7 @@
 #include "io/json.h"
 #include "models/lm/arch/arch.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 namespace {
 
@@ -174,7 +174,7 @@ nlohmann::json lm_preset_config(std::string_view name) {
 LmModel random_lm(const nlohmann::json& hf_config, DType dtype, uint64_t seed) {
   const JsonObject json(hf_config, "random-weight model config");
   LmConfig config = parse_lm_config(json);
-  if (const auto ffn_dims = lm_arch::of(config.arch).ffn_dims) {
+  if (const auto ffn_dims = arch::of(config.arch).ffn_dims) {
     const std::vector<int64_t> ffn = ffn_dims(json);
     for (size_t i = 0; i < ffn.size(); ++i) config.layers[i].ffn_dim = ffn[i];
   }
@@ -184,4 +184,4 @@ LmModel random_lm(const nlohmann::json& hf_config, DType dtype, uint64_t seed) {
   return LmModel::bind(std::move(config), hf_config, weights, options);
 }
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

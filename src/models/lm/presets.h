@@ -11,7 +11,7 @@
 
 #include "models/lm/model.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 // "openelm-270m", "openelm-450m", "tinyllama-1.1b", "phi-2".
 const std::vector<std::string>& lm_preset_names();
@@ -22,4 +22,4 @@ nlohmann::json lm_preset_config(std::string_view name);
 // converted ones): matrices uniform with variance 1/fan_in, norm weights 1, biases 0.
 LmModel random_lm(const nlohmann::json& hf_config, DType dtype, uint64_t seed = 0);
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

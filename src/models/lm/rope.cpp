@@ -4,7 +4,7 @@
 
 #include "core/error.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 Rope::Rope(int64_t rotary_dim, double theta, const RopeScaling& scaling) : rotary_dim_(rotary_dim) {
   TE_CHECK(rotary_dim > 0 && rotary_dim % 2 == 0, "RoPE: rotary dimension {} must be even and positive", rotary_dim);
@@ -63,4 +63,4 @@ void Rope::apply(const std::vector<float>& cos, const std::vector<float>& sin, f
   }
 }
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

@@ -10,7 +10,7 @@
 
 #include "models/lm/config.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 class Rope {
  public:
@@ -29,4 +29,4 @@ class Rope {
   std::vector<float> inv_freq_;
 };
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

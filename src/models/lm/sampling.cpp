@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 void validate(const SamplingOptions& o) {
   TE_CHECK(o.greedy || (o.temperature > 0.0f && std::isfinite(o.temperature)),
@@ -67,4 +67,4 @@ int32_t Sampler::next(std::span<float> logits, std::span<const int32_t> seen) {
   return order[keep - 1];
 }
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

@@ -9,7 +9,7 @@
 
 #include "core/rng.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 struct SamplingOptions {
   bool greedy = true;  // argmax (first on ties); temperature / top_k / top_p unused
@@ -35,4 +35,4 @@ class Sampler {
   Rng rng_;
 };
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

@@ -4,7 +4,7 @@
 
 #include "core/error.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 namespace {
 
@@ -223,4 +223,4 @@ std::string serialize_sentencepiece_model(const SentencePieceModel& m) {
   return out;
 }
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

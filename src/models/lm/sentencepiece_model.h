@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 struct SentencePieceModel {
   // SentencePiece's piece types, also llama.cpp's token types (tokenizer.ggml.token_type).
@@ -40,4 +40,4 @@ SentencePieceModel parse_sentencepiece_model(std::string_view bytes, const std::
 // A serialized ModelProto with those fields (normalizer "identity", no charsmap).
 std::string serialize_sentencepiece_model(const SentencePieceModel& model);
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "io/file.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 SentencePieceTokenizer::SentencePieceTokenizer(std::string_view model_bytes, const std::string& source,
                                                SentencePieceOptions options)
@@ -116,4 +116,4 @@ std::string SentencePieceTokenizer::id_to_token(int32_t id) const {
   return processor_->IdToPiece(id);
 }
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

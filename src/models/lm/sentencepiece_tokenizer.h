@@ -18,7 +18,7 @@ namespace sentencepiece {
 class SentencePieceProcessor;
 }
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 // What add_special puts around the text (Hugging Face LlamaTokenizer's
 // add_bos_token / add_eos_token; llama.cpp's tokenizer.ggml.add_bos_token / add_eos_token).
@@ -58,4 +58,4 @@ class SentencePieceTokenizer final : public Tokenizer {
   std::vector<std::pair<std::string, int32_t>> special_pieces_;
 };
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

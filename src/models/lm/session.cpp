@@ -10,7 +10,7 @@
 #include "core/ops.h"
 #include "models/lm/embeddings.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 namespace {
 
@@ -300,4 +300,4 @@ Tensor LmSession::forward(const Tensor& embeddings, bool all_positions) {
   return logits;
 }
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

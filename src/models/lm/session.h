@@ -12,7 +12,7 @@
 #include "models/lm/model.h"
 #include "models/lm/rope.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 class LmSession {
  public:
@@ -71,4 +71,4 @@ class LmSession {
   int64_t widest_q_ = 0, widest_qkv_ = 0, widest_ffn_ = 0;  // over the layers: decode's buffer sizes
 };
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

@@ -7,7 +7,7 @@
 #include "models/lm/bpe_tokenizer.h"
 #include "models/lm/sentencepiece_tokenizer.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 namespace {
 
 namespace fs = std::filesystem;
@@ -54,4 +54,4 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const fs::path& path) {
   fail("{}: no tokenizer.model, tokenizer.json or vocab.json + merges.txt in this folder", path.string());
 }
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 class Tokenizer {
  public:
@@ -37,4 +37,4 @@ class Tokenizer {
   virtual int32_t token_to_id(std::string_view token) const = 0;
 };
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

@@ -6,7 +6,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 namespace {
 
@@ -67,4 +67,4 @@ std::unique_ptr<WeightSource> open_safetensors_weights(const std::filesystem::pa
   return std::make_unique<SafetensorsWeights>(file);
 }
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

@@ -9,7 +9,7 @@
 
 #include "core/tensor.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 class WeightSource {
  public:
@@ -24,4 +24,4 @@ class WeightSource {
 // in the same folder (shard names must be plain file names).
 std::unique_ptr<WeightSource> open_safetensors_weights(const std::filesystem::path& file);
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

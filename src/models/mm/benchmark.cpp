@@ -86,13 +86,13 @@ nlohmann::json mm_preset_config(const std::string& preset) {
                       {"tokenizer_model_max_length", 2048}};
   if (preset == "tinyemo-700m") {
     c["conv_version"] = "llama";
-    c["text_config"] = lm_preset_config("openelm-270m");
+    c["text_config"] = lm::lm_preset_config("openelm-270m");
     c["vision_config"] = {{"model_type", "clip_vision_model"}, {"hidden_size", 1024}, {"intermediate_size", 4096},
                           {"num_hidden_layers", 24},           {"num_attention_heads", 16}, {"image_size", 224},
                           {"patch_size", 14},                  {"hidden_act", "quick_gelu"}, {"layer_norm_eps", 1e-5}};
   } else if (preset == "tinyllava-phi2-3b") {
     c["conv_version"] = "phi";
-    c["text_config"] = lm_preset_config("phi-2");
+    c["text_config"] = lm::lm_preset_config("phi-2");
     c["vision_config"] = {{"model_type", "siglip_vision_model"}, {"hidden_size", 1152}, {"intermediate_size", 4304},
                           {"num_hidden_layers", 27}, {"num_attention_heads", 16}, {"image_size", 384},
                           {"patch_size", 14}, {"hidden_act", "gelu_pytorch_tanh"}, {"layer_norm_eps", 1e-6}};
@@ -105,7 +105,7 @@ nlohmann::json mm_preset_config(const std::string& preset) {
 TinyLlavaModel random_tinyllava(const nlohmann::json& json, DType lm_dtype, DType vision_dtype, uint64_t seed) {
   TinyLlavaConfig c = parse_tinyllava_config(JsonObject(json, "random-weight TinyLLaVA config"), ".");
   clip::VisionModel vision = clip::VisionModel::random(c.vision, vision_dtype, seed);
-  LmModel lm = random_lm(c.text_config, lm_dtype, seed + 2);
+  lm::LmModel lm = lm::random_lm(c.text_config, lm_dtype, seed + 2);
   Connector connector = Connector::random(c.connector, c.vision.hidden_size, lm.config().hidden, seed + 1);
   return TinyLlavaModel::from_parts(std::move(c), std::move(vision), std::move(connector), std::move(lm));
 }
@@ -177,7 +177,7 @@ nlohmann::json benchmark_tinyllava(const TinyLlavaModel& model, const MmBenchOpt
     if (i == o.prefix_tokens) ids.push_back(model.config().image_token_index);
     ids.push_back(static_cast<int32_t>((i * 7919 + 13) % vocab));
   }
-  GenerateOptions g;
+  lm::GenerateOptions g;
   g.max_new_tokens = o.gen_tokens;
   g.sampling.greedy = true;
   g.stop_at_eos = false;  // random weights: always the full answer length
@@ -205,7 +205,7 @@ nlohmann::json benchmark_tinyllava(const TinyLlavaModel& model, const MmBenchOpt
     for (size_t i = runs.size() > 1 ? 1 : 0; i < runs.size(); ++i) v.push_back(runs[i].*field);
     return median(v);
   };
-  const LmConfig& lc = model.lm().config();
+  const lm::LmConfig& lc = model.lm().config();
   nlohmann::json shapes = {
       {"vision", model.vision().config().to_json()},
       {"vision_dtype", dtype_name(model.vision().weight_dtype())},
@@ -214,7 +214,7 @@ nlohmann::json benchmark_tinyllava(const TinyLlavaModel& model, const MmBenchOpt
                                                                        model.vision().config().hidden_size}))[0]
                          .dim(0)},
       {"connector", model.config().connector.name},
-      {"lm", {{"arch", lm_arch_name(lc.arch)},
+      {"lm", {{"arch", lm::lm_arch_name(lc.arch)},
               {"hidden", lc.hidden},
               {"layers", lc.n_layers()},
               {"vocab", lc.vocab},

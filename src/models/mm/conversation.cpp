@@ -148,7 +148,7 @@ std::string render_prompt(const ConversationTemplate& t, const std::vector<Turn>
   return msg;
 }
 
-std::vector<int32_t> tokenize_with_images(const Tokenizer& tokenizer, std::string_view prompt,
+std::vector<int32_t> tokenize_with_images(const lm::Tokenizer& tokenizer, std::string_view prompt,
                                           int32_t image_token_index) {
   std::vector<std::vector<int32_t>> chunks;
   size_t at = 0;

@@ -60,7 +60,7 @@ std::string render_prompt(const ConversationTemplate& t, const std::vector<Turn>
 
 // Template.tokenizer_image_token: ids with `image_token_index` where each
 // <image> was.
-std::vector<int32_t> tokenize_with_images(const Tokenizer& tokenizer, std::string_view prompt,
+std::vector<int32_t> tokenize_with_images(const lm::Tokenizer& tokenizer, std::string_view prompt,
                                           int32_t image_token_index);
 
 // Python's str.strip() (whitespace as str.isspace defines it, UTF-8).

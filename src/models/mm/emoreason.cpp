@@ -149,12 +149,12 @@ void EmoReasoner::set_labels(const std::vector<std::string>& labels) {
     projector::restrict_labels(projector_, labels);
     return;
   }
-  const LmModel& lm = model_.lm();
+  const lm::LmModel& lm = model_.lm();
   TE_CHECK(projector_.hidden_dim() == lm.config().hidden,
            "labels outside the projector's set need anchors: the projector maps into a {}-d space, but the language "
            "model's embeddings are {}-d (give --anchors built for the projector instead)",
            projector_.hidden_dim(), lm.config().hidden);
-  const Tokenizer& tokenizer = model_.require_tokenizer();
+  const lm::Tokenizer& tokenizer = model_.require_tokenizer();
   std::vector<float> rows;
   for (const auto& l : labels) {
     const std::vector<float> row = label_anchor(lm, tokenizer, l).to_f32_vector();
@@ -163,7 +163,7 @@ void EmoReasoner::set_labels(const std::vector<std::string>& labels) {
   projector_.set_anchors(labels, std::move(rows));
 }
 
-EmoReasonResult EmoReasoner::reason(const Image& image, const GenerateOptions& options) {
+EmoReasonResult EmoReasoner::reason(const Image& image, const lm::GenerateOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   EmoReasonResult r;
   r.shared_forward = shared_;

@@ -66,7 +66,7 @@ class EmoReasoner {
 
   // One image. `options` as for generation (defaults: default_generate_options());
   // its on_token streams the reasoning.
-  EmoReasonResult reason(const Image& image, const GenerateOptions& options);
+  EmoReasonResult reason(const Image& image, const lm::GenerateOptions& options);
 
  private:
   const TinyLlavaModel& model_;

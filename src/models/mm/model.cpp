@@ -18,7 +18,7 @@ constexpr const char* kConnectorPrefix = "connector._connector.";
 constexpr const char* kLanguagePrefix = "language_model.";
 
 // The checkpoint's tensors (read once, mapped) as the LM binder's weight source.
-class CheckpointWeights : public WeightSource {
+class CheckpointWeights : public lm::WeightSource {
  public:
   explicit CheckpointWeights(const clip::CheckpointTensors& t) : t_(t) {}
   bool contains(const std::string& name) const override { return t_.contains(name); }
@@ -70,7 +70,7 @@ const ConversationTemplate& choose_conversation(const TinyLlavaConfig& config, c
   return conversation_template(name);
 }
 
-const Tokenizer& TinyLlavaModel::require_tokenizer() const {
+const lm::Tokenizer& TinyLlavaModel::require_tokenizer() const {
   TE_CHECK(tokenizer_ != nullptr,
            "the model has no tokenizer (tokenizer.model, tokenizer.json or vocab.json + merges.txt in its folder); "
            "prompts given as text need one");
@@ -111,20 +111,20 @@ TinyLlavaModel TinyLlavaModel::load(const std::filesystem::path& dir, const MmLo
   // Language model: the checkpoint's language_model.*, or a replacement.
   if (options.language_model.empty()) {
     const JsonObject text(c.text_config, c.text_config_where);
-    LmConfig lm_config = parse_lm_config(text);
-    m.lm_ = std::make_unique<LmModel>(
-        LmModel::bind(std::move(lm_config), c.text_config, CheckpointWeights(tensors), options.lm, kLanguagePrefix));
+    lm::LmConfig lm_config = lm::parse_lm_config(text);
+    m.lm_ = std::make_unique<lm::LmModel>(
+        lm::LmModel::bind(std::move(lm_config), c.text_config, CheckpointWeights(tensors), options.lm, kLanguagePrefix));
   } else {
-    m.lm_ = std::make_unique<LmModel>(LmModel::load(options.language_model, options.lm));
-    const LmConfig& got = m.lm_->config();
+    m.lm_ = std::make_unique<lm::LmModel>(lm::LmModel::load(options.language_model, options.lm));
+    const lm::LmConfig& got = m.lm_->config();
     const JsonObject text(c.text_config, c.text_config_where);
-    const LmConfig want = parse_lm_config(text);
+    const lm::LmConfig want = lm::parse_lm_config(text);
     TE_CHECK(got.hidden == want.hidden && got.vocab == want.vocab && got.n_layers() == want.n_layers() &&
                  got.arch == want.arch,
              "{}: the language model ({} {}, hidden {}, vocabulary {}, {} layers) is not the one {} describes ({} {}, "
              "hidden {}, vocabulary {}, {} layers)",
-             options.language_model.string(), lm_arch_name(got.arch), got.architecture, got.hidden, got.vocab,
-             got.n_layers(), c.text_config_where, lm_arch_name(want.arch), want.architecture, want.hidden, want.vocab,
+             options.language_model.string(), lm::lm_arch_name(got.arch), got.architecture, got.hidden, got.vocab,
+             got.n_layers(), c.text_config_where, lm::lm_arch_name(want.arch), want.architecture, want.hidden, want.vocab,
              want.n_layers());
   }
   m.connector_ = Connector::from_checkpoint(c.connector, m.vision_.config().hidden_size, m.lm_->config().hidden,
@@ -136,25 +136,25 @@ TinyLlavaModel TinyLlavaModel::load(const std::filesystem::path& dir, const MmLo
                      : clip::default_image_processor(c.vision);
   m.conversation_ = &choose_conversation(c, options.conversation, &m.conversation_source_);
   if (has_tokenizer_files(dir)) {
-    m.tokenizer_ = Tokenizer::load(dir);
-  } else if (!options.language_model.empty() && !lm_tokenizer_files(options.language_model).empty()) {
-    m.tokenizer_ = load_lm_tokenizer(options.language_model);
+    m.tokenizer_ = lm::Tokenizer::load(dir);
+  } else if (!options.language_model.empty() && !lm::lm_tokenizer_files(options.language_model).empty()) {
+    m.tokenizer_ = lm::load_lm_tokenizer(options.language_model);
   }
   m.description_ = fmt::format("{} ({} + {} + {} {}) from {}", c.model_type,
                                c.vision.family == clip::VisionFamily::Siglip ? "SigLIP" : "CLIP", c.connector.name,
-                               lm_arch_name(m.lm_->config().arch), dtype_name(m.lm_->token_embeddings().dtype()),
+                               lm::lm_arch_name(m.lm_->config().arch), dtype_name(m.lm_->token_embeddings().dtype()),
                                dir.string());
   return m;
 }
 
 TinyLlavaModel TinyLlavaModel::from_parts(TinyLlavaConfig config, clip::VisionModel vision, Connector connector,
-                                          LmModel lm, std::unique_ptr<Tokenizer> tokenizer,
+                                          lm::LmModel lm, std::unique_ptr<lm::Tokenizer> tokenizer,
                                           const std::string& conversation) {
   TinyLlavaModel m;
   m.config_ = std::move(config);
   m.vision_ = std::move(vision);
   m.connector_ = std::move(connector);
-  m.lm_ = std::make_unique<LmModel>(std::move(lm));
+  m.lm_ = std::make_unique<lm::LmModel>(std::move(lm));
   m.check_parts();
   m.processor_ = clip::default_image_processor(m.vision_.config());
   m.conversation_ = &choose_conversation(m.config_, conversation, &m.conversation_source_);

@@ -29,7 +29,7 @@ namespace tinyemo::mm {
 
 struct MmLoadOptions {
   // The language model's weights (dtype conversion, e.g. q8_0, as `tinyemo lm`).
-  LoadOptions lm;
+  lm::LoadOptions lm;
   // Replace the checkpoint's language_model.* with this LM (a .gguf written by
   // `tinyemo convert`, or a model folder); its width and vocabulary must match.
   std::filesystem::path language_model;
@@ -52,7 +52,7 @@ class TinyLlavaModel {
   // A model from parts (random-weight benchmarks, tests); checks that the
   // parts fit (tower width -> connector -> LM width).
   static TinyLlavaModel from_parts(TinyLlavaConfig config, clip::VisionModel vision, Connector connector,
-                                   LmModel lm, std::unique_ptr<Tokenizer> tokenizer = nullptr,
+                                   lm::LmModel lm, std::unique_ptr<lm::Tokenizer> tokenizer = nullptr,
                                    const std::string& conversation = "");
 
   TinyLlavaModel(TinyLlavaModel&&) noexcept = default;
@@ -62,14 +62,14 @@ class TinyLlavaModel {
   const TinyLlavaConfig& config() const { return config_; }
   const clip::VisionModel& vision() const { return vision_; }
   const Connector& connector() const { return connector_; }
-  const LmModel& lm() const { return *lm_; }
+  const lm::LmModel& lm() const { return *lm_; }
   const clip::ImageProcessorConfig& image_processor() const { return processor_; }
   const ConversationTemplate& conversation() const { return *conversation_; }
   // Where the template choice came from ("--template", "config.json conv_version", "LM model_type").
   const std::string& conversation_source() const { return conversation_source_; }
   // The LM's tokenizer; null when the folder carries none.
-  const Tokenizer* tokenizer() const { return tokenizer_.get(); }
-  const Tokenizer& require_tokenizer() const;
+  const lm::Tokenizer* tokenizer() const { return tokenizer_.get(); }
+  const lm::Tokenizer& require_tokenizer() const;
   const std::string& description() const { return description_; }
 
   // An image as TinyLLaVA's ImagePreprocess gives it to the tower: RGB, then
@@ -102,11 +102,11 @@ class TinyLlavaModel {
   TinyLlavaConfig config_;
   clip::VisionModel vision_;
   Connector connector_;
-  std::unique_ptr<LmModel> lm_;  // heap: LmSession keeps a reference, so it must not move
+  std::unique_ptr<lm::LmModel> lm_;  // heap: LmSession keeps a reference, so it must not move
   clip::ImageProcessorConfig processor_;
   const ConversationTemplate* conversation_ = nullptr;
   std::string conversation_source_;
-  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<lm::Tokenizer> tokenizer_;
   std::string description_;
 };
 

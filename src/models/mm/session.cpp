@@ -15,8 +15,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-GenerateOptions default_generate_options() {
-  GenerateOptions o;
+lm::GenerateOptions default_generate_options() {
+  lm::GenerateOptions o;
   o.max_new_tokens = 512;
   o.sampling.greedy = false;
   o.sampling.temperature = 0.2f;
@@ -92,7 +92,7 @@ Tensor MmSession::logits(std::span<const int32_t> ids, const std::vector<Tensor>
 }
 
 MmGenerateResult MmSession::generate(std::span<const int32_t> ids, const std::vector<Tensor>& image_features,
-                                     GenerateOptions options) {
+                                     lm::GenerateOptions options) {
   const auto t0 = std::chrono::steady_clock::now();
   MmGenerateResult r;
   const SplicedInput in = model_.splice(ids, image_features);
@@ -120,7 +120,7 @@ MmGenerateResult MmSession::generate(std::span<const int32_t> ids, const std::ve
     if (first < 0) first = seconds_since(t0);
     return user_callback ? user_callback(id, text) : true;
   };
-  r.generated = tinyemo::generate(lm_, suffix, seen, options);
+  r.generated = lm::generate(lm_, suffix, seen, options);
   r.total_s = seconds_since(t0);
   r.prefill_s = first < 0 ? r.total_s : first;
   r.decode_s = r.total_s - r.prefill_s;
@@ -146,7 +146,7 @@ void Chat::add_image(Tensor image_features) {
   pending_.push_back(std::move(image_features));
 }
 
-MmGenerateResult Chat::ask(const std::string& question, const GenerateOptions& options) {
+MmGenerateResult Chat::ask(const std::string& question, const lm::GenerateOptions& options) {
   std::string q = question;
   if (!pending_.empty()) q = std::string(kImageMarker) + "\n" + q;
   turns_.push_back({q, std::nullopt});

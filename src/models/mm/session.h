@@ -20,10 +20,10 @@ namespace tinyemo::mm {
 // run_tiny_llava.py's defaults: sampling at temperature 0.2 (Hugging Face's
 // generate then also keeps the top 50 tokens, its top_k default), top_p off,
 // up to 512 new tokens; generation stops at the template's stop text or EOS.
-GenerateOptions default_generate_options();
+lm::GenerateOptions default_generate_options();
 
 struct MmGenerateResult {
-  GenerateResult generated;   // ids (prompt excluded), decoded text, finish_reason
+  lm::GenerateResult generated;   // ids (prompt excluded), decoded text, finish_reason
   std::string answer;         // run_tiny_llava's output: text stripped, a trailing stop text removed, stripped
   int64_t prompt_positions = 0;  // after the splice (and truncation)
   int64_t truncated = 0;         // positions cut by tokenizer_model_max_length
@@ -38,7 +38,7 @@ class MmSession {
   explicit MmSession(const TinyLlavaModel& model);
 
   const TinyLlavaModel& model() const { return model_; }
-  LmSession& lm_session() { return lm_; }
+  lm::LmSession& lm_session() { return lm_; }
   int64_t length() const { return lm_.length(); }
   void reset();
 
@@ -52,7 +52,7 @@ class MmSession {
   // off) its template's stop text are filled in. The session then holds the
   // prompt and the answer.
   MmGenerateResult generate(std::span<const int32_t> ids, const std::vector<Tensor>& image_features,
-                            GenerateOptions options);
+                            lm::GenerateOptions options);
 
  private:
   // One position: a token id, or row `row` of image `image` (an index into images_).
@@ -67,7 +67,7 @@ class MmSession {
   std::vector<Entry> entries_of(std::span<const int32_t> ids, const std::vector<Tensor>& images, int64_t limit) const;
 
   const TinyLlavaModel& model_;
-  LmSession lm_;
+  lm::LmSession lm_;
   std::vector<Entry> entries_;  // what lm_ holds, position by position
   std::vector<Tensor> images_;  // image rows entries_ refer to
 };
@@ -79,7 +79,7 @@ class Chat {
   explicit Chat(const TinyLlavaModel& model);
   // Image features (from TinyLlavaModel::encode_images) for the next question.
   void add_image(Tensor image_features);
-  MmGenerateResult ask(const std::string& question, const GenerateOptions& options);
+  MmGenerateResult ask(const std::string& question, const lm::GenerateOptions& options);
   void clear();
   const std::vector<Turn>& turns() const { return turns_; }
   int64_t pending_images() const { return static_cast<int64_t>(pending_.size()); }

@@ -16,7 +16,7 @@
 #include "models/lm/config.h"
 #include "models/lm/model.h"
 
-namespace tinyemo::lm_arch {
+namespace tinyemo::lm::arch {
 
 constexpr int64_t kAny = -1;  // a dimension read off the weights
 
@@ -204,4 +204,4 @@ void hf_decoder(const JsonObject& c, LmConfig* cfg);
 
 }  // namespace fields
 
-}  // namespace tinyemo::lm_arch
+}  // namespace tinyemo::lm::arch

@@ -3,7 +3,7 @@
 
 #include "models/lm/arch/arch.h"
 
-namespace tinyemo::lm_arch::fields {
+namespace tinyemo::lm::arch::fields {
 
 int64_t integer(const JsonObject& c, const std::string& key, const nlohmann::json& v) {
   TE_CHECK(v.is_number_integer() && (!v.is_number_unsigned() || v.get<uint64_t>() <= (1ull << 62)),
@@ -100,4 +100,4 @@ void hf_decoder(const JsonObject& c, LmConfig* cfg) {
   rope_scaling(c, cfg);
 }
 
-}  // namespace tinyemo::lm_arch::fields
+}  // namespace tinyemo::lm::arch::fields

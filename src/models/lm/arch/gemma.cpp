@@ -19,7 +19,7 @@
 
 #include "models/lm/arch/arch.h"
 
-namespace tinyemo::lm_arch {
+namespace tinyemo::lm::arch {
 
 namespace {
 
@@ -85,4 +85,4 @@ const Architecture kGemma = {
     .llamacpp = &kLlamaCpp,
 };
 
-}  // namespace tinyemo::lm_arch
+}  // namespace tinyemo::lm::arch

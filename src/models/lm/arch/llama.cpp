@@ -5,7 +5,7 @@
 // Qwen2 and Gemma.
 #include "models/lm/arch/arch.h"
 
-namespace tinyemo::lm_arch {
+namespace tinyemo::lm::arch {
 
 namespace {
 
@@ -90,4 +90,4 @@ const Architecture kLlama = {
     .llamacpp = &kLlamaCpp,
 };
 
-}  // namespace tinyemo::lm_arch
+}  // namespace tinyemo::lm::arch

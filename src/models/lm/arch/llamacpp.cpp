@@ -7,7 +7,7 @@
 
 #include "models/lm/arch/arch.h"
 
-namespace tinyemo::lm_arch {
+namespace tinyemo::lm::arch {
 
 int64_t LlamaCppKeys::integer(const std::string& name) const {
   const int64_t v = file_.get_int(key(name));
@@ -179,4 +179,4 @@ void expect_key_rope_scaling(const LmConfig& c, std::string_view arch) {
 
 }  // namespace llamacpp
 
-}  // namespace tinyemo::lm_arch
+}  // namespace tinyemo::lm::arch

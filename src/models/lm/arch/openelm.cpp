@@ -10,11 +10,11 @@
 
 #include "models/lm/arch/arch.h"
 
-namespace tinyemo {
+namespace tinyemo::lm {
 
 namespace {
 
-using namespace lm_arch::fields;
+using namespace arch::fields;
 
 // OpenELM's make_divisible (configuration_openelm.py): round to the nearest
 // multiple of `divisor`, never below it, and not more than 10% down.
@@ -86,14 +86,14 @@ void parse(const JsonObject& c, LmConfig* cfg) {
   cfg->rotary_dim = cfg->head_dim;
 }
 
-void layout(const LmConfig& c, lm_arch::Layout& out) {
+void layout(const LmConfig& c, arch::Layout& out) {
   const int64_t H = c.hidden, V = c.vocab, hd = c.head_dim;
   out.matrix("transformer.token_embeddings.weight", V, H, out.embeddings);
   for (int64_t i = 0; i < c.n_layers(); ++i) {
     LmLayer& L = out.layers[i];
     const std::string p = "transformer.layers." + std::to_string(i) + ".";
     const int64_t nq = L.shape.n_heads, nkv = L.shape.n_kv_heads;
-    const int64_t F = L.shape.ffn_dim > 0 ? L.shape.ffn_dim : lm_arch::kAny;
+    const int64_t F = L.shape.ffn_dim > 0 ? L.shape.ffn_dim : arch::kAny;
     out.norm(p + "attn_norm", H, false, &L.attn_norm);
     out.linear(p + "attn.qkv_proj", (nq + 2 * nkv) * hd, H, false, &L.qkv);
     if (c.qk_norm) {
@@ -102,7 +102,7 @@ void layout(const LmConfig& c, lm_arch::Layout& out) {
     }
     out.linear(p + "attn.out_proj", H, nq * hd, false, &L.o);
     out.norm(p + "ffn_norm", H, false, &L.mlp_norm);
-    const int64_t up_rows = F == lm_arch::kAny ? lm_arch::kAny : (c.gated_mlp ? 2 * F : F);
+    const int64_t up_rows = F == arch::kAny ? arch::kAny : (c.gated_mlp ? 2 * F : F);
     out.linear(p + "ffn.proj_1", up_rows, H, false, c.gated_mlp ? &L.gate_up : &L.up);
     out.linear(p + "ffn.proj_2", H, F, false, &L.down);
   }
@@ -113,13 +113,13 @@ void layout(const LmConfig& c, lm_arch::Layout& out) {
 // llama.cpp's openelm: per-layer head counts and FFN widths as arrays, the
 // fused qkv kept, q/k RMSNorm required, proj_1 split into ffn_gate / ffn_up
 // (OpenELMModel.modify_tensors), SiLU, the output always the token embeddings.
-lm_arch::LlamaCppTensor llamacpp_tensor(const LmConfig&, const std::string& hf) {
-  using lm_arch::LlamaCppTensor;
+arch::LlamaCppTensor llamacpp_tensor(const LmConfig&, const std::string& hf) {
+  using arch::LlamaCppTensor;
   static const std::pair<const char*, const char*> kGlobal[] = {{"transformer.token_embeddings.", "token_embd."},
                                                                 {"transformer.norm.", "output_norm."}};
   for (const auto& [from, to] : kGlobal)
     if (hf.starts_with(from)) return {to + hf.substr(std::string(from).size())};
-  const int64_t layer = lm_arch::llamacpp::layer_of(hf, "transformer.layers.");
+  const int64_t layer = arch::llamacpp::layer_of(hf, "transformer.layers.");
   if (layer >= 0) {
     const std::string blk = "blk." + std::to_string(layer) + ".";
     const std::string rest = hf.substr(hf.find('.', 19) + 1);
@@ -135,9 +135,9 @@ lm_arch::LlamaCppTensor llamacpp_tensor(const LmConfig&, const std::string& hf) 
   fail("GGUF: the checkpoint tensor \"{}\" has no llama.cpp name", hf);
 }
 
-nlohmann::json llamacpp_config(const lm_arch::LlamaCppKeys& k) {
+nlohmann::json llamacpp_config(const arch::LlamaCppKeys& k) {
   const GgufFile& f = k.file();
-  lm_arch::llamacpp::require_tensor(k, "blk.0.attn_q_norm.weight", "llama.cpp's openelm normalizes q and k");
+  arch::llamacpp::require_tensor(k, "blk.0.attn_q_norm.weight", "llama.cpp's openelm normalizes q and k");
   const int64_t layers = k.integer("block_count");
   const int64_t hidden = k.integer("embedding_length");
   const auto q_heads = k.per_layer("attention.head_count", layers);
@@ -184,11 +184,11 @@ void llamacpp_check(const LmConfig& c) {
   TE_CHECK(c.qk_norm, "{}: normalize_qk_projections is false, but llama.cpp's openelm normalizes q and k (use "
                       "--layout tinyemo)",
            c.where);
-  lm_arch::llamacpp::expect_activation(c, Activation::Silu, "openelm");
-  lm_arch::llamacpp::expect_key_rope_scaling(c, "openelm");
+  arch::llamacpp::expect_activation(c, Activation::Silu, "openelm");
+  arch::llamacpp::expect_key_rope_scaling(c, "openelm");
 }
 
-const lm_arch::LlamaCppFormat kLlamaCpp = {
+const arch::LlamaCppFormat kLlamaCpp = {
     .tensor = llamacpp_tensor, .config = llamacpp_config, .check = llamacpp_check};
 
 }  // namespace
@@ -203,7 +203,7 @@ std::vector<int64_t> openelm_ffn_dims(const JsonObject& c) {
   return out;
 }
 
-const lm_arch::Architecture lm_arch::kOpenElm = {
+const arch::Architecture arch::kOpenElm = {
     .id = LmArch::OpenElm,
     .hf_class = "OpenELMForCausalLM",
     .name = "openelm",
@@ -216,4 +216,4 @@ const lm_arch::Architecture lm_arch::kOpenElm = {
     .llamacpp = &kLlamaCpp,
 };
 
-}  // namespace tinyemo
+}  // namespace tinyemo::lm

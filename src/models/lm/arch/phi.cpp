@@ -6,7 +6,7 @@
 // (Wqkv, mixer) is refused.
 #include "models/lm/arch/arch.h"
 
-namespace tinyemo::lm_arch {
+namespace tinyemo::lm::arch {
 
 namespace {
 
@@ -114,4 +114,4 @@ const Architecture kPhi = {
     .llamacpp = &kLlamaCpp,
 };
 
-}  // namespace tinyemo::lm_arch
+}  // namespace tinyemo::lm::arch

@@ -10,7 +10,7 @@
 
 #include "models/lm/arch/arch.h"
 
-namespace tinyemo::lm_arch {
+namespace tinyemo::lm::arch {
 
 namespace {
 
@@ -83,4 +83,4 @@ const Architecture kQwen2 = {
     .llamacpp = &kLlamaCpp,
 };
 
-}  // namespace tinyemo::lm_arch
+}  // namespace tinyemo::lm::arch

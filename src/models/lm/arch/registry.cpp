@@ -3,7 +3,7 @@
 // architecture").
 #include "models/lm/arch/arch.h"
 
-namespace tinyemo::lm_arch {
+namespace tinyemo::lm::arch {
 
 const std::vector<const Architecture*>& all() {
   static const std::vector<const Architecture*> families = {&kLlama, &kPhi, &kOpenElm, &kQwen2, &kGemma};
@@ -28,4 +28,4 @@ const Architecture* find_gguf(std::string_view gguf_name) {
   return nullptr;
 }
 
-}  // namespace tinyemo::lm_arch
+}  // namespace tinyemo::lm::arch
