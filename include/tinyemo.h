@@ -6,6 +6,7 @@
  * function and released by its *_free:
  *   te_image      a decoded image (JPEG, PNG, WebP, or pixels the caller has)
  *   te_clip       a CLIP vision tower (Hugging Face or OpenAI checkpoints)
+ *   te_clip_text  CLIP's text tower: text embeddings and zero-shot labels
  *   te_projector  a Metric Projector with its label anchors (the emotions)
  *   te_lm         a decoder LM with its tokenizer (LLaMA, Phi, OpenELM, ...)
  *   te_session    a sequence being run through an LM: its KV cache lives here,
@@ -51,7 +52,7 @@
 #define TE_VERSION_MAJOR 0
 #define TE_VERSION_MINOR 2
 #define TE_VERSION_PATCH 0
-#define TE_API_VERSION 3
+#define TE_API_VERSION 4
 
 #ifdef __cplusplus
 extern "C" {
@@ -134,6 +135,48 @@ TE_API const char *te_clip_description(const te_clip *clip);
  * n_images rows of te_clip_embedding_dim floats (n_floats must be at least that). */
 TE_API te_status te_clip_embed(te_clip *clip, const te_image *const *images, size_t n_images, float *embeddings,
                                size_t n_floats);
+
+/* ---------------------------------------------------------------- CLIP text tower */
+
+typedef struct te_clip_text te_clip_text;
+
+/* CLIP's text tower with its BPE tokenizer, for text embeddings in the image
+ * embeddings' space and zero-shot classification. `path`: a whole CLIP model
+ * (Hugging Face CLIPModel folder or weights file, or an OpenAI state dict .pt).
+ * `vocab`: the BPE merges (OpenAI's bpe_simple_vocab_16e6.txt.gz or Hugging
+ * Face's merges.txt); NULL looks for either beside the model. Of `params`
+ * only n_threads is read (NULL: defaults). */
+TE_API te_status te_clip_text_load(const char *path, const char *vocab, const te_clip_params *params,
+                                   te_clip_text **out);
+TE_API void te_clip_text_free(te_clip_text *text);
+/* Width of the text embeddings (the text projection's output; equals the
+ * image embeddings' width of the same CLIP model). */
+TE_API int32_t te_clip_text_embedding_dim(const te_clip_text *text);
+/* Tokens the tower reads per text (77 for CLIP): a longer text is cut, with
+ * the end token kept last (clip.tokenize(truncate=True)). */
+TE_API int32_t te_clip_text_context_length(const te_clip_text *text);
+/* exp(logit_scale), CLIP's multiplier of image-text cosines; 0 when the
+ * checkpoint has no logit_scale (then zero-shot classification is refused). */
+TE_API float te_clip_text_logit_scale(const te_clip_text *text);
+TE_API const char *te_clip_text_description(const te_clip_text *text);
+/* Embeds n_texts UTF-8 strings: `embeddings` receives n_texts rows of
+ * te_clip_text_embedding_dim floats, unnormalised (what Hugging Face's
+ * get_text_features and OpenAI's encode_text give). */
+TE_API te_status te_clip_text_embed(te_clip_text *text, const char *const *texts, size_t n_texts, float *embeddings,
+                                    size_t n_floats);
+/* The default prompt of zero-shot classification; "{}" stands for the label. */
+#define TE_ZERO_SHOT_DEFAULT_TEMPLATE "a photo evoking {}"
+/* Zero-shot classification of n_rows image embeddings of `dim` floats
+ * (te_clip_embed's rows from the same CLIP model) over n_labels distinct
+ * labels, each read through `prompt_template` with every "{}" replaced by the
+ * label (NULL: TE_ZERO_SHOT_DEFAULT_TEMPLATE). Cosines between the normalised
+ * image and prompt embeddings; probabilities softmax(logit_scale * cosine),
+ * CLIP's logits_per_image; predicted the highest cosine. Outputs are optional
+ * and laid out as te_projector_classify's. */
+TE_API te_status te_zero_shot_classify(te_clip_text *text, const char *const *labels, size_t n_labels,
+                                       const char *prompt_template, const float *image_embeddings, size_t n_rows,
+                                       size_t dim, int32_t *predicted, float *probabilities, float *cosines,
+                                       float *distances);
 
 /* ---------------------------------------------------------------- projector */
 

@@ -38,6 +38,9 @@ struct ImageDeleter {
 struct ClipDeleter {
   void operator()(te_clip* p) const { te_clip_free(p); }
 };
+struct ClipTextDeleter {
+  void operator()(te_clip_text* p) const { te_clip_text_free(p); }
+};
 struct ProjectorDeleter {
   void operator()(te_projector* p) const { te_projector_free(p); }
 };
@@ -58,6 +61,7 @@ struct ReasonerDeleter {
 };
 using image_ptr = std::unique_ptr<te_image, ImageDeleter>;
 using clip_ptr = std::unique_ptr<te_clip, ClipDeleter>;
+using clip_text_ptr = std::unique_ptr<te_clip_text, ClipTextDeleter>;
 using projector_ptr = std::unique_ptr<te_projector, ProjectorDeleter>;
 using lm_ptr = std::unique_ptr<te_lm, LmDeleter>;
 using session_ptr = std::unique_ptr<te_session, SessionDeleter>;
@@ -180,6 +184,62 @@ class Clip {
     return true;
   }
   clip_ptr ptr_;
+};
+
+// CLIP's text tower: text embeddings and zero-shot classification.
+class ClipText {
+ public:
+  // `vocab` empty: bpe_simple_vocab_16e6.txt.gz or merges.txt beside the model.
+  static ClipText load(const std::string& path, const std::string& vocab = "",
+                       const te_clip_params& params = te_clip_default_params()) {
+    te_clip_text* p = nullptr;
+    check(te_clip_text_load(path.c_str(), vocab.empty() ? nullptr : vocab.c_str(), &params, &p));
+    return ClipText(p);
+  }
+  int embedding_dim() const { return te_clip_text_embedding_dim(ptr_.get()); }
+  int context_length() const { return te_clip_text_context_length(ptr_.get()); }
+  float logit_scale() const { return te_clip_text_logit_scale(ptr_.get()); }
+  std::string description() const { return te_clip_text_description(ptr_.get()); }
+  // [texts.size() * embedding_dim()] floats, unnormalised.
+  std::vector<float> embed(const std::vector<std::string>& texts) {
+    const std::vector<const char*> c = c_strings(texts);
+    std::vector<float> out(texts.size() * static_cast<size_t>(embedding_dim()));
+    check(te_clip_text_embed(ptr_.get(), c.data(), c.size(), out.data(), out.size()));
+    return out;
+  }
+  // Zero-shot scores of image embeddings (rows of embedding_dim() floats, as Clip::embed gives).
+  std::vector<Classification> zero_shot(const std::vector<std::string>& labels, const std::vector<float>& images,
+                                        const std::string& prompt_template = TE_ZERO_SHOT_DEFAULT_TEMPLATE) {
+    const std::vector<const char*> c = c_strings(labels);
+    const size_t dim = static_cast<size_t>(embedding_dim()), L = labels.size();
+    if (dim == 0 || images.size() % dim != 0) {
+      throw Error(TE_ERROR_INVALID_ARGUMENT, "zero_shot: " + std::to_string(images.size()) +
+                                                 " floats are not whole rows of " + std::to_string(dim));
+    }
+    const size_t n = images.size() / dim;
+    std::vector<int32_t> predicted(n);
+    std::vector<float> probabilities(n * L), cosines(n * L), distances(n * L);
+    check(te_zero_shot_classify(ptr_.get(), c.data(), L, prompt_template.c_str(), images.data(), n, dim,
+                                predicted.data(), probabilities.data(), cosines.data(), distances.data()));
+    std::vector<Classification> out(n);
+    for (size_t i = 0; i < n; ++i) {
+      out[i].predicted = predicted[i];
+      out[i].probabilities.assign(probabilities.begin() + i * L, probabilities.begin() + (i + 1) * L);
+      out[i].cosines.assign(cosines.begin() + i * L, cosines.begin() + (i + 1) * L);
+      out[i].distances.assign(distances.begin() + i * L, distances.begin() + (i + 1) * L);
+    }
+    return out;
+  }
+  te_clip_text* get() const { return ptr_.get(); }
+
+ private:
+  explicit ClipText(te_clip_text* p) : ptr_(p) {}
+  static std::vector<const char*> c_strings(const std::vector<std::string>& v) {
+    std::vector<const char*> out;
+    for (const auto& s : v) out.push_back(s.c_str());
+    return out;
+  }
+  clip_text_ptr ptr_;
 };
 
 class Lm {

@@ -12,6 +12,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kVocabName = "bpe_simple_vocab_16e6.txt.gz";
+constexpr const char* kHfMergesName = "merges.txt";
 
 void normalize_row(float* v, int64_t n) {
   double s = 0.0;
@@ -31,9 +32,13 @@ ClipTextEncoder ClipTextEncoder::load(const fs::path& model, const std::optional
   } else {
     std::error_code ec;
     const fs::path folder = fs::is_directory(model, ec) ? model : model.parent_path();
+    // OpenAI's file first, then Hugging Face's merges.txt: the same merges
+    // after a one-line header, which both readers skip.
     path = folder / kVocabName;
-    TE_CHECK(fs::is_regular_file(path, ec), "{}: no CLIP tokenizer vocabulary {} beside the model; pass --vocab FILE",
-             model.string(), kVocabName);
+    if (!fs::is_regular_file(path, ec)) path = folder / kHfMergesName;
+    TE_CHECK(fs::is_regular_file(path, ec),
+             "{}: no CLIP tokenizer vocabulary ({} or {}) beside the model; pass --vocab FILE", model.string(),
+             kVocabName, kHfMergesName);
   }
   e.tokenizer = lm::ClipTokenizer::load(path, static_cast<int32_t>(e.model.config().vocab_size));
   return e;

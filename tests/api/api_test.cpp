@@ -83,7 +83,8 @@ TEST(CApi, EveryEntryPointFromC) {
   Workspace w;
   const auto [code, out] = shell(std::string(TINYEMO_C_API_TEST) + " " + quote(w.clip) + " " + quote(w.projector) +
                                  " " + quote(w.images) + " " + quote(w.lm) + " " + quote(w.tokenizer) + " " +
-                                 quote(w.work) + " " + quote(w.mm) + " 2>&1");
+                                 quote(w.work) + " " + quote(w.mm) + " " + quote(fixture("clip-zeroshot-tiny")) + " " +
+                                 quote(testing::data("bpe_simple_vocab_16e6.txt.gz")) + " 2>&1");
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find(" checks, 0 failed"), std::string::npos) << out;
 }

@@ -605,9 +605,90 @@ static void test_mm(const char *mm_dir, const char *clip_dir, const char *projec
   te_mm_free(NULL);
 }
 
+/* ---- CLIP's text tower */
+static void test_clip_text(const char *model_dir, const char *vocab, const char *image_dir, const char *work) {
+  te_clip_text *text = NULL;
+  te_clip *clip = NULL;
+  te_image *image = NULL;
+  te_clip_params params = te_clip_default_params();
+  const char *texts[2] = {"a photo evoking anger", "a photo evoking joy"};
+  const char *labels[2] = {"anger", "joy"};
+  const char *twice[2] = {"joy", "joy"};
+  const char *with_null[2] = {"anger", NULL};
+  float *text_rows, *image_row, cosines[2], probabilities[2], distances[2];
+  int32_t dim, predicted = -1, i, l;
+
+  params.n_threads = 2;
+  CHECK_STATUS(te_clip_text_load(join(work, "missing-clip"), vocab, &params, &text), TE_ERROR_FAILED, "missing-clip");
+  CHECK(text == NULL);
+  /* The fixture folder has no vocabulary beside the model: both names are given. */
+  CHECK_STATUS(te_clip_text_load(model_dir, NULL, &params, &text), TE_ERROR_FAILED, "merges.txt");
+  CHECK_STATUS(te_clip_text_load(model_dir, vocab, &params, NULL), TE_ERROR_INVALID_ARGUMENT, "out");
+  CHECK_STATUS(te_clip_text_load(model_dir, vocab, &params, &text), TE_OK, NULL);
+  dim = te_clip_text_embedding_dim(text);
+  CHECK(dim == 24);
+  CHECK(te_clip_text_context_length(text) == 77);
+  CHECK(fabsf(te_clip_text_logit_scale(text) - 100.0f) < 0.01f);
+  CHECK(strlen(te_clip_text_description(text)) > 0);
+  CHECK(te_clip_text_embedding_dim(NULL) == 0 && te_clip_text_logit_scale(NULL) == 0.0f);
+
+  text_rows = (float *)calloc((size_t)(2 * dim), sizeof(float));
+  CHECK_STATUS(te_clip_text_embed(text, texts, 2, text_rows, (size_t)(2 * dim - 1)), TE_ERROR_INVALID_ARGUMENT,
+               "needed");
+  CHECK_STATUS(te_clip_text_embed(text, with_null, 2, text_rows, (size_t)(2 * dim)), TE_ERROR_INVALID_ARGUMENT,
+               "entry 1");
+  CHECK_STATUS(te_clip_text_embed(NULL, texts, 2, text_rows, (size_t)(2 * dim)), TE_ERROR_INVALID_ARGUMENT, "NULL");
+  CHECK_STATUS(te_clip_text_embed(text, texts, 2, text_rows, (size_t)(2 * dim)), TE_OK, NULL);
+  CHECK(text_rows[0] != 0.0f || text_rows[1] != 0.0f);
+
+  /* Zero-shot on an image embedded by the same model's vision tower. */
+  CHECK_STATUS(te_clip_load(model_dir, &params, &clip), TE_OK, NULL);
+  CHECK(te_clip_embedding_dim(clip) == dim);
+  CHECK_STATUS(te_image_load_file(join(image_dir, "chelsea.png"), 0, &image), TE_OK, NULL);
+  image_row = (float *)calloc((size_t)dim, sizeof(float));
+  CHECK_STATUS(te_clip_embed(clip, (const te_image *const *)&image, 1, image_row, (size_t)dim), TE_OK, NULL);
+  CHECK_STATUS(te_zero_shot_classify(text, labels, 2, NULL, image_row, 1, (size_t)dim, &predicted, probabilities,
+                                     cosines, distances),
+               TE_OK, NULL);
+  CHECK(predicted == (cosines[1] > cosines[0] ? 1 : 0));
+  CHECK(fabsf(probabilities[0] + probabilities[1] - 1.0f) < 1e-5f);
+  /* The default template's prompts are exactly `texts`: the cosines are those of the embeddings. */
+  for (l = 0; l < 2; ++l) {
+    double dot = 0.0, nt = 0.0, ni = 0.0, want_p1;
+    for (i = 0; i < dim; ++i) {
+      dot += (double)text_rows[l * dim + i] * image_row[i];
+      nt += (double)text_rows[l * dim + i] * text_rows[l * dim + i];
+      ni += (double)image_row[i] * image_row[i];
+    }
+    CHECK(fabs(cosines[l] - dot / sqrt(nt * ni)) < 1e-5);
+    CHECK(fabs(distances[l] - sqrt(2.0 - 2.0 * cosines[l])) < 1e-5);
+    want_p1 = 1.0 / (1.0 + exp(te_clip_text_logit_scale(text) * ((double)cosines[0] - cosines[1])));
+    CHECK(fabs(probabilities[1] - want_p1) < 1e-5);
+  }
+  CHECK_STATUS(te_zero_shot_classify(text, twice, 2, NULL, image_row, 1, (size_t)dim, NULL, NULL, NULL, NULL),
+               TE_ERROR_FAILED, "twice");
+  CHECK_STATUS(te_zero_shot_classify(text, labels, 2, "no slot", image_row, 1, (size_t)dim, NULL, NULL, NULL, NULL),
+               TE_ERROR_FAILED, "no slot");
+  CHECK_STATUS(te_zero_shot_classify(text, labels, 2, NULL, image_row, 1, (size_t)(dim - 1), NULL, NULL, NULL, NULL),
+               TE_ERROR_INVALID_ARGUMENT, "values per row");
+  CHECK_STATUS(te_zero_shot_classify(text, labels, 2, NULL, NULL, 1, (size_t)dim, NULL, NULL, NULL, NULL),
+               TE_ERROR_INVALID_ARGUMENT, "image_embeddings");
+  image_row[0] = NAN;
+  CHECK_STATUS(te_zero_shot_classify(text, labels, 2, NULL, image_row, 1, (size_t)dim, NULL, NULL, NULL, NULL),
+               TE_ERROR_FAILED, "norm");
+
+  free(text_rows);
+  free(image_row);
+  te_image_free(image);
+  te_clip_free(clip);
+  te_clip_text_free(text);
+  te_clip_text_free(NULL);
+}
+
 int main(int argc, char **argv) {
-  if (argc != 8) {
-    fprintf(stderr, "usage: %s CLIP_DIR PROJECTOR IMAGE_DIR LM_DIR TOKENIZER WORK_DIR MM_DIR\n", argv[0]);
+  if (argc != 10) {
+    fprintf(stderr, "usage: %s CLIP_DIR PROJECTOR IMAGE_DIR LM_DIR TOKENIZER WORK_DIR MM_DIR ZERO_SHOT_CLIP_DIR VOCAB\n",
+            argv[0]);
     return 2;
   }
   te_log_set(count_log, &g_log_lines, TE_LOG_INFO);
@@ -616,6 +697,7 @@ int main(int argc, char **argv) {
   test_vision(argv[1], argv[2], argv[3], argv[6]);
   test_lm(argv[4], argv[5]);
   test_mm(argv[7], argv[1], argv[2], argv[3], argv[6]);
+  test_clip_text(argv[8], argv[9], argv[3], argv[6]);
   CHECK(g_log_lines > 0); /* the loads were logged at info */
   te_log_set(NULL, NULL, TE_LOG_WARN);
   printf("%d checks, %d failed\n", g_checks, g_failures);

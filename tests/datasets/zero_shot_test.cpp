@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -89,6 +90,23 @@ TEST(ZeroShot, MissingVocabularyIsNamed) {
     EXPECT_NE(std::string(e.what()).find("bpe_simple_vocab_16e6.txt.gz"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("--vocab"), std::string::npos) << e.what();
   }
+}
+
+// Hugging Face checkpoints ship merges.txt (the same merges after a
+// "#version" line) instead of OpenAI's gzip: found beside the model.
+TEST(ZeroShot, HuggingFaceMergesBesideTheModelAreFound) {
+  testing::TempDir dir;
+  for (const char* name : {"config.json", "model.safetensors"}) {
+    std::filesystem::create_symlink(fixture_dir() / name, dir.path() / name);
+  }
+  const std::string unzip = "gzip -dc '" + vocab().string() + "' > '" + (dir.path() / "merges.txt").string() + "'";
+  ASSERT_EQ(std::system(unzip.c_str()), 0);
+  const data::ClipTextEncoder encoder = data::ClipTextEncoder::load(dir.path(), std::nullopt);
+  const auto io = SafetensorsFile::open(fixture_dir() / "io.safetensors");
+  const auto texts = nlohmann::json::parse(io.metadata().at("texts")).get<std::vector<std::string>>();
+  const data::EncodedTexts encoded = data::encode_texts(encoder, texts);
+  EXPECT_EQ(encoded.input_ids.to_f32_vector(), io.get("input_ids").to_f32_vector());
+  EXPECT_LE(testing::rel_error(encoded.text_embeds, io.get("text_embeds")), 1e-4);
 }
 
 }  // namespace

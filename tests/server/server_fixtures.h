@@ -44,12 +44,12 @@ inline std::string read_file(const fs::path& p) {
   return s.str();
 }
 
-// A projector for clip-vision-small (48-d) with output width `hidden` and
+// A projector for clip-vision-small (48-d, or `input_dim`) with output width `hidden` and
 // these labels; `anchors` (labels x hidden) or deterministic ones.
 inline void write_projector(const fs::path& path, int64_t hidden, const std::vector<std::string>& labels,
-                            std::vector<float> anchors = {}) {
+                            std::vector<float> anchors = {}, int64_t input_dim = 48) {
   projector::ProjectorConfig config;
-  config.dims = {48, hidden};
+  config.dims = {input_dim, hidden};
   projector::ProjectorModel model(config, labels);
   projector::MlpWeights w(model.layout());
   for (size_t i = 0; i < w.params.size(); ++i) w.params[i] = 0.3f * std::sin(0.7f * static_cast<float>(i) + 0.1f);

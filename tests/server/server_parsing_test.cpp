@@ -147,16 +147,34 @@ TEST(ServerParsing, ClassifyFormKeepsPartOrder) {
 
 TEST(ServerParsing, EmbeddingsTellTextFromImages) {
   const RequestLimits limits;
-  EmbeddingsRequest r = parse_embeddings_json(R"({"input": "aGk=", "encoding_format": "base64"})", limits);
+  // Base64 of a PNG signature is an image; base64 of other bytes ("hi") and plain words are text.
+  const std::string png_base64 = base64_encode(std::string("\x89PNG\r\n\x1A\n....", 12));
+  EmbeddingsRequest r = parse_embeddings_json(
+      R"({"input": ")" + png_base64 + R"(", "encoding_format": "base64"})", limits);
   EXPECT_EQ(r.images.size(), 1u);
+  EXPECT_TRUE(r.texts.empty());
   EXPECT_TRUE(r.base64);
-  r = parse_embeddings_json(R"({"input": ["aGk=", "data:image/png;base64,aGk="]})", limits);
+  r = parse_embeddings_json(R"({"input": ["aGk=", "data:image/png;base64,aGk=", "a happy dog", {"url": "aGk="}]})",
+                            limits);
+  ASSERT_EQ(r.order.size(), 4u);
+  EXPECT_EQ(r.texts, (std::vector<std::string>{"aGk=", "a happy dog"}));
   EXPECT_EQ(r.images.size(), 2u);
+  EXPECT_TRUE(r.order[0].is_text && r.order[0].index == 0);
+  EXPECT_TRUE(!r.order[1].is_text && r.order[1].index == 0);
+  EXPECT_TRUE(r.order[2].is_text && r.order[2].index == 1);
+  EXPECT_TRUE(!r.order[3].is_text && r.order[3].index == 1);
+  EXPECT_TRUE(is_embedding_text("a photo evoking joy"));
+  EXPECT_FALSE(is_embedding_text(std::string(kBase64ImageMinChars, 'A')));  // too long for text: an image
+  EXPECT_FALSE(is_embedding_text(base64_encode("\xFF\xD8\xFF\xE0 jpeg")));
+  EXPECT_FALSE(is_embedding_text(base64_encode(std::string("RIFF\x10\0\0\0WEBPVP8 ", 16))));
   std::string code;
-  EXPECT_EQ(status_of([&] { parse_embeddings_json(R"({"input": "a happy dog"})", limits); }, &code), 422);
-  EXPECT_EQ(code, "text_embeddings_unsupported");
+  EXPECT_EQ(status_of([&] { parse_embeddings_json(R"({"input": "https://example.com/a.jpg"})", limits); }, &code), 400);
+  EXPECT_EQ(code, "remote_url");
   EXPECT_EQ(status_of([&] { parse_embeddings_json(R"({"input": [[1, 2, 3]]})", limits); }), 400);
-  EXPECT_EQ(status_of([&] { parse_embeddings_json(R"({"input": [5]})", limits); }), 422);
+  EXPECT_EQ(status_of([&] { parse_embeddings_json(R"({"input": [5]})", limits); }, &code), 422);
+  EXPECT_EQ(code, "token_arrays_unsupported");
+  EXPECT_EQ(status_of([&] { parse_embeddings_json(R"({"input": "')" + std::string(4097, 'a') + R"('"})", limits); }),
+            400);
   EXPECT_EQ(status_of([&] { parse_embeddings_json(R"({"input": []})", limits); }), 400);
   EXPECT_EQ(status_of([&] { parse_embeddings_json(R"({"input": "aGk=", "encoding_format": "hex"})", limits); }), 400);
   EXPECT_EQ(status_of([&] { parse_embeddings_json(R"({})", limits); }), 400);

@@ -20,6 +20,10 @@ const CommandRegistration kServe("serve", [](CLI::App& root) {
   cmd->add_option("--mm", o->mm, "TinyEmo's reasoning model (TinyLLaVA folder) for /v1/reason and images in chat");
   cmd->add_option("--anchors-lm", o->anchors_lm,
                   "an LM whose input embeddings anchor labels the projector does not know (open vocabulary)");
+  cmd->add_option("--clip-text", o->clip_text,
+                  "a whole CLIP model (usually the --clip one) whose text tower embeds texts in /v1/embeddings");
+  cmd->add_option("--clip-vocab", o->clip_vocab,
+                  "CLIP's BPE merges for --clip-text (default: bpe_simple_vocab_16e6.txt.gz or merges.txt beside it)");
   cmd->add_option("--grounding", o->grounding, "text anchored for a new label, {label} replaced")
       ->capture_default_str();
   cmd->add_option("--chat-template", o->chat_template, "prompt format of --lm: plain, zephyr, chatml")

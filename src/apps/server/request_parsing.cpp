@@ -412,6 +412,20 @@ ClassifyRequest parse_classify_form(const std::vector<FormPart>& parts, const Re
   return r;
 }
 
+// An embeddings input string is text unless it is a data URI, a URL (refused
+// as a remote image), or bare base64 of an image file (or too long to be text).
+bool is_embedding_text(std::string_view s) {
+  const std::string_view v = trim(s);
+  if (starts_with_ci(v, "data:")) return false;
+  if (const size_t scheme = v.find("://"); scheme != std::string_view::npos && scheme < 16) return false;
+  std::string bytes;
+  if (!base64_decode(v, &bytes)) return true;
+  if (v.size() >= kBase64ImageMinChars) return false;
+  const auto starts = [&](std::string_view magic) { return std::string_view(bytes).substr(0, magic.size()) == magic; };
+  const bool webp = bytes.size() >= 12 && starts("RIFF") && std::string_view(bytes).substr(8, 4) == "WEBP";
+  return !(starts("\xFF\xD8\xFF") || starts("\x89PNG\r\n\x1A\n") || webp || starts("GIF8"));
+}
+
 EmbeddingsRequest parse_embeddings_json(std::string_view text, const RequestLimits& limits) {
   const json body = parse_json_object(text, limits);
   EmbeddingsRequest r;
@@ -428,17 +442,22 @@ EmbeddingsRequest parse_embeddings_json(std::string_view text, const RequestLimi
   for (size_t i = 0; i < items.size(); ++i) {
     const std::string name = "input[" + std::to_string(i) + "]";
     if (items[i].is_number_integer()) {
-      throw HttpError(422, "text_embeddings_unsupported",
-                      name + ": token arrays are text; this server embeds images only (CLIP's vision tower)");
+      throw HttpError(422, "token_arrays_unsupported",
+                      name + ": token arrays are not embedded; send text as strings (CLIP's tokenizer reads them)");
     }
-    ImageInput in = image_from_json(items[i], name);
-    // A string that is neither a data URI nor base64 is text: there is no text tower to embed it.
-    if (items[i].is_string() && in.error_status == 400 && !starts_with_ci(trim(items[i].get_ref<const std::string&>()), "data:")) {
-      throw HttpError(422, "text_embeddings_unsupported",
-                      name + " is not an image (a data URI or base64): text embeddings need CLIP's text tower, "
-                             "which this server does not have");
+    if (items[i].is_string() && is_embedding_text(items[i].get_ref<const std::string&>())) {
+      const std::string& text = items[i].get_ref<const std::string&>();
+      if (text.size() > kMaxEmbeddingTextBytes) {
+        throw bad_request(name + " is " + std::to_string(text.size()) + " bytes of text; at most " +
+                              std::to_string(kMaxEmbeddingTextBytes) + " are embedded (CLIP reads 77 tokens)",
+                          "invalid_value");
+      }
+      r.order.push_back({true, r.texts.size()});
+      r.texts.push_back(text);
+      continue;
     }
-    r.images.push_back(std::move(in));
+    r.order.push_back({false, r.images.size()});
+    r.images.push_back(image_from_json(items[i], name));
   }
   const std::string format = get_string(body, "encoding_format");
   if (!format.empty() && format != "float" && format != "base64") {

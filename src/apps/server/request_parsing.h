@@ -77,12 +77,28 @@ struct FormPart {
 // in order; "labels" (comma-separated or a JSON array) and "top_k" are fields.
 ClassifyRequest parse_classify_form(const std::vector<FormPart>& parts, const RequestLimits& limits);
 
-// POST /v1/embeddings: {"input": IMG | [IMG, ...], "encoding_format": "float" | "base64"}.
+// POST /v1/embeddings: {"input": IN | [IN, ...], "encoding_format": "float" | "base64"}
+// where IN is an image (a data URI, {"url": ...}, or bare base64 of a JPEG,
+// PNG, WebP or GIF file) or a text (any other string, for CLIP's text tower).
 struct EmbeddingsRequest {
+  struct Item {
+    bool is_text = false;
+    size_t index = 0;  // into `texts` or `images`
+  };
   std::vector<ImageInput> images;
+  std::vector<std::string> texts;
+  std::vector<Item> order;  // the inputs in request order
   bool base64 = false;
 };
+// Bytes of one text input: CLIP reads 77 tokens, so nothing longer is useful,
+// and tokenising one long word costs time quadratic in its length.
+inline constexpr size_t kMaxEmbeddingTextBytes = 4096;
+// A bare base64 string at least this long is taken for an image even when its
+// bytes are not one (and refused as such): no useful text looks like that.
+inline constexpr size_t kBase64ImageMinChars = 1024;
 EmbeddingsRequest parse_embeddings_json(std::string_view body, const RequestLimits& limits);
+// Whether an input string of /v1/embeddings is text (see EmbeddingsRequest).
+bool is_embedding_text(std::string_view input);
 
 // Sampling fields shared by chat and reasoning requests (OpenAI's names).
 struct SamplingRequest {

@@ -126,6 +126,17 @@ json models_json(const ServerState& state) {
                     {"parallel", m.mm_slots->pool().size()},
                     {"modalities", {{"input", {"text", "image"}}, {"output", {"text", "label"}}}}});
   }
+  if (m.clip_text) {
+    data.push_back({{"id", m.clip_text_id},
+                    {"object", "model"},
+                    {"created", 0},
+                    {"owned_by", "tinyemo"},
+                    {"kind", "clip_text"},
+                    {"description", te_clip_text_description(m.clip_text.get())},
+                    {"embedding_dim", te_clip_text_embedding_dim(m.clip_text.get())},
+                    {"context_length", te_clip_text_context_length(m.clip_text.get())},
+                    {"modalities", {{"input", {"text"}}, {"output", {"embedding"}}}}});
+  }
   if (m.anchors_lm) {
     data.push_back({{"id", m.anchors_lm_id},
                     {"object", "model"},
@@ -139,6 +150,7 @@ json models_json(const ServerState& state) {
           {"capabilities",
            {{"classify", true},
             {"embeddings", true},
+            {"text_embeddings", m.clip_text != nullptr},
             {"chat", m.text != nullptr || m.mm_slots != nullptr},
             {"vision_chat", m.mm_slots != nullptr},
             {"reason", m.mm_slots != nullptr},

@@ -116,37 +116,80 @@ void handle_classify(ServerState& state, const Request& req, Response& res, cons
              {"results", results}});
 }
 
+namespace {
+
+// Text rows through CLIP's text tower, one request at a time (a handle is
+// used by one thread at a time), waiting no longer than the request may.
+std::vector<float> embed_texts(ServerState& state, const std::vector<std::string>& texts,
+                               Clock::time_point deadline) {
+  std::unique_lock<std::timed_mutex> turn(*state.models.clip_text_turn, std::defer_lock);
+  if (!turn.try_lock_until(deadline)) {
+    throw HttpError(503, "timeout", "the text tower stayed busy past the server's time limit (--timeout-s)", 1);
+  }
+  std::vector<const char*> list;
+  for (const std::string& t : texts) list.push_back(t.c_str());
+  const size_t dim = static_cast<size_t>(te_clip_text_embedding_dim(state.models.clip_text.get()));
+  std::vector<float> rows(texts.size() * dim);
+  const te_status status =
+      te_clip_text_embed(state.models.clip_text.get(), list.data(), list.size(), rows.data(), rows.size());
+  if (status == TE_ERROR_OUT_OF_MEMORY) throw HttpError(503, "out_of_memory", te_last_error(), 1);
+  if (status == TE_ERROR_INTERNAL) throw HttpError(500, "internal_error", te_last_error());
+  if (status != TE_OK) throw HttpError(400, "invalid_text", te_last_error());
+  return rows;
+}
+
+}  // namespace
+
 void handle_embeddings(ServerState& state, const Request& req, Response& res) {
   body_kind(req, /*multipart_ok=*/false);
   EmbeddingsRequest request = parse_embeddings_json(req.body, state.limits);
   require_ready(state);
+  if (!request.texts.empty() && !state.models.clip_text) {
+    const auto first = std::find_if(request.order.begin(), request.order.end(), [](const auto& o) { return o.is_text; });
+    throw HttpError(422, "text_embeddings_unsupported",
+                    "input[" + std::to_string(first - request.order.begin()) +
+                        "] is text (not a data URI or base64 of an image): text embeddings need CLIP's text tower; "
+                        "start the server with --clip-text");
+  }
   const Clock::time_point deadline = state.deadline();
-  DecodedImages decoded(&state.pixels);
-  decoded.decode(request.images, state.options.max_pixels, deadline);
-  std::vector<te::image_ptr> images;
-  for (auto& d : decoded.images) {
-    // Unlike classify (one entry per image), an embedding request fails as a whole.
-    if (!d.error.empty()) throw HttpError(d.error_status, d.error_status == 415 ? "unsupported_media_type" : "invalid_image", d.error);
-    images.push_back(std::move(d.image));
-  }
-  const VisionService::Output out = state.models.vision->run(std::move(images), nullptr, deadline);
   const size_t dim = state.models.vision->embedding_dim();
-  json data = json::array();
-  for (size_t i = 0; i < request.images.size(); ++i) {
-    if (!out.errors[i].empty()) throw HttpError(400, "invalid_image", request.images[i].name + ": " + out.errors[i]);
-    json item = {{"object", "embedding"}, {"index", i}};
-    const float* row = out.embeddings.data() + i * dim;
-    if (request.base64) {
-      item["embedding"] = base64_encode(std::string_view(reinterpret_cast<const char*>(row), dim * sizeof(float)));
-    } else {
-      item["embedding"] = std::vector<float>(row, row + dim);
+  VisionService::Output images;
+  if (!request.images.empty()) {
+    DecodedImages decoded(&state.pixels);
+    decoded.decode(request.images, state.options.max_pixels, deadline);
+    std::vector<te::image_ptr> list;
+    for (auto& d : decoded.images) {
+      // Unlike classify (one entry per image), an embedding request fails as a whole.
+      if (!d.error.empty()) {
+        throw HttpError(d.error_status, d.error_status == 415 ? "unsupported_media_type" : "invalid_image", d.error);
+      }
+      list.push_back(std::move(d.image));
     }
-    data.push_back(std::move(item));
+    images = state.models.vision->run(std::move(list), nullptr, deadline);
+    for (size_t i = 0; i < request.images.size(); ++i) {
+      if (!images.errors[i].empty()) {
+        throw HttpError(400, "invalid_image", request.images[i].name + ": " + images.errors[i]);
+      }
+    }
   }
+  const std::vector<float> texts = request.texts.empty() ? std::vector<float>() : embed_texts(state, request.texts, deadline);
+  json data = json::array();
+  for (size_t i = 0; i < request.order.size(); ++i) {
+    const EmbeddingsRequest::Item& item = request.order[i];
+    const float* row = (item.is_text ? texts.data() : images.embeddings.data()) + item.index * dim;
+    json entry = {{"object", "embedding"}, {"index", i}, {"input_type", item.is_text ? "text" : "image"}};
+    if (request.base64) {
+      entry["embedding"] = base64_encode(std::string_view(reinterpret_cast<const char*>(row), dim * sizeof(float)));
+    } else {
+      entry["embedding"] = std::vector<float>(row, row + dim);
+    }
+    data.push_back(std::move(entry));
+  }
+  const bool only_text = request.images.empty();
   send_json(res, 200,
             {{"object", "list"},
              {"data", data},
-             {"model", state.models.clip_id},
+             {"model", only_text ? state.models.clip_text_id : state.models.clip_id},
              {"usage", {{"prompt_tokens", 0}, {"total_tokens", 0}}}});
 }
 

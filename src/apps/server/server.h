@@ -17,6 +17,8 @@ struct ServerOptions {
   std::string lm;               // optional: a text LM for /v1/chat/completions
   std::string mm;               // optional: the reasoning model (TinyLLaVA / TinyEmo)
   std::string anchors_lm;       // optional: an LM that anchors new labels (open vocabulary)
+  std::string clip_text;        // optional: a whole CLIP model whose text tower embeds texts in /v1/embeddings
+  std::string clip_vocab;       // optional: its BPE merges (default: beside --clip-text)
   std::string grounding = "{label}";  // the text anchored for each new label
   std::string chat_template = "plain";
   std::string api_key;          // non-empty: every route but /health and the page needs "Authorization: Bearer KEY"

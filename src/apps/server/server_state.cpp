@@ -116,6 +116,23 @@ void load_models(ServerState& state) {
       throw std::runtime_error("--mm " + o.mm + " with --projector " + o.projector + ": " + e.what());
     }
   }
+  if (!o.clip_text.empty()) {
+    te_clip_params text_params = te_clip_default_params();
+    text_params.n_threads = o.threads;
+    te_clip_text* text = nullptr;
+    check(te_clip_text_load(o.clip_text.c_str(), o.clip_vocab.empty() ? nullptr : o.clip_vocab.c_str(), &text_params,
+                            &text),
+          "--clip-text", o.clip_text);
+    m.clip_text.reset(text);
+    if (te_clip_text_embedding_dim(text) != dim) {
+      throw std::runtime_error("--clip-text " + o.clip_text + " gives text embeddings of " +
+                               std::to_string(te_clip_text_embedding_dim(text)) + " values, --clip " + o.clip +
+                               " image embeddings of " + std::to_string(dim) +
+                               ": they are not one CLIP model's towers");
+    }
+    m.clip_text_id = model_id(o.clip_text) + ":text";
+    m.clip_text_turn = std::make_unique<std::timed_mutex>();
+  }
   // Last: from here on the CLIP worker owns the te_clip and te_projector.
   m.vision = std::make_unique<VisionService>(clip, projector, static_cast<size_t>(o.queue),
                                              static_cast<size_t>(o.batch), &state.metrics);

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "chat_template.h"
@@ -25,7 +26,9 @@ struct LoadedModels {
   te::lm_ptr lm;          // --lm (text chat)
   te::lm_ptr anchors_lm;  // --anchors-lm (new labels)
   te::mm_ptr mm;          // --mm (chat with images, /v1/reason)
-  std::string clip_id, projector_id, lm_id, anchors_lm_id, mm_id;
+  te::clip_text_ptr clip_text;  // --clip-text (text embeddings); used under clip_text_turn
+  std::unique_ptr<std::timed_mutex> clip_text_turn;
+  std::string clip_id, projector_id, lm_id, anchors_lm_id, mm_id, clip_text_id;
   std::unique_ptr<LabelSets> label_sets;
   std::unique_ptr<VisionService> vision;
   std::unique_ptr<TextSlots> text;  // with --lm
