@@ -336,3 +336,48 @@ TEST(LmHardening, TokenizeReadsAGgufShowsTokensAndDecodes) {
 
 }  // namespace
 }  // namespace tinyemo
+
+namespace tinyemo {
+namespace {
+
+// Every command that writes a file says so on stderr, naming the file and
+// what is in it (stdout stays the command's data).
+TEST(CommandOutputs, CommandsThatWriteFilesSayWhatTheyWrote) {
+  testing::TempDir dir;
+  const auto out = [&](const char* name) { return (dir.path() / name).string(); };
+  const std::string vocab = testing::data("bpe_simple_vocab_16e6.txt.gz").string();
+  const std::string zero_shot = fixture("clip-zeroshot-tiny").string();
+  const struct {
+    std::vector<std::string> args;
+    std::string file, detail;
+  } cases[] = {
+      {{"clip", "preprocess", "--image", fixture("clip-preprocess/rocket.jpg").string(), "--out", out("p.st")},
+       out("p.st"),
+       "pixel_values [3, 224, 224]"},
+      {{"clip", "encode", "--model", fixture("clip-vision-tiny").string(), "--pixels",
+        fixture("clip-vision-tiny/io.safetensors").string(), "--out", out("e.st")},
+       out("e.st"),
+       "last_hidden_state ["},
+      {{"clip", "encode-text", "--model", zero_shot, "--vocab", vocab, "--text", "joy", "--text", "fear", "--out",
+        out("t.st")},
+       out("t.st"),
+       "input_ids [2, 77], text_embeds [2, 24]"},
+      {{"projector", "anchors", "--labels", "joy,fear,anger", "--clip-text", zero_shot, "--vocab", vocab, "--out",
+        out("a.st")},
+       out("a.st"),
+       "3 labels x 24"},
+      {{"lm", "logits", "--model", fixture("llama-tiny").string(), "--ids",
+        fixture("llama-tiny/io.safetensors").string(), "--out", out("l.st")},
+       out("l.st"),
+       "logits ["},
+  };
+  for (const auto& c : cases) {
+    const auto r = run_cli(c.args);
+    ASSERT_EQ(r.exit_code, 0) << c.args[0] << " " << c.args[1] << ": " << r.err;
+    EXPECT_TRUE(fs::is_regular_file(c.file)) << c.file;
+    EXPECT_NE(r.err.find("wrote " + c.file + " (" + c.detail), std::string::npos) << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace tinyemo

@@ -70,7 +70,10 @@ void add_audit(CLI::App& bias) {
     analysis::AuditResult result = analysis::run_group_audit(in.data, a);
     result.warnings.insert(result.warnings.begin(), in.warnings.begin(), in.warnings.end());
     const nlohmann::json j = analysis::audit_to_json(result, in.provenance);
-    if (!o->report.empty()) write_file_atomic(o->report, analysis::audit_report_html(j));
+    if (!o->report.empty()) {
+      write_file_atomic(o->report, analysis::audit_report_html(j));
+      report_written(o->report, "HTML report");
+    }
     if (o->json) {
       print_json(j);
     } else {
@@ -150,7 +153,10 @@ void add_associations(CLI::App& bias) {
         {"embedding_rows", model.token_embeddings().dim(0)},
         {"hidden", model.token_embeddings().dim(1)}};
     const nlohmann::json j = analysis::run_associations(in, o->assoc, inputs);
-    if (!o->report.empty()) write_file_atomic(o->report, analysis::associations_report_html(j));
+    if (!o->report.empty()) {
+      write_file_atomic(o->report, analysis::associations_report_html(j));
+      report_written(o->report, "HTML report");
+    }
     if (o->json) {
       print_json(j);
     } else {

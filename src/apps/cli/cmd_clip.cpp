@@ -35,8 +35,10 @@ void add_preprocess(CLI::App& clip) {
       ->check(at_least(1));
   cmd->callback([o] {
     const Image image = load_image(o->image, ImageLimits{o->max_pixels});
-    write_safetensors(o->out, {{"pixel_values", clip::clip_preprocess(image, o->size)}},
+    const Tensor pixels = clip::clip_preprocess(image, o->size);
+    write_safetensors(o->out, {{"pixel_values", pixels}},
                       {{"transform", "openai-clip"}, {"size", std::to_string(o->size)}, {"image", o->image}});
+    report_written(o->out, "pixel_values " + shape_str(pixels.shape()));
   });
 }
 
@@ -63,6 +65,9 @@ void add_encode(CLI::App& clip) {
     tensors.emplace_back("last_hidden_state", out.last_hidden_state);
     tensors.emplace_back("penultimate_hidden_state", out.penultimate_hidden_state);
     write_safetensors(o->out, tensors, {{"model", model.description()}});
+    report_written(o->out, "last_hidden_state " + shape_str(out.last_hidden_state.shape()) +
+                               (out.image_embeds.defined() ? ", image_embeds " + shape_str(out.image_embeds.shape())
+                                                           : std::string()));
   });
 }
 

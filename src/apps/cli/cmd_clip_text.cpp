@@ -31,6 +31,8 @@ void add_clip_encode_text(CLI::App& clip) {
     const data::EncodedTexts encoded = data::encode_texts(encoder, o->texts);
     write_safetensors(o->out, {{"input_ids", encoded.input_ids}, {"text_embeds", encoded.text_embeds}},
                       {{"texts", nlohmann::json(o->texts).dump()}, {"model", encoder.model.description()}});
+    report_written(o->out, "input_ids " + shape_str(encoded.input_ids.shape()) + ", text_embeds " +
+                               shape_str(encoded.text_embeds.shape()));
     if (o->json) {
       print_json({{"texts", o->texts},
                   {"input_ids", shape_str(encoded.input_ids.shape())},

@@ -203,7 +203,7 @@ void add_export(CLI::App& group) {
   cmd->add_option("--out", o->out, "output .json")->required();
   cmd->callback([o] {
     const int64_t n = data::export_llava_json(o->file, o->out);
-    std::fprintf(stderr, "data export: %lld records -> %s\n", static_cast<long long>(n), o->out.c_str());
+    report_written(o->out, std::to_string(n) + " records");
   });
 }
 

@@ -116,7 +116,7 @@ void run_eval(const Opts& o) {
     write_file_atomic(o.out + ".json", j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     write_file_atomic(o.out + ".md", md);
     write_file_atomic(o.out + ".html", data::report_html(report));
-    std::fprintf(stderr, "eval: wrote %s.{md,json,html}\n", o.out.c_str());
+    report_written(o.out + ".{md,json,html}");
   }
   if (o.json) {
     print_json(j);

@@ -150,6 +150,7 @@ const CommandRegistration kLm("lm", [](CLI::App& root) {
     lm::LmSession session(model);
     const Tensor out = session.forward(ids, /*all_positions=*/true);
     write_safetensors(lo->out, {{"logits", out}});
+    report_written(lo->out, "logits " + shape_str(out.shape()));
   });
 
   auto go = std::make_shared<GenerateCliOptions>();

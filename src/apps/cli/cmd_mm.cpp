@@ -112,6 +112,9 @@ const CommandRegistration kMm("mm", [](CLI::App& root) {
     if (!features.empty()) tensors.emplace_back("image_features", mm::stack_rows(features));
     tensors.emplace_back("logits", out);
     write_safetensors(lo->out, tensors);
+    std::string detail;
+    for (const auto& [name, t] : tensors) detail += (detail.empty() ? "" : ", ") + name + " " + shape_str(t.shape());
+    report_written(lo->out, detail);
   });
 
   auto go = std::make_shared<GenerateCliOptions>();
@@ -166,6 +169,7 @@ const CommandRegistration kMm("mm", [](CLI::App& root) {
       const nlohmann::json config = mm::mm_preset_config(bo->preset);
       if (!bo->save.empty()) {
         mm::save_tinyllava(mm::random_tinyllava(config, DType::F32, DType::F32, bo->seed), bo->save);
+        report_written(bo->save, "random F32 " + bo->preset + " checkpoint");
         mm::MmLoadOptions o;
         o.lm.weight_dtype = lm_dtype;
         model.emplace(mm::TinyLlavaModel::load(bo->save, o));

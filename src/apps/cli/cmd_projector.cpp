@@ -298,12 +298,15 @@ void add_anchors(CLI::App& group) {
   cmd->add_option("--vocab", o->vocab, "--clip-text: CLIP's BPE merges (default: bpe_simple_vocab_16e6.txt.gz beside it)");
   cmd->callback([o] {
     TE_CHECK(o->lm.given() != !o->clip_text.empty(), "projector anchors: give one of --anchors-lm or --clip-text");
+    projector::AnchorSet anchors;
     if (o->lm.given()) {
-      save_anchors(o->out, o->lm.anchors(split_label_list(o->labels)));
+      anchors = o->lm.anchors(split_label_list(o->labels));
     } else {
       const auto encoder = data::ClipTextEncoder::load(o->clip_text, vocab_option(o->vocab));
-      save_anchors(o->out, data::clip_text_anchors(encoder, split_label_list(o->labels), o->prompt_template));
+      anchors = data::clip_text_anchors(encoder, split_label_list(o->labels), o->prompt_template);
     }
+    save_anchors(o->out, anchors);
+    report_written(o->out, std::to_string(anchors.labels.size()) + " labels x " + std::to_string(anchors.hidden));
   });
 }
 

@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <cstdio>
 #include <functional>
 #include <limits>
 #include <string>
@@ -31,6 +32,13 @@ int& exit_code();
 // Option checks whose refusals read as words ("--top-k: must be ≥ 1, got 0"),
 // in place of CLI11's Range / PositiveNumber / NonNegativeNumber (whose
 // messages print the type's limits: "not in range 0.000000 to 1797693...").
+// Says what a command wrote, on stderr (stdout stays the command's data):
+// "wrote PATH (DETAIL)".
+inline void report_written(const std::string& path, const std::string& detail = {}) {
+  std::fprintf(stderr, "wrote %s%s%s%s\n", path.c_str(), detail.empty() ? "" : " (", detail.c_str(),
+               detail.empty() ? "" : ")");
+}
+
 inline CLI::Validator in_range(double min, double max = std::numeric_limits<double>::infinity(),
                                bool min_open = false) {
   const std::string bound = max == std::numeric_limits<double>::infinity()
