@@ -1,16 +1,18 @@
 // Load on `tinyemo serve` over loopback, bounded in time and requests.
 //
-//   server_load_bench [--seconds 60] [--clients 1,8,32] [--leak-requests 10000]
+//   server_load_bench [--seconds 60] [--rounds 3] [--clients 1,8,32] [--leak-requests 10000]
 //                     [--chat-clients 8] [--chat-tokens 64] [--threads N]
 //
 // Starts the built server on the shared fixtures (CLIP clip-vision-small, a
 // projector written here, llama-tiny with a SentencePiece tokenizer trained
 // here) and measures:
-//   - classify (one image per request, JSON data URI) at each client count for
-//     --seconds: throughput, p50/p99 latency, errors; the peer is the same
-//     work in-process through the C API (decode + CLIP + projector, one
-//     caller), so `vs_in_process` is what HTTP, JSON, base64 and queueing cost
-//     or what batching across clients gains;
+//   - classify (one image per request, JSON data URI) at each client count,
+//     --rounds rounds of --seconds each: throughput, p50/p99 latency, errors;
+//     the peer is the same work in-process through the C API (decode + CLIP +
+//     projector, one caller), run for --seconds just before each server round
+//     (alternated, so a change in the machine's load hits both), and
+//     `vs_in_process` (the median of the per-round ratios) is what HTTP, JSON,
+//     base64 and queueing cost or what batching across clients gains;
 //   - resident memory after the first 100 image requests and after
 //     --leak-requests (the leak class of llama-server #27725 / #23446);
 //   - streaming chat with --parallel 2 and --chat-clients clients at once:
@@ -36,7 +38,13 @@ struct Options {
   int chat_clients = 8;
   int chat_tokens = 64;
   int threads = 0;
+  int rounds = 3;
 };
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
+}
 
 double percentile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
@@ -211,6 +219,7 @@ int run(int argc, char** argv) {
     else if (a == "--chat-clients") o.chat_clients = std::stoi(v);
     else if (a == "--chat-tokens") o.chat_tokens = std::stoi(v);
     else if (a == "--threads") o.threads = std::stoi(v);
+    else if (a == "--rounds") o.rounds = std::max(1, std::stoi(v));
     else throw std::runtime_error("unknown option " + a);
   }
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
@@ -225,8 +234,6 @@ int run(int argc, char** argv) {
                  {"threads_per_model", threads},
                  {"fixtures", {{"clip", "clip-vision-small (224 px, 48-d)"}, {"lm", "llama-tiny"}}},
                  {"note", "loopback; one image per classify request; noisy on a shared machine"}};
-  const json peer = in_process_peer(std::min(o.seconds, 10.0), threads);
-  report["in_process_peer"] = peer;
 
   // Memory first, on a fresh server: after 100 image requests, then after all.
   json memory;
@@ -254,12 +261,31 @@ int run(int argc, char** argv) {
 
   json levels = json::array();
   for (const int c : o.clients) {
-    json level = classify_load(server, c, o.seconds, 1'000'000'000);
-    level["vs_in_process"] = level["throughput_rps"].get<double>() / peer["throughput_ips"].get<double>();
-    levels.push_back(level);
+    json rounds = json::array();
+    std::vector<double> rps, ips, ratios, p50, p99;
+    int64_t errors = 0;
+    for (int r = 0; r < o.rounds; ++r) {
+      const json peer = in_process_peer(o.seconds, threads);
+      const json level = classify_load(server, c, o.seconds, 1'000'000'000);
+      rps.push_back(level["throughput_rps"].get<double>());
+      ips.push_back(peer["throughput_ips"].get<double>());
+      ratios.push_back(rps.back() / ips.back());
+      p50.push_back(level["p50_ms"].get<double>());
+      p99.push_back(level["p99_ms"].get<double>());
+      errors += level["errors"].get<int64_t>();
+      rounds.push_back({{"server", level}, {"in_process_peer", peer}, {"vs_in_process", ratios.back()}});
+    }
+    levels.push_back({{"clients", c},
+                      {"rounds", rounds},
+                      {"errors", errors},
+                      {"median_throughput_rps", median(rps)},
+                      {"median_in_process_ips", median(ips)},
+                      {"median_p50_ms", median(p50)},
+                      {"median_p99_ms", median(p99)},
+                      {"vs_in_process", median(ratios)}});
   }
   report["classify"] = levels;
-  report["chat"] = chat_load(server, o.chat_clients, o.chat_tokens);
+  if (o.chat_clients > 0) report["chat"] = chat_load(server, o.chat_clients, o.chat_tokens);
   report["server_exit"] = server.stop();
   std::printf("%s\n", report.dump(2).c_str());
   return 0;

@@ -69,6 +69,15 @@ using mm_ptr = std::unique_ptr<te_mm, MmDeleter>;
 using mm_session_ptr = std::unique_ptr<te_mm_session, MmSessionDeleter>;
 using reasoner_ptr = std::unique_ptr<te_reasoner, ReasonerDeleter>;
 
+namespace detail {
+// Pointers to the strings' characters, for the C functions that take lists.
+inline std::vector<const char*> c_strings(const std::vector<std::string>& v) {
+  std::vector<const char*> out;
+  for (const auto& s : v) out.push_back(s.c_str());
+  return out;
+}
+}  // namespace detail
+
 class Image {
  public:
   static Image load(const std::string& path, int64_t max_pixels = 0) {
@@ -111,11 +120,11 @@ class Projector {
     return out;
   }
   void select_labels(const std::vector<std::string>& labels) {
-    const std::vector<const char*> c = c_strings(labels);
+    const std::vector<const char*> c = detail::c_strings(labels);
     check(te_projector_select_labels(ptr_.get(), c.data(), c.size()));
   }
   void set_anchors(const std::vector<std::string>& labels, const std::vector<float>& anchors) {
-    const std::vector<const char*> c = c_strings(labels);
+    const std::vector<const char*> c = detail::c_strings(labels);
     check(te_projector_set_anchors(ptr_.get(), c.data(), c.size(), anchors.data(), anchors.size()));
   }
   // The current label anchors, labels().size() rows of output_dim() floats.
@@ -129,11 +138,6 @@ class Projector {
 
  private:
   explicit Projector(te_projector* p) : ptr_(p) {}
-  static std::vector<const char*> c_strings(const std::vector<std::string>& v) {
-    std::vector<const char*> out;
-    for (const auto& s : v) out.push_back(s.c_str());
-    return out;
-  }
   projector_ptr ptr_;
 };
 
@@ -202,7 +206,7 @@ class ClipText {
   std::string description() const { return te_clip_text_description(ptr_.get()); }
   // [texts.size() * embedding_dim()] floats, unnormalised.
   std::vector<float> embed(const std::vector<std::string>& texts) {
-    const std::vector<const char*> c = c_strings(texts);
+    const std::vector<const char*> c = detail::c_strings(texts);
     std::vector<float> out(texts.size() * static_cast<size_t>(embedding_dim()));
     check(te_clip_text_embed(ptr_.get(), c.data(), c.size(), out.data(), out.size()));
     return out;
@@ -210,7 +214,7 @@ class ClipText {
   // Zero-shot scores of image embeddings (rows of embedding_dim() floats, as Clip::embed gives).
   std::vector<Classification> zero_shot(const std::vector<std::string>& labels, const std::vector<float>& images,
                                         const std::string& prompt_template = TE_ZERO_SHOT_DEFAULT_TEMPLATE) {
-    const std::vector<const char*> c = c_strings(labels);
+    const std::vector<const char*> c = detail::c_strings(labels);
     const size_t dim = static_cast<size_t>(embedding_dim()), L = labels.size();
     if (dim == 0 || images.size() % dim != 0) {
       throw Error(TE_ERROR_INVALID_ARGUMENT, "zero_shot: " + std::to_string(images.size()) +
@@ -234,11 +238,6 @@ class ClipText {
 
  private:
   explicit ClipText(te_clip_text* p) : ptr_(p) {}
-  static std::vector<const char*> c_strings(const std::vector<std::string>& v) {
-    std::vector<const char*> out;
-    for (const auto& s : v) out.push_back(s.c_str());
-    return out;
-  }
   clip_text_ptr ptr_;
 };
 
