@@ -196,6 +196,9 @@ TinyLlavaModel TinyLlavaModel::load_llamacpp_pair(const std::filesystem::path& l
   const GgufFile f = GgufFile::open(mmproj);
   const std::string& where = f.where();
 
+  TE_CHECK(f.has("general.architecture") && f.value("general.architecture").type == GgufType::String &&
+               f.get_string("general.architecture") == "clip",
+           "{}: general.architecture is not \"clip\": not a llama.cpp mmproj (vision tower + projector)", where);
   // Keys: each read below, or refused here by name.
   for (const auto& [key, value] : f.metadata()) {
     if (known_keys().count(key) != 0 || key.rfind("general.", 0) == 0) continue;
@@ -203,8 +206,6 @@ TinyLlavaModel TinyLlavaModel::load_llamacpp_pair(const std::filesystem::path& l
          "layout: clip.projector_type mlp)",
          where, key);
   }
-  TE_CHECK(f.get_string("general.architecture") == "clip", "{}: general.architecture \"{}\" is not an mmproj (\"clip\")",
-           where, f.get_string("general.architecture"));
   TE_CHECK(f.has("clip.has_vision_encoder") && f.get_bool("clip.has_vision_encoder"),
            "{}: clip.has_vision_encoder is not true (no vision tower)", where);
   for (const char* key : {"clip.has_text_encoder", "clip.has_audio_encoder"}) {
