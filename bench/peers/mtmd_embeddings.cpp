@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
   }
   img.cpy_buf(interleaved);
   const int tokens = clip_n_output_tokens(r.ctx_v, &img), width = clip_n_mmproj_embd(r.ctx_v);
-  std::vector<float> out;
+  std::vector<float> out(static_cast<size_t>(tokens) * width);  // clip_encode fills a buffer of the caller's size
   if (!clip_image_encode(r.ctx_v, 2, &img, out)) {
     std::fprintf(stderr, "clip_image_encode failed\n");
     return 1;

@@ -84,6 +84,21 @@ TEST(MmprojCli, Refusals) {
   EXPECT_NE(s.err.find("\"patch\" on a SigLIP tower"), std::string::npos) << s.err;
   EXPECT_FALSE(std::filesystem::exists(lm));
   EXPECT_FALSE(std::filesystem::exists(mmproj));
+  // An LM llama.cpp's layout refuses (llama3 RoPE scaling): no mmproj left behind either.
+  testing::copy_tinyllava_fixture("tinyllava-tiny", tmp / "llama3", [](nlohmann::json& c) {
+    c["text_config"]["rope_scaling"] = {{"rope_type", "llama3"},
+                                        {"factor", 8.0},
+                                        {"low_freq_factor", 1.0},
+                                        {"high_freq_factor", 4.0},
+                                        {"original_max_position_embeddings", 1024}};
+  }, false);
+  auto rope = run_cli({"convert", "--to", "gguf", "--quant", "f32", "--model", (tmp / "llama3").string(), "--out", lm,
+                       "--mmproj-out", mmproj});
+  EXPECT_NE(rope.exit_code, 0);
+  EXPECT_NE(rope.err.find("llama3"), std::string::npos) << rope.err;
+  EXPECT_FALSE(std::filesystem::exists(lm));
+  EXPECT_FALSE(std::filesystem::exists(mmproj));
+  EXPECT_FALSE(std::filesystem::exists(mmproj + ".tmp.pair"));
   const auto tiny = testing::fixture("tinyllava-tiny").string();
   auto layout = run_cli({"convert", "--to", "gguf", "--quant", "f32", "--layout", "tinyemo", "--model", tiny, "--out",
                          lm, "--mmproj-out", mmproj});

@@ -30,10 +30,19 @@ void convert_pair(const ConvertOptions& o, const lm::LoadOptions& lm_options, DT
   mm::MmLoadOptions options;
   options.lm = lm_options;
   const mm::TinyLlavaModel model = mm::TinyLlavaModel::load(o.model, options);
-  // The mmproj first: it refuses what llama.cpp cannot express before any file is written.
+  // Either writer may refuse what llama.cpp cannot express: the mmproj waits
+  // beside its destination until the LM is written, so a refusal leaves neither file.
   const DType matrices = d == DType::F32 ? DType::F32 : DType::F16;
-  const size_t mmproj_tensors = save_mmproj_gguf(model, o.mmproj_out, matrices);
-  save_lm_gguf(model.lm(), o.out, lm::GgufLayout::LlamaCpp, o.model);
+  const std::filesystem::path pending = o.mmproj_out + ".tmp.pair";
+  const size_t mmproj_tensors = save_mmproj_gguf(model, pending, matrices);
+  try {
+    save_lm_gguf(model.lm(), o.out, lm::GgufLayout::LlamaCpp, o.model);
+  } catch (...) {
+    std::error_code ignored;
+    std::filesystem::remove(pending, ignored);
+    throw;
+  }
+  std::filesystem::rename(pending, o.mmproj_out);
   const auto lm_bytes = static_cast<uintmax_t>(std::filesystem::file_size(o.out));
   const auto mmproj_bytes = static_cast<uintmax_t>(std::filesystem::file_size(o.mmproj_out));
   if (o.json) {
