@@ -368,6 +368,9 @@ TinyLlavaModel TinyLlavaModel::load_llamacpp_pair(const std::filesystem::path& l
   t.add(base + "post_layernorm.bias", Tensor::zeros(DType::F32, {vc.hidden_size}), where);
 
   TinyLlavaModel m;
+  // The tower first: every check of the mmproj runs before the LM is read.
+  m.vision_ = clip::VisionModel::from_checkpoint(vc, where + " (llama.cpp keys)", t,
+                                                 clip::TowerLocation{clip::CheckpointLayout::HuggingFace, ""});
   m.lm_ = std::make_unique<lm::LmModel>(lm::LmModel::load(lm_gguf, options.lm));
   TinyLlavaConfig& c = m.config_;
   c.where = where;
@@ -383,8 +386,6 @@ TinyLlavaModel TinyLlavaModel::load_llamacpp_pair(const std::filesystem::path& l
   c.vision = vc;
   c.vision_config_where = where;
 
-  m.vision_ = clip::VisionModel::from_checkpoint(vc, where + " (llama.cpp keys)", t,
-                                                 clip::TowerLocation{clip::CheckpointLayout::HuggingFace, ""});
   m.connector_ = Connector::from_checkpoint(c.connector, vc.hidden_size, m.lm_->config().hidden, t, kConnectorPrefix, where);
   m.check_parts();
   m.pooled_head_ = false;
