@@ -15,11 +15,15 @@
 namespace tinyemo::cli {
 
 struct MmModelOptions {
-  std::string model, dtype, language_model, conversation;
+  std::string model, dtype, language_model, conversation, mmproj;
 
   void add(CLI::App* cmd) {
-    cmd->add_option("--model", model, "TinyLLaVA / TinyEmo folder (config.json, model.safetensors, tokenizer files)")
+    cmd->add_option("--model", model,
+                    "TinyLLaVA / TinyEmo folder (config.json, model.safetensors, tokenizer files), or with --mmproj "
+                    "the LM .gguf of a llama.cpp pair")
         ->required();
+    cmd->add_option("--mmproj", mmproj,
+                    "llama.cpp mmproj .gguf (vision tower + LLaVA projector) paired with the LM .gguf given as --model");
     cmd->add_option("--dtype", dtype, "convert the language model's weights on load: f32, f16, bf16, q8_0, q4_0");
     cmd->add_option("--language-model", language_model,
                     "use this LM (.gguf from `tinyemo convert`, or a folder) instead of the checkpoint's language_model.*");
@@ -39,6 +43,7 @@ struct MmModelOptions {
     if (!dtype.empty()) o.lm.weight_dtype = parse_weight_dtype(dtype, "--dtype");
     o.language_model = language_model;
     o.conversation = conversation;
+    o.mmproj = mmproj;
     return mm::TinyLlavaModel::load(model, o);
   }
 };

@@ -156,7 +156,8 @@ LmModel load_lm_gguf_llamacpp(const GgufFile& file, const LoadOptions& options) 
   return m;
 }
 
-void save_lm_gguf_llamacpp(const LmModel& model, const std::filesystem::path& out, GgufWriter& g) {
+void save_lm_gguf_llamacpp(const LmModel& model, const std::filesystem::path& out, GgufWriter& g,
+                           const std::filesystem::path& tokenizer_source) {
   const LmConfig& c = model.config();
   const arch::Architecture& family = arch::of(c.arch);
   TE_CHECK(family.llamacpp != nullptr, "{}: {} has no llama.cpp layout", c.where, c.architecture);
@@ -169,7 +170,7 @@ void save_lm_gguf_llamacpp(const LmModel& model, const std::filesystem::path& ou
     g.set(a + ".rope.scaling.type", GgufValue::string("linear"));
     g.set(a + ".rope.scaling.factor", GgufValue::f32(static_cast<float>(c.rope_scaling.factor)));
   }
-  if (const auto tokenizer = find_lm_tokenizer(model.source())) {
+  if (const auto tokenizer = find_lm_tokenizer(tokenizer_source)) {
     write_gguf_tokenizer(*tokenizer, c.vocab, c.arch == LmArch::Phi ? "phi-2" : "gpt-2", g);
   } else {
     write_gguf_no_tokenizer(c.vocab, g);

@@ -101,7 +101,9 @@ std::map<std::string, std::string> lm_tokenizer_files(const std::filesystem::pat
   return files;
 }
 
-void save_lm_gguf(const LmModel& model, const std::filesystem::path& out, GgufLayout layout) {
+void save_lm_gguf(const LmModel& model, const std::filesystem::path& out, GgufLayout layout,
+                  const std::filesystem::path& tokenizer_source) {
+  const std::filesystem::path& tokenizer_from = tokenizer_source.empty() ? model.source() : tokenizer_source;
   const LmConfig& c = model.config();
   GgufWriter g;
   const std::string a = gguf_arch(c.arch);
@@ -139,17 +141,17 @@ void save_lm_gguf(const LmModel& model, const std::filesystem::path& out, GgufLa
   g.set(a + ".rope.dimension_count", GgufValue::u32(static_cast<uint32_t>(c.rotary_dim)));
   g.set(a + (c.norm == NormKind::Rms ? ".attention.layer_norm_rms_epsilon" : ".attention.layer_norm_epsilon"),
         GgufValue::f32(static_cast<float>(c.norm_eps)));
-  if (layout == GgufLayout::LlamaCpp) return detail::save_lm_gguf_llamacpp(model, out, g);
+  if (layout == GgufLayout::LlamaCpp) return detail::save_lm_gguf_llamacpp(model, out, g, tokenizer_from);
 
   g.set(kConfigKey, GgufValue::string(model.hf_config().dump()));
   if (c.bos_id >= 0) g.set("tokenizer.ggml.bos_token_id", GgufValue::u32(static_cast<uint32_t>(c.bos_id)));
   if (!c.eos_ids.empty() && c.eos_ids[0] >= 0)
     g.set("tokenizer.ggml.eos_token_id", GgufValue::u32(static_cast<uint32_t>(c.eos_ids[0])));
-  const auto files = lm_tokenizer_files(model.source());
+  const auto files = lm_tokenizer_files(tokenizer_from);
   for (const auto& [name, bytes] : files) g.set(kTokenizerFilePrefix + name, GgufValue::u8_array(bytes));
   // A source whose tokenizer is llama.cpp metadata (a llama.cpp file) keeps it as such.
-  if (files.empty() && !model.source().empty() && !std::filesystem::is_directory(model.source())) {
-    if (const auto tokenizer = find_lm_tokenizer(model.source()))
+  if (files.empty() && !tokenizer_from.empty() && !std::filesystem::is_directory(tokenizer_from)) {
+    if (const auto tokenizer = find_lm_tokenizer(tokenizer_from))
       write_gguf_tokenizer(*tokenizer, c.vocab, c.arch == LmArch::Phi ? "phi-2" : "gpt-2", g);
   }
   // Interleaved matrices (a model loaded for compute) go back to GGUF's row layout.

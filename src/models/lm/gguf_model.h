@@ -46,7 +46,10 @@ LmModel load_lm_gguf(const std::filesystem::path& path, const LoadOptions& optio
 // those embedded in a source .gguf), in llama.cpp's the tokenizer as llama.cpp
 // metadata (tokenizer.ggml.model "none" when the source has none). llama.cpp's
 // layout refuses, naming the setting, models llama.cpp would run differently.
-void save_lm_gguf(const LmModel& model, const std::filesystem::path& out, GgufLayout layout = GgufLayout::LlamaCpp);
+// `tokenizer_source`, when given, replaces the model's source as the place its
+// tokenizer is found (an LM bound from a TinyLLaVA folder: the folder).
+void save_lm_gguf(const LmModel& model, const std::filesystem::path& out, GgufLayout layout = GgufLayout::LlamaCpp,
+                  const std::filesystem::path& tokenizer_source = {});
 
 // Tokenizer files of a model source: the known tokenizer files of a folder, or
 // the files embedded in a .gguf. Name -> bytes.
@@ -70,7 +73,8 @@ namespace detail {
 LmModel load_lm_gguf_llamacpp(const GgufFile& file, const LoadOptions& options);
 // Adds the llama.cpp-specific keys, tokenizer and tensors to `g` (general and
 // hyper-parameter keys already set) and writes it.
-void save_lm_gguf_llamacpp(const LmModel& model, const std::filesystem::path& out, GgufWriter& g);
+void save_lm_gguf_llamacpp(const LmModel& model, const std::filesystem::path& out, GgufWriter& g,
+                           const std::filesystem::path& tokenizer_source);
 }  // namespace detail
 
 }  // namespace tinyemo::lm

@@ -90,6 +90,12 @@ void TinyLlavaModel::check_parts() const {
 }
 
 TinyLlavaModel TinyLlavaModel::load(const std::filesystem::path& dir, const MmLoadOptions& options) {
+  if (!options.mmproj.empty()) {
+    TE_CHECK(options.language_model.empty(),
+             "{}: a llama.cpp pair (--mmproj) carries its language model; --language-model does not apply",
+             options.mmproj.string());
+    return load_llamacpp_pair(dir, options.mmproj, options);
+  }
   TE_CHECK(std::filesystem::is_directory(dir), "{}: not a model folder (config.json + model.safetensors)",
            dir.string());
   const JsonObject json = JsonObject::load(dir / "config.json");
@@ -176,6 +182,10 @@ Tensor TinyLlavaModel::preprocess(const Image& image) const {
 }
 
 Tensor TinyLlavaModel::vision_hidden_state(const Tensor& pixel_values, clip::VisionOutputs* vision_outputs) const {
+  TE_CHECK(vision_outputs == nullptr || pooled_head_,
+           "{}: the vision tower of a llama.cpp mmproj has no post-LayerNorm, so no pooled image embedding (TinyEmo's "
+           "projector input); use the TinyLLaVA folder",
+           config_.where);
   clip::VisionOutputs out =
       vision_.forward(pixel_values, {.hidden_states = false},
                       clip::FeatureRequest{.layer = config_.vision_feature_layer, .pooled = vision_outputs != nullptr});

@@ -36,6 +36,9 @@ struct MmLoadOptions {
   // The conversation template; empty: config.json's conv_version, else the
   // one TinyLLaVA Factory uses for the LM's model_type.
   std::string conversation;
+  // A llama.cpp pair: load()'s path is then the LM .gguf (llama.cpp's layout)
+  // and this its mmproj .gguf (mmproj.h); language_model must be empty.
+  std::filesystem::path mmproj;
 };
 
 // What one prompt + images became before the LM: the spliced input rows and
@@ -49,6 +52,11 @@ struct SplicedInput {
 class TinyLlavaModel {
  public:
   static TinyLlavaModel load(const std::filesystem::path& dir, const MmLoadOptions& options = {});
+  // llama.cpp's pair of files (mmproj.cpp): an LM .gguf and an mmproj .gguf
+  // with a LLaVA-1.5 projector. The template: options.conversation, else the
+  // LM model_type's default (an mmproj names none).
+  static TinyLlavaModel load_llamacpp_pair(const std::filesystem::path& lm_gguf, const std::filesystem::path& mmproj,
+                                           const MmLoadOptions& options = {});
   // A model from parts (random-weight benchmarks, tests); checks that the
   // parts fit (tower width -> connector -> LM width).
   static TinyLlavaModel from_parts(TinyLlavaConfig config, clip::VisionModel vision, Connector connector,
@@ -108,6 +116,9 @@ class TinyLlavaModel {
   std::string conversation_source_;
   std::unique_ptr<lm::Tokenizer> tokenizer_;
   std::string description_;
+  // False for a tower read from an mmproj, which has no post-LayerNorm: the
+  // pooled output (TinyEmo's projector input) is refused.
+  bool pooled_head_ = true;
 };
 
 // Picks the template: `requested`, else config.json's conv_version, else the
