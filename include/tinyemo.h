@@ -386,6 +386,8 @@ typedef struct te_mm_params {
   const char *weight_type;    /* the LM's weights: NULL as stored, or "f32", "f16", "bf16", "q8_0", "q4_0" */
   const char *language_model; /* NULL, or a model folder / .gguf replacing the checkpoint's language_model.* */
   const char *conversation;   /* NULL: the config's conv_version; or "llama", "phi", "gemma", "qwen2_base", ... */
+  const char *mmproj;         /* NULL, or llama.cpp's mmproj .gguf: then `path` is the LM .gguf of the pair
+                                 (docs/reasoning.md); the template defaults to the LM type's */
 } te_mm_params;
 
 TE_API te_mm_params te_mm_default_params(void);

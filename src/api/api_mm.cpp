@@ -63,6 +63,7 @@ te_mm_params te_mm_default_params(void) {
   p.weight_type = nullptr;
   p.language_model = nullptr;
   p.conversation = nullptr;
+  p.mmproj = nullptr;
   return p;
 }
 
@@ -86,6 +87,7 @@ te_status te_mm_load(const char* path, const te_mm_params* params, te_mm** out) 
     }
     if (p.language_model != nullptr) o.language_model = p.language_model;
     if (p.conversation != nullptr) o.conversation = p.conversation;
+    if (p.mmproj != nullptr) o.mmproj = p.mmproj;
     ScopedThreadPool use(&handle->pool);
     handle->model = std::make_unique<mm::TinyLlavaModel>(mm::TinyLlavaModel::load(path, o));
     log(LogLevel::Info, "loaded {} ({} threads)", handle->model->description(), handle->pool.size());

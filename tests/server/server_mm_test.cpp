@@ -4,6 +4,7 @@
 // streamed or not, label sets included, several slots at once.
 #include <atomic>
 
+#include "../mm/mm_fixtures.h"
 #include "server_fixtures.h"
 
 namespace tinyemo::server_test {
@@ -249,6 +250,55 @@ TEST(ServerMm, ConcurrentReasoningEqualsEachServedAlone) {
   const auto m = c.Get("/metrics");
   ASSERT_TRUE(m);
   EXPECT_NE(m->body.find("tinyemo_slots_busy 0"), std::string::npos);
+}
+
+// llama.cpp's pair (LM .gguf + mmproj .gguf, written by `tinyemo convert
+// --mmproj-out`) behind --mm/--mmproj answers as the C API does on the same
+// pair, and as the folder it came from (the pair reproduces the folder's
+// greedy ids: tests/mm/mmproj_test.cpp); /v1/reason takes the projector's
+// CLIP from --clip, since the pair's tower has no post-LayerNorm.
+TEST(ServerMm, AnMmprojPairServesWhatTheFolderServes) {
+  const Workspace& w = Workspace::get();
+  testing::TempDir dir;
+  // The fixture with a tokenizer llama.cpp's SentencePiece can carry (no NFKC normaliser).
+  const fs::path model = dir.path() / "model";
+  testing::copy_tinyllava_fixture("tinyllava-tiny", model);
+  const std::string lm = (dir.path() / "lm.gguf").string(), mmproj = (dir.path() / "mmproj.gguf").string();
+  const auto converted = testing::run_cli(
+      {"convert", "--to", "gguf", "--quant", "f32", "--model", model.string(), "--out", lm, "--mmproj-out", mmproj});
+  ASSERT_EQ(converted.exit_code, 0) << converted.err;
+
+  te_mm_params params = te_mm_default_params();
+  params.mmproj = mmproj.c_str();
+  params.conversation = "llama";
+  te::Mm pair = te::Mm::load(lm, params);
+  te::Mm folder = te::Mm::load(model.string());
+  const te::Image image = te::Image::load((w.images / "rocket.jpg").string());
+  te::MmSession pair_session(pair), folder_session(folder);
+  const std::string want = pair_session.generate({{"<image>\nWhat is shown?", std::nullopt}}, {&image}, greedy(10)).text;
+  ASSERT_FALSE(want.empty());
+  EXPECT_EQ(want, folder_session.generate({{"<image>\nWhat is shown?", std::nullopt}}, {&image}, greedy(10)).text);
+
+  ServerProcess s({"--clip", w.clip.string(), "--projector", w.projector_lm.string(), "--mm", lm, "--mmproj", mmproj,
+                   "--mm-template", "llama", "--threads", "2"});
+  ASSERT_TRUE(s.wait_ready()) << s.log();
+  auto c = s.client();
+  auto r = c.Post("/v1/chat/completions", image_chat(w.images / "rocket.jpg", "What is shown?", 10).dump(),
+                  "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["choices"][0]["message"]["content"], want);
+  r = c.Post("/v1/reason", json({{"image", data_uri(w.images / "chelsea.png")}, {"max_tokens", 4}}).dump(),
+             "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(s.stop(), 0) << s.log();
+
+  // --mmproj names the second file of a pair: alone it is refused at start.
+  ServerProcess alone(base_args({"--mmproj", mmproj}));
+  EXPECT_FALSE(alone.wait_ready());
+  EXPECT_NE(alone.stop(), 0);
+  EXPECT_NE(alone.log().find("--mmproj needs --mm"), std::string::npos) << alone.log();
 }
 
 }  // namespace

@@ -18,6 +18,10 @@ const CommandRegistration kServe("serve", [](CLI::App& root) {
   cmd->add_option("--projector", o->projector, "Metric Projector (.safetensors)")->required();
   cmd->add_option("--lm", o->lm, "a text LM (folder with tokenizer, or .gguf) for /v1/chat/completions");
   cmd->add_option("--mm", o->mm, "TinyEmo's reasoning model (TinyLLaVA folder) for /v1/reason and images in chat");
+  cmd->add_option("--mmproj", o->mmproj,
+                  "llama.cpp's mmproj .gguf (vision tower + LLaVA projector); --mm is then the LM .gguf");
+  cmd->add_option("--mm-template", o->mm_template,
+                  "--mm's conversation template (llama, phi, gemma, qwen2_base, ...; default: the model's)");
   cmd->add_option("--anchors-lm", o->anchors_lm,
                   "an LM whose input embeddings anchor labels the projector does not know (open vocabulary)");
   cmd->add_option("--clip-text", o->clip_text,

@@ -15,7 +15,9 @@ struct ServerOptions {
   int port = 8080;  // 0: any free port (the one chosen is printed)
   std::string clip, projector;  // required: CLIP tower and Metric Projector
   std::string lm;               // optional: a text LM for /v1/chat/completions
-  std::string mm;               // optional: the reasoning model (TinyLLaVA / TinyEmo)
+  std::string mm;               // optional: the reasoning model (TinyLLaVA / TinyEmo), or the LM .gguf of an mmproj pair
+  std::string mmproj;           // optional: llama.cpp's mmproj .gguf paired with --mm
+  std::string mm_template;      // optional: --mm's conversation template (an mmproj pair names none)
   std::string anchors_lm;       // optional: an LM that anchors new labels (open vocabulary)
   std::string clip_text;        // optional: a whole CLIP model whose text tower embeds texts in /v1/embeddings
   std::string clip_vocab;       // optional: its BPE merges (default: beside --clip-text)

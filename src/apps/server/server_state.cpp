@@ -100,9 +100,15 @@ void load_models(ServerState& state) {
   m.label_sets = std::make_unique<LabelSets>(std::move(labels), std::move(anchors), out_dim, m.anchors_lm.get(),
                                              o.grounding);
 
+  if (o.mm.empty() && (!o.mmproj.empty() || !o.mm_template.empty())) {
+    throw std::runtime_error(std::string(o.mmproj.empty() ? "--mm-template" : "--mmproj") +
+                             " needs --mm (the reasoning model, or the LM .gguf of an mmproj pair)");
+  }
   if (!o.mm.empty()) {
     te_mm_params p = te_mm_default_params();
     p.n_threads = o.threads;
+    if (!o.mmproj.empty()) p.mmproj = o.mmproj.c_str();
+    if (!o.mm_template.empty()) p.conversation = o.mm_template.c_str();
     te_mm* mm = nullptr;
     check(te_mm_load(o.mm.c_str(), &p, &mm), "--mm", o.mm);
     m.mm.reset(mm);
