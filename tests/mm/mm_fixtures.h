@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -127,6 +128,12 @@ struct Variant {
   int64_t lm_hidden = 32;
   std::string lm = "llama";  // or "qwen2", "gemma" (inserted rows scaled by sqrt(hidden) inside the LM)
 };
+// Names a variant in test output and ctest's test names (gtest would print the
+// struct's bytes, heap pointers included, so the names would change per run).
+inline void PrintTo(const Variant& v, std::ostream* os) {
+  *os << v.tower << " layer " << v.feature_layer << " " << v.select << " " << v.connector << " hidden "
+      << v.lm_hidden << " " << v.lm;
+}
 
 inline nlohmann::json variant_text_config(int64_t hidden, const std::string& lm = "llama") {
   nlohmann::json c = {{"architectures", {"LlamaForCausalLM"}},
