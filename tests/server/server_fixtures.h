@@ -184,6 +184,7 @@ class ServerProcess {
     c.set_read_timeout(timeout_s, 0);
     c.set_write_timeout(timeout_s, 0);
     c.set_connection_timeout(5, 0);
+    c.set_tcp_nodelay(true);  // as curl and Python's http clients do
     return c;
   }
 

@@ -74,6 +74,9 @@ int run_server(const ServerOptions& options) {
   ServerState state(options);
   httplib::Server http;
   http.set_payload_max_length(static_cast<size_t>(options.max_body_mb) * 1024 * 1024);
+  // Responses go out as headers then body: without TCP_NODELAY, Nagle's
+  // algorithm holds the body until the client's delayed ACK (~40 ms a request).
+  http.set_tcp_nodelay(true);
   http.set_keep_alive_max_count(1000);
   http.set_keep_alive_timeout(5);
   http.set_read_timeout(10);
