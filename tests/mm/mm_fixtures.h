@@ -70,6 +70,14 @@ inline void edit_tensors(const std::filesystem::path& dir, const std::function<v
   write_safetensors(dir / "model.safetensors", t);
 }
 
+// A tensor of token ids (any integer dtype) as int32 ids.
+inline std::vector<int32_t> ids_of(const Tensor& t) {
+  std::vector<int32_t> ids;
+  const Tensor wide = t.to(DType::I64);
+  for (int64_t i = 0; i < wide.numel(); ++i) ids.push_back(static_cast<int32_t>(wide.data<int64_t>()[i]));
+  return ids;
+}
+
 // Deterministic non-trivial values in [-a, a].
 inline Tensor wavy(Shape shape, float a, float phase) {
   Tensor t = Tensor::empty(DType::F32, std::move(shape));

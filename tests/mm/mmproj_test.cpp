@@ -23,22 +23,8 @@ namespace tinyemo {
 namespace {
 
 using mm::TinyLlavaModel;
-
-std::vector<int32_t> ids_of(const Tensor& t) {
-  std::vector<int32_t> ids;
-  const Tensor wide = t.to(DType::I64);
-  for (int64_t i = 0; i < wide.numel(); ++i) ids.push_back(static_cast<int32_t>(wide.data<int64_t>()[i]));
-  return ids;
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
+using testing::ids_of;
 
 // `model` written as llama.cpp's pair under `dir` (lm.gguf, mmproj.gguf).
 void write_pair(const TinyLlavaModel& model, const std::filesystem::path& dir, DType matrices = DType::F32) {

@@ -24,13 +24,7 @@ namespace tinyemo {
 namespace {
 
 using mm::TinyLlavaModel;
-
-std::vector<int32_t> ids_of(const Tensor& t) {
-  std::vector<int32_t> ids;
-  const Tensor wide = t.to(DType::I64);
-  for (int64_t i = 0; i < wide.numel(); ++i) ids.push_back(static_cast<int32_t>(wide.data<int64_t>()[i]));
-  return ids;
-}
+using testing::ids_of;
 
 lm::GenerateOptions greedy(int64_t n) {
   lm::GenerateOptions g;
