@@ -16,13 +16,8 @@
 namespace tinyemo {
 namespace {
 
+using testing::fixture_ids;
 using testing::run_cli;
-
-std::vector<int64_t> fixture_ids(const std::string& model, const std::string& key) {
-  const auto io = SafetensorsFile::open(testing::fixture(model + "/io.safetensors"));
-  const Tensor t = io.get(key).to(DType::I64);
-  return std::vector<int64_t>(t.data<int64_t>(), t.data<int64_t>() + t.numel());
-}
 
 void expect_failure(const testing::CliResult& r, const std::vector<std::string>& needles) {
   EXPECT_NE(r.exit_code, 0) << r.out;

@@ -13,13 +13,8 @@
 namespace tinyemo {
 namespace {
 
+using testing::fixture_ids;
 using testing::run_cli;
-
-std::vector<int64_t> fixture_ids(const std::string& model, const std::string& key) {
-  const auto io = SafetensorsFile::open(testing::fixture(model + "/io.safetensors"));
-  const Tensor t = io.get(key).to(DType::I64);
-  return std::vector<int64_t>(t.data<int64_t>(), t.data<int64_t>() + t.numel());
-}
 
 TEST(MmprojCli, ConvertedPairMatchesTheFixtures) {
   for (const std::string m : {"tinyllava-tiny", "tinyllava-phi-tiny"}) {

@@ -70,6 +70,13 @@ inline void edit_tensors(const std::filesystem::path& dir, const std::function<v
   write_safetensors(dir / "model.safetensors", t);
 }
 
+// A fixture's io.safetensors tensor `key` (token ids) as int64 values.
+inline std::vector<int64_t> fixture_ids(const std::string& model, const std::string& key) {
+  const auto io = SafetensorsFile::open(fixture(model + "/io.safetensors"));
+  const Tensor t = io.get(key).to(DType::I64);
+  return std::vector<int64_t>(t.data<int64_t>(), t.data<int64_t>() + t.numel());
+}
+
 // A tensor of token ids (any integer dtype) as int32 ids.
 inline std::vector<int32_t> ids_of(const Tensor& t) {
   std::vector<int32_t> ids;
