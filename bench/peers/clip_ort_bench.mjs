@@ -100,7 +100,7 @@ while (runs.length < 2 || ((performance.now() - start) / 1e3 < args.minSeconds &
 }
 const wall = (performance.now() - start) / 1e3;
 const cpu = process.cpuUsage(cpu0), after = threadTimes();
-const processThreads = [...after].map(([tid, t]) => ({ tid: Number(tid), name: t.name,
+const processThreads = [...after].map(([tid, t]) => ({ tid: Number(tid), name: t.name, main: Number(tid) === process.pid,
   cpu_seconds: +(t.cpu - (before.get(tid)?.cpu ?? 0)).toFixed(2) })).sort((x, y) => y.cpu_seconds - x.cpu_seconds);
 const sorted = [...runs].sort((x, y) => x - y);
 console.log(JSON.stringify({
