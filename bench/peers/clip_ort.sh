@@ -33,7 +33,7 @@
 # TINYEMO_CLIP_ARGS (extra `clip bench` arguments, recorded in the JSON),
 # TINYEMO_ENCODE_ARGS (extra `clip encode` arguments for the cross-check;
 # default TINYEMO_CLIP_ARGS), CHECK_BOUND, SEED (0; a folder made with another
-# seed is kept, delete it to regenerate), UV_THREADPOOL_SIZE (1).
+# seed is regenerated), UV_THREADPOOL_SIZE (1).
 set -eu
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 tinyemo=${TINYEMO:-$repo/build/tinyemo}
@@ -52,7 +52,8 @@ if [ ! -f "$cache/node_modules/onnxruntime-node/package.json" ]; then
 fi
 
 for shape in $(echo "$shapes" | tr , ' '); do
-  if [ ! -f "$cache/models/$shape/meta.json" ]; then
+  meta="$cache/models/$shape/meta.json"
+  if [ ! -f "$meta" ] || ! grep -q "\"seed\": ${SEED:-0}," "$meta"; then
     echo "clip_ort: making random $shape weights and its ONNX export in $cache/models/$shape" >&2
     /usr/bin/python3 "$repo/tools/clip_ort_model.py" --arch "$shape" --seed "${SEED:-0}" --out "$cache/models/$shape" >&2
   fi
