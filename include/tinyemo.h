@@ -52,7 +52,7 @@
 #define TE_VERSION_MAJOR 0
 #define TE_VERSION_MINOR 2
 #define TE_VERSION_PATCH 0
-#define TE_API_VERSION 4
+#define TE_API_VERSION 5
 
 #ifdef __cplusplus
 extern "C" {
@@ -117,6 +117,9 @@ typedef struct te_clip_params {
   int32_t n_threads;  /* threads of this handle; 0: one per core */
   int32_t batch;      /* images per forward pass (default 8) */
   int64_t max_pixels; /* te_classify_files / te_features_extract: larger images are refused (0: default) */
+  const char *compute; /* the tower's products: NULL or "auto" (f32 weights packed once at load, 16-bit ones
+                          as stored), "f32", "bf16" (AVX512-BF16 CPUs: faster, ~1e-3 relative on the
+                          embeddings; refused elsewhere) or "stored" (docs/clip.md) */
 } te_clip_params;
 
 TE_API te_clip_params te_clip_default_params(void);

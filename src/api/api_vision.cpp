@@ -62,6 +62,7 @@ te_clip_params te_clip_default_params(void) {
   p.n_threads = 0;
   p.batch = kDefaultBatch;
   p.max_pixels = 0;
+  p.compute = nullptr;
   return p;
 }
 
@@ -78,6 +79,7 @@ te_status te_clip_load(const char* path, const te_clip_params* params, te_clip**
     clip->path = path;
     ScopedThreadPool use(&clip->pool);
     clip->model = clip::VisionModel::load(path);
+    clip::apply_compute(clip->model, p.compute ? p.compute : "auto", "te_clip_params.compute");
     log(LogLevel::Info, "loaded CLIP {} ({} threads)", clip->model.description(), clip->pool.size());
     *out = clip.release();
   });

@@ -27,6 +27,8 @@ size_t dtype_size(DType t) {
     case DType::Q4_K: return sizeof(BlockQ4_K);
     case DType::Q5_K: return sizeof(BlockQ5_K);
     case DType::Q6_K: return sizeof(BlockQ6_K);
+    case DType::F32x32: return 4;
+    case DType::BF16x32: return 2;
   }
   return 0;
 }
@@ -45,7 +47,16 @@ int64_t dtype_block_elems(DType t) {
 DType dtype_of_rows(DType t) {
   if (t == DType::Q8_0x16) return DType::Q8_0;
   if (t == DType::Q4_0x16) return DType::Q4_0;
+  if (t == DType::F32x32) return DType::F32;
+  if (t == DType::BF16x32) return DType::BF16;
   return t;
+}
+
+bool dtype_is_gemm_panels(DType t) { return t == DType::F32x32 || t == DType::BF16x32; }
+
+int64_t dtype_panel_rows(DType t) {
+  if (dtype_is_gemm_panels(t)) return 32;
+  return dtype_of_rows(t) != t ? kInterleavedRows : 1;
 }
 
 size_t dtype_bytes(DType t, int64_t n) {
@@ -76,6 +87,8 @@ std::string_view dtype_name(DType t) {
     case DType::Q4_K: return "q4_k";
     case DType::Q5_K: return "q5_k";
     case DType::Q6_K: return "q6_k";
+    case DType::F32x32: return "f32x32";
+    case DType::BF16x32: return "bf16x32";
   }
   return "?";
 }

@@ -32,6 +32,11 @@ enum class DType : uint8_t {
   Q4_K,  // 144 bytes per 256
   Q5_K,  // 176 bytes per 256
   Q6_K,  // 210 bytes per 256
+  // Weight matrices [rows, cols] packed once for the GEMM (core/matmul.h
+  // pack_linear_weight), so that no call re-packs them: 32 rows side by side.
+  // rows % 32 == 0; single rows are not addressable (Tensor::to converts back).
+  F32x32,   // panel p (rows 32p..32p+31): [cols][32] f32
+  BF16x32,  // panel p: [cols / 2][32][2] bf16, pairs along cols (vdpbf16ps's operand); cols % 2 == 0
 };
 
 inline constexpr int64_t kQuantBlock = 32;    // Q8_0, Q4_0
@@ -43,9 +48,12 @@ bool dtype_is_quantized(DType t);  // any block type (32 or 256 elements per blo
 bool dtype_is_kquant(DType t);     // Q4_K, Q5_K, Q6_K
 // Elements per storage unit: 1, 32 (Q8_0, Q4_0 and their interleaved layouts) or 256 (k-quants).
 int64_t dtype_block_elems(DType t);
-// Q8_0 for Q8_0x16, Q4_0 for Q4_0x16, t itself otherwise: the row-major dtype
-// whose blocks a layout holds.
+// Q8_0 for Q8_0x16, Q4_0 for Q4_0x16, F32 for F32x32, BF16 for BF16x32, t
+// itself otherwise: the row-major dtype whose blocks or elements a layout holds.
 DType dtype_of_rows(DType t);
+// Rows stored side by side: 16 (Q8_0x16, Q4_0x16), 32 (F32x32, BF16x32), else 1.
+int64_t dtype_panel_rows(DType t);
+bool dtype_is_gemm_panels(DType t);  // F32x32, BF16x32
 // Bytes needed for n elements (n must be a multiple of the block for block types).
 size_t dtype_bytes(DType t, int64_t n);
 std::string_view dtype_name(DType t);

@@ -71,6 +71,15 @@ int64_t scan_block_scales(const void* data, int64_t blocks, size_t block_bytes, 
   return -1;
 }
 
+// The row-major index of stored element `i` of an F32x32/BF16x32 matrix (-1 stays -1).
+int64_t row_major_index(const Tensor& t, int64_t i) {
+  if (i < 0) return -1;
+  const int64_t cols = t.dim(1), per_panel = 32 * cols, panel = i / per_panel, in_panel = i % per_panel;
+  if (t.dtype() == DType::F32x32) return (panel * 32 + in_panel % 32) * cols + in_panel / 32;
+  const int64_t pair = in_panel / 64, j = in_panel % 64 / 2;  // BF16x32: [cols/2][32][2]
+  return (panel * 32 + j) * cols + pair * 2 + in_panel % 2;
+}
+
 }  // namespace
 
 int64_t first_non_finite(const float* x, int64_t n) { return scan_bits<uint32_t>(x, n, 0x7fffffffu, 0x7f800000u); }
@@ -89,6 +98,10 @@ int64_t first_non_finite(const Tensor& t) {
     case DType::Q5_K: return scan_block_scales(t.raw(), n / kKQuantBlock, sizeof(BlockQ5_K), kKQuantBlock, 0, 2);
     case DType::Q6_K:
       return scan_block_scales(t.raw(), n / kKQuantBlock, sizeof(BlockQ6_K), kKQuantBlock, offsetof(BlockQ6_K, d));
+    // The panel layouts hold the same elements in another order.
+    case DType::F32x32:
+      return row_major_index(t, scan_bits<uint32_t>(t.raw(), n, 0x7fffffffu, 0x7f800000u));
+    case DType::BF16x32: return row_major_index(t, scan_bits<uint16_t>(t.raw(), n, 0x7fffu, 0x7f80u));
     case DType::Q8_0x16:
     case DType::Q4_0x16: {
       // Every block's scale is among the panel's scale runs; dequantising is the simple, rare path.

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -211,6 +212,27 @@ void pack_rowmajor_panel(const BOperand& b, int64_t n0, int64_t nr, int64_t k0, 
   }
 }
 
+// c[i][0, n_valid) = alpha * acc[i] + bias (+ beta * c[i]) for a tile of MR x 32.
+template <int MR>
+inline void store_tile(const __m512 (&acc0)[MR], const __m512 (&acc1)[MR], float* c, int64_t ldc, int64_t n_valid,
+                       float alpha, float beta, const float* bias) {
+  const __mmask16 m0 = simd::first_lanes(n_valid), m1 = simd::first_lanes(n_valid - 16);
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+  const __m512 bias1 = bias && n_valid > 16 ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+#pragma GCC unroll 14
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
+    __m512 r0 = _mm512_fmadd_ps(va, acc0[i], bias0), r1 = _mm512_fmadd_ps(va, acc1[i], bias1);
+    if (beta != 0.0f) {
+      r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);
+      if (n_valid > 16) r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);
+    }
+    _mm512_mask_storeu_ps(ci, m0, r0);
+    if (n_valid > 16) _mm512_mask_storeu_ps(ci + 16, m1, r1);
+  }
+}
+
 // C[MR, 32] (+)= Apacked[kc][MR] * panel[kc][32]; n_valid of the 32 columns are stored.
 template <int MR>
 void micro_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int64_t n_valid,
@@ -227,21 +249,7 @@ void micro_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_
       acc1[i] = _mm512_fmadd_ps(a, b1, acc1[i]);
     }
   }
-  const __mmask16 m0 = simd::first_lanes(n_valid), m1 = simd::first_lanes(n_valid - 16);
-  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-  const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
-  const __m512 bias1 = bias && n_valid > 16 ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-#pragma GCC unroll 14
-  for (int i = 0; i < MR; ++i) {
-    float* ci = c + i * ldc;
-    __m512 r0 = _mm512_fmadd_ps(va, acc0[i], bias0), r1 = _mm512_fmadd_ps(va, acc1[i], bias1);
-    if (beta != 0.0f) {
-      r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);
-      if (n_valid > 16) r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);
-    }
-    _mm512_mask_storeu_ps(ci, m0, r0);
-    if (n_valid > 16) _mm512_mask_storeu_ps(ci + 16, m1, r1);
-  }
+  store_tile<MR>(acc0, acc1, c, ldc, n_valid, alpha, beta, bias);
 }
 
 #else  // portable fallback: the same blocking with plain loops (auto-vectorised)
@@ -353,6 +361,136 @@ Plan make_plan(int64_t M, int64_t N, int64_t K, int64_t block) {
   return p;
 }
 
+
+// ---- BF16x32 weights: vdpbf16ps ---------------------------------------------------
+//
+// The weights are packed at load (core/panels.h): panel p is [K/2][32][2] bf16,
+// one 32-bit word per (pair of k, column), i.e. one zmm per 16 columns and
+// pair. x is rounded to bf16 once per call and packed per tile of <= kMaxMR
+// rows as [K/2][mr] words; the micro-kernel broadcasts a row's pair and
+// multiplies it with two such zmm (MR x 32 outputs, 2 * MR vdpbf16ps per pair).
+
+// Rows of x (bf16 pairs) for the m tiles of a call: tile t covers rows
+// [M t / tiles, M (t + 1) / tiles) and starts at word row_begin * K / 2.
+struct Bf16Tiles {
+  int64_t tiles = 0;
+  int64_t row_begin(int64_t t, int64_t M) const { return M * t / tiles; }
+};
+
+void pack_bf16_tiles(const float* a, int64_t a_row, int64_t M, int64_t K, const Bf16Tiles& tiling, uint32_t* out) {
+  const int64_t pairs = K / 2;
+  parallel_for(tiling.tiles, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<uint16_t> row(static_cast<size_t>(K));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t m0 = tiling.row_begin(t, M), mr = tiling.row_begin(t + 1, M) - m0;
+      uint32_t* tile = out + m0 * pairs;
+      for (int64_t i = 0; i < mr; ++i) {
+        convert(DType::F32, a + (m0 + i) * a_row, DType::BF16, row.data(), K);
+        for (int64_t k = 0; k < pairs; ++k) {
+          uint32_t word;
+          std::memcpy(&word, row.data() + 2 * k, 4);
+          tile[k * mr + i] = word;
+        }
+      }
+    }
+  });
+}
+
+#if TINYEMO_AVX512 && defined(__AVX512BF16__)
+constexpr bool kNativeBf16 = true;
+
+// C[MR, 32] (+)= ap[pairs][MR] . bp[pairs][32][2]; stored as micro_kernel does.
+template <int MR>
+void bf16_micro_kernel(int64_t pairs, const uint32_t* ap, const uint16_t* bp, float* c, int64_t ldc, int64_t n_valid,
+                       float alpha, float beta, const float* bias) {
+  __m512 acc0[MR], acc1[MR];
+#pragma GCC unroll 14
+  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < pairs; ++k) {
+    const __m512bh b0 = (__m512bh)_mm512_load_si512(bp + k * 64), b1 = (__m512bh)_mm512_load_si512(bp + k * 64 + 32);
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; ++i) {
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(ap[k * MR + i]));
+      acc0[i] = _mm512_dpbf16_ps(acc0[i], a, b0);
+      acc1[i] = _mm512_dpbf16_ps(acc1[i], a, b1);
+    }
+  }
+  store_tile<MR>(acc0, acc1, c, ldc, n_valid, alpha, beta, bias);
+}
+
+#else  // the same products in scalar code (vdpbf16ps's order: odd element, then even)
+constexpr bool kNativeBf16 = false;
+
+template <int MR>
+void bf16_micro_kernel(int64_t pairs, const uint32_t* ap, const uint16_t* bp, float* c, int64_t ldc, int64_t n_valid,
+                       float alpha, float beta, const float* bias) {
+  float acc[MR][kNR] = {};
+  for (int64_t k = 0; k < pairs; ++k) {
+    for (int i = 0; i < MR; ++i) {
+      const float a_even = bf16_to_f32(static_cast<uint16_t>(ap[k * MR + i]));
+      const float a_odd = bf16_to_f32(static_cast<uint16_t>(ap[k * MR + i] >> 16));
+      for (int64_t j = 0; j < kNR; ++j) {
+        acc[i][j] += a_odd * bf16_to_f32(bp[k * 64 + 2 * j + 1]);
+        acc[i][j] += a_even * bf16_to_f32(bp[k * 64 + 2 * j]);
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    for (int64_t j = 0; j < n_valid; ++j) {
+      float r = alpha * acc[i][j] + (bias ? bias[j] : 0.0f);
+      if (beta != 0.0f) r += beta * c[i * ldc + j];
+      c[i * ldc + j] = r;
+    }
+  }
+}
+#endif
+
+using Bf16MicroKernel = void (*)(int64_t, const uint32_t*, const uint16_t*, float*, int64_t, int64_t, float, float,
+                                 const float*);
+template <int... MRs>
+constexpr auto make_bf16_kernel_table(std::integer_sequence<int, MRs...>) {
+  return std::array<Bf16MicroKernel, sizeof...(MRs)>{bf16_micro_kernel<MRs + 1>...};
+}
+constexpr auto kBf16Kernels = make_bf16_kernel_table(std::make_integer_sequence<int, kMaxMR>{});
+
+void gemm_bf16_panels(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t a_row, int64_t a_col,
+                      const BOperand& b, float beta, const float* bias, float* c, int64_t ldc) {
+  TE_CHECK(a_col == 1 && K % 2 == 0, "gemm: bf16x32 weights need row-major activations and an even K, got K={}", K);
+  Bf16Tiles tiling;
+  tiling.tiles = (M + kMaxMR - 1) / kMaxMR;
+  thread_local std::vector<uint32_t> a_words;  // the caller's: tasks read it through `ap` below
+  a_words.resize(static_cast<size_t>(M * K / 2));
+  pack_bf16_tiles(a, a_row, M, K, tiling, a_words.data());
+  const uint32_t* ap = a_words.data();
+  const uint16_t* weights = static_cast<const uint16_t*>(b.data);
+  const Plan plan = make_plan(M, N, K, 1);
+  thread_pool().run(plan.n_chunks * plan.m_splits, [&](int64_t task, int) {
+    const int64_t chunk = task / plan.m_splits, split = task % plan.m_splits;
+    const int64_t n0 = chunk * plan.nc, nc = std::min(plan.nc, N - n0);
+    const int64_t panels = (nc + kNR - 1) / kNR;
+    const int64_t t_begin = tiling.tiles * split / plan.m_splits, t_end = tiling.tiles * (split + 1) / plan.m_splits;
+    for (int64_t k0 = 0; k0 < K; k0 += plan.kc) {
+      const int64_t kc = std::min(plan.kc, K - k0);  // even: plan.kc is K or a multiple of 32
+      const bool first = k0 == 0;
+      for (int64_t t = t_begin; t < t_end; ++t) {
+        const int64_t m0 = tiling.row_begin(t, M), mr = tiling.row_begin(t + 1, M) - m0;
+        if (mr == 0) continue;
+        const uint32_t* tile = ap + m0 * (K / 2) + (k0 / 2) * mr;
+        for (int64_t p = 0; p < panels; ++p) {
+          const int64_t pn0 = n0 + p * kNR;
+          kBf16Kernels[mr - 1](kc / 2, tile, weights + pn0 * K + k0 * kNR, c + m0 * ldc + pn0, ldc,
+                               std::min(kNR, N - pn0), alpha, first ? beta : 1.0f, first && bias ? bias + pn0 : nullptr);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+bool has_native_bf16_gemm() { return kNativeBf16; }
+
+namespace {
 }  // namespace
 
 void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t a_row, int64_t a_col,
@@ -360,8 +498,10 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
   if (M <= 0 || N <= 0) return;
   const int64_t block = dtype_block_elems(b.dtype);
   TE_CHECK(K % block == 0, "gemm: {} weights need K % {} == 0, got K={}", dtype_name(b.dtype), block, K);
-  TE_CHECK(dtype_of_rows(b.dtype) == b.dtype || N % kInterleavedRows == 0, "gemm: {} weights need N % {} == 0, got N={}",
-           dtype_name(b.dtype), kInterleavedRows, N);
+  TE_CHECK(N % dtype_panel_rows(b.dtype) == 0, "gemm: {} weights need N % {} == 0, got N={}", dtype_name(b.dtype),
+           dtype_panel_rows(b.dtype), N);
+  if (b.dtype == DType::BF16x32) return gemm_bf16_panels(M, N, K, alpha, a, a_row, a_col, b, beta, bias, c, ldc);
+  const bool prepacked = b.dtype == DType::F32x32;
   const Plan plan = make_plan(M, N, K, block);
   thread_pool().run(plan.n_chunks * plan.m_splits, [&](int64_t task, int) {
     thread_local Scratch b_scratch, a_scratch;
@@ -369,11 +509,17 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
     const int64_t n0 = chunk * plan.nc, nc = std::min(plan.nc, N - n0);
     const int64_t panels = (nc + kNR - 1) / kNR;
     const int64_t m_begin = M * split / plan.m_splits, m_end = M * (split + 1) / plan.m_splits;
-    float* bpack = b_scratch.get(static_cast<size_t>(panels * plan.kc * kNR));
+    float* bpack = prepacked ? nullptr : b_scratch.get(static_cast<size_t>(panels * plan.kc * kNR));
     float* apack = a_scratch.get(static_cast<size_t>(plan.kc * kMaxMR));
     for (int64_t k0 = 0; k0 < K; k0 += plan.kc) {
       const int64_t kc = std::min(plan.kc, K - k0);
-      for (int64_t p = 0; p < panels; ++p) {
+      // Panel p of this k block: in the weight itself when it is packed already
+      // (panel n0 / 32 holds [K][32] floats), else packed here.
+      const auto panel_at = [&](int64_t p) -> const float* {
+        if (prepacked) return static_cast<const float*>(b.data) + (n0 + p * kNR) * K + k0 * kNR;
+        return bpack + p * kc * kNR;
+      };
+      for (int64_t p = 0; p < panels && !prepacked; ++p) {
         const int64_t pn0 = n0 + p * kNR, nr = std::min(kNR, N - pn0);
         float* panel = bpack + p * kc * kNR;
         if (dtype_of_rows(b.dtype) != b.dtype) {
@@ -398,7 +544,7 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
         const MicroKernel kernel = kKernels[mr - 1];
         for (int64_t p = 0; p < panels; ++p) {
           const int64_t pn0 = n0 + p * kNR;
-          kernel(kc, apack, bpack + p * kc * kNR, c + m0 * ldc + pn0, ldc, std::min(kNR, N - pn0), alpha, beta_k,
+          kernel(kc, apack, panel_at(p), c + m0 * ldc + pn0, ldc, std::min(kNR, N - pn0), alpha, beta_k,
                  first && bias ? bias + pn0 : nullptr);
         }
       }

@@ -463,6 +463,7 @@ constexpr bool kHasQuantDot = false;
 // pays a pass over W to pack it. Quantised weights switch later because their
 // GEMM also dequantises while packing.
 int64_t dot_path_max_rows(DType weight_dtype) {
+  if (dtype_is_gemm_panels(weight_dtype)) return 0;  // packed for the GEMM, which reads them as they are
   if (dtype_is_kquant(weight_dtype)) return has_kquant_dot() ? 8 : 0;
   if (dtype_is_quantized(weight_dtype)) return kHasQuantDot ? 8 : 0;
   return TINYEMO_AVX512 ? 5 : 0;

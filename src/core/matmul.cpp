@@ -2,11 +2,15 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "core/matmul_internal.h"
+#include "core/memory.h"
+#include "core/panels.h"
 #include "core/quant.h"
 #include "core/simd.h"
 #include "core/thread_pool.h"
@@ -46,7 +50,7 @@ namespace {
 void check_weight(const Tensor& W) {
   TE_CHECK(W.ndim() == 2, "linear: weight must be 2-D, got {}", shape_str(W.shape()));
   const DType t = W.dtype();
-  TE_CHECK(t == DType::F32 || t == DType::F16 || t == DType::BF16 || dtype_is_quantized(t),
+  TE_CHECK(t == DType::F32 || t == DType::F16 || t == DType::BF16 || dtype_is_quantized(t) || dtype_is_gemm_panels(t),
            "linear: unsupported weight dtype {}", dtype_name(t));
 }
 
@@ -132,7 +136,7 @@ void team_linear(Team& team, const float* x, int64_t M, int64_t ldx, std::span<c
   } else if (M > 0) {
     for (size_t i = 0; i < targets.size(); ++i) {
       const Tensor& W = *targets[i].weight;
-      const auto [n0, n1] = team.share(W.dim(0), kInterleavedRows);
+      const auto [n0, n1] = team.share(W.dim(0), std::max(kInterleavedRows, dtype_panel_rows(W.dtype())));
       if (n0 < n1) linear_rows(x, M, ldx, W, output_rows(W, targets[i].bias, targets[i].y, ldy[i], n0, n1));
     }
   }
@@ -173,15 +177,27 @@ DType compute_dtype(const Tensor& W) {
 
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
-}  // namespace
+// The GEMM panel layout pack_linear_weight gives W, or W's own dtype when it keeps it.
+DType packed_dtype(const Tensor& W, LinearCompute compute) {
+  const DType t = W.dtype();
+  if (W.ndim() != 2 || W.dim(0) % 32 != 0 || (t != DType::F32 && t != DType::F16 && t != DType::BF16)) return t;
+  if (compute == LinearCompute::F32) return DType::F32x32;
+  return W.dim(1) % 2 == 0 ? DType::BF16x32 : t;
+}
 
-std::vector<Tensor> prepare_linear_weights(std::vector<Tensor> weights) {
+// The weights whose dtype `layout_of` changes, copied into that layout in one
+// buffer on 2 MiB pages, in the order given (the order they are read in). One
+// allocation per matrix left the matrices under 2 MiB and every tail on 4 KiB
+// pages (about a quarter of OpenELM-270M's q8_0 bytes), which stream slower
+// (docs/lm.md). Each input is released once copied.
+std::vector<Tensor> relayout(std::vector<Tensor> weights, const std::function<DType(const Tensor&)>& layout_of) {
   std::vector<size_t> offset(weights.size());
   size_t total = 0;
   for (size_t i = 0; i < weights.size(); ++i) {
-    if (compute_dtype(weights[i]) == weights[i].dtype()) continue;
+    const DType d = layout_of(weights[i]);
+    if (d == weights[i].dtype()) continue;
     offset[i] = total;
-    total += round_up(weights[i].nbytes(), 64);
+    total += round_up(dtype_bytes(d, weights[i].numel()), 64);
   }
   if (total == 0) return weights;
   // Whole 2 MiB pages, so that the last matrix's tail is on huge pages too.
@@ -190,15 +206,34 @@ std::vector<Tensor> prepare_linear_weights(std::vector<Tensor> weights) {
   TE_CHECK(arena != nullptr, "out of memory allocating {} bytes for the weights in their compute layout", total);
   const std::shared_ptr<const void> owner(arena, [](const void* p) { std::free(const_cast<void*>(p)); });
   for (size_t i = 0; i < weights.size(); ++i) {
-    const DType d = compute_dtype(weights[i]);
+    const DType d = layout_of(weights[i]);
     if (d == weights[i].dtype()) continue;
     void* slot = static_cast<char*>(arena) + offset[i];
-    interleave_rows(d, weights[i].raw(), slot, weights[i].dim(0), weights[i].dim(1) / kQuantBlock);
+    if (dtype_is_gemm_panels(d)) {
+      const Tensor rows = weights[i].dtype() == dtype_of_rows(d) ? weights[i] : weights[i].to(dtype_of_rows(d));
+      pack_gemm_panels(d, rows.raw(), rows.dim(0), rows.dim(1), slot);
+    } else {
+      interleave_rows(d, weights[i].raw(), slot, weights[i].dim(0), weights[i].dim(1) / kQuantBlock);
+    }
     // The row-major copy goes as soon as it is read (when nothing else holds it).
     weights[i] = Tensor::view(d, weights[i].shape(), owner, slot, true);
   }
   return weights;
 }
+
+}  // namespace
+
+std::vector<Tensor> prepare_linear_weights(std::vector<Tensor> weights) {
+  return relayout(std::move(weights), compute_dtype);
+}
+
+std::vector<Tensor> pack_linear_weights(std::vector<Tensor> weights, LinearCompute compute) {
+  return relayout(std::move(weights), [compute](const Tensor& W) { return packed_dtype(W, compute); });
+}
+
+bool has_native_bf16_linear() { return detail::has_native_bf16_gemm(); }
+
+Tensor pack_linear_weight(const Tensor& W, LinearCompute compute) { return pack_linear_weights({W}, compute).front(); }
 
 Tensor prepare_linear_weight(const Tensor& W) { return prepare_linear_weights({W}).front(); }
 
@@ -223,10 +258,15 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
 void linear(const float* x, int64_t M, const Tensor& W, const float* bias, float* y) {
   const int64_t N = W.dim(0), K = W.dim(1);
   const std::vector<float> w = W.to_f32_vector();
+  // BF16x32 weights are multiplied with activations rounded to bf16.
+  const bool bf16_activations = W.dtype() == DType::BF16x32;
   for (int64_t m = 0; m < M; ++m) {
     for (int64_t n = 0; n < N; ++n) {
       double acc = bias ? bias[n] : 0.0;
-      for (int64_t k = 0; k < K; ++k) acc += static_cast<double>(x[m * K + k]) * w[n * K + k];
+      for (int64_t k = 0; k < K; ++k) {
+        const float xk = bf16_activations ? bf16_to_f32(f32_to_bf16(x[m * K + k])) : x[m * K + k];
+        acc += static_cast<double>(xk) * w[n * K + k];
+      }
       y[m * N + n] = static_cast<float>(acc);
     }
   }

@@ -19,7 +19,10 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
 // PyTorch Linear: y[M,N] = x[M,K] * W^T + bias, with W a [N,K] tensor of
-// dtype F32, F16, BF16, Q8_0, Q4_0, Q8_0x16 or Q4_0x16 (accumulation in f32). bias: N floats or null.
+// dtype F32, F16, BF16, Q8_0, Q4_0, Q8_0x16, Q4_0x16, Q4_K, Q5_K, Q6_K, F32x32
+// or BF16x32 (accumulation in f32). bias: N floats or null.
+// BF16x32 weights (pack_linear_weight with LinearCompute::BF16) multiply x
+// rounded to bf16 (AVX512-BF16 vdpbf16ps where the CPU has it).
 // x rows are `ldx` floats apart, y rows `ldy` apart (0 = packed).
 // 16-bit and quantised weights are used as stored (widened/dequantised exactly).
 // For Q8_0/Q4_0 with fewer than 8 rows (decode) x is quantised to 8 bits per
@@ -52,6 +55,22 @@ void linear_shared_input(Team& team, const float* x, int64_t M, std::span<const 
 // Same bytes, same values; single rows of the result are read with
 // Tensor::row_to_f32.
 Tensor prepare_linear_weight(const Tensor& W);
+
+// Weights packed once for the GEMM (M >= 5 rows: prefill, image towers), so
+// that linear() skips its per-call packing. F32: F32x32, the f32 values
+// (f16/bf16 widened exactly), the same results as the stored matrix. BF16:
+// BF16x32 (f32 weights rounded to bf16), and linear() then rounds x to bf16
+// too and multiplies with vdpbf16ps (f32 sums): on AVX512-BF16 CPUs with a
+// fast vdpbf16ps (Zen 4/5) faster than F32, at ~1e-3 relative error per product
+// (docs/perf/kernels.md). Matrices with rows % 32 != 0 (BF16: or odd cols)
+// and dtypes other than F32/F16/BF16 are returned as they are. Few-row calls
+// (decode) on packed weights run the GEMM, not the dot path.
+enum class LinearCompute : uint8_t { F32, BF16 };
+// Whether BF16 compute runs on vdpbf16ps in this build (else on scalar code: slow).
+bool has_native_bf16_linear();
+Tensor pack_linear_weight(const Tensor& W, LinearCompute compute);
+// The same for several matrices, in one buffer on 2 MiB pages as prepare_linear_weights.
+std::vector<Tensor> pack_linear_weights(std::vector<Tensor> weights, LinearCompute compute);
 // The same for a model's matrices, in one buffer in the order given (the order
 // they are read in): every matrix whose layout changes is placed in one
 // allocation on 2 MiB pages (core::allocate_buffer), tails included. One
@@ -61,6 +80,7 @@ Tensor prepare_linear_weight(const Tensor& W);
 std::vector<Tensor> prepare_linear_weights(std::vector<Tensor> weights);
 
 // Scalar references kept beside the optimised kernels; tests compare the two.
+// reference::linear rounds x to bf16 for BF16x32 weights, as linear() does.
 namespace reference {
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);

@@ -62,6 +62,10 @@ void linear_rows_dot_kquant(const float* x, int64_t M, int64_t ldx, const BOpera
                             const float* bias, float* y, int64_t ldy);
 bool has_kquant_dot();  // whether this build has that kernel (AVX-512 BW)
 
+// Whether gemm_packed multiplies BF16x32 weights with vdpbf16ps in this build
+// (AVX512-BF16); without it, with scalar code computing the same products.
+bool has_native_bf16_gemm();
+
 // Whether linear_rows_dot has the kernel for Q8_0x16/Q4_0x16 weights in this
 // build (AVX-512 VNNI); without it weights stay row-major.
 bool has_interleaved_dot();

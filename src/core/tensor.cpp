@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "core/panels.h"
 #include "core/quant.h"
 
 namespace tinyemo {
@@ -99,9 +100,10 @@ Tensor Tensor::rows(int64_t begin, int64_t end) const {
   TE_CHECK(ndim() >= 1, "cannot slice a scalar");
   TE_CHECK(0 <= begin && begin <= end && end <= shape_[0], "rows [{}, {}) out of range for shape {}", begin, end,
            shape_str(shape_));
-  TE_CHECK(dtype_of_rows(dtype_) == dtype_ || (begin % kInterleavedRows == 0 && end % kInterleavedRows == 0),
+  const int64_t panel = dtype_panel_rows(dtype_);
+  TE_CHECK(begin % panel == 0 && end % panel == 0,
            "rows [{}, {}) of a {} tensor: interleaved rows are sliced in whole panels of {}", begin, end,
-           dtype_name(dtype_), kInterleavedRows);
+           dtype_name(dtype_), panel);
   Tensor t = *this;
   t.shape_[0] = end - begin;
   Shape row_shape(shape_.begin() + 1, shape_.end());
@@ -117,6 +119,22 @@ Tensor Tensor::row(int64_t i) const {
 }
 
 Tensor Tensor::to(DType dtype) const {
+  if ((dtype_is_gemm_panels(dtype_) || dtype_is_gemm_panels(dtype)) && dtype != dtype_) {
+    TE_CHECK(ndim() == 2 && shape_[0] % 32 == 0 && shape_[1] % 2 == 0,
+             "cannot convert a {} tensor of shape {} to {}: GEMM panels need [rows, cols] with rows % 32 == 0 and "
+             "cols % 2 == 0",
+             dtype_name(dtype_), shape_str(shape_), dtype_name(dtype));
+    if (dtype_is_gemm_panels(dtype_)) {
+      Tensor rows_major = empty(DType::F32, shape_);
+      for (int64_t r = 0; r < shape_[0]; ++r)
+        gemm_panel_row_to_f32(dtype_, data_, shape_[1], r, rows_major.mutable_data<float>() + r * shape_[1]);
+      return rows_major.to(dtype);
+    }
+    const Tensor elements = dtype_ == dtype_of_rows(dtype) ? *this : to(dtype_of_rows(dtype));
+    Tensor t = empty(dtype, shape_);
+    pack_gemm_panels(dtype, elements.data_, shape_[0], shape_[1], t.data_);
+    return t;
+  }
   const bool from_interleaved = dtype_of_rows(dtype_) != dtype_, to_interleaved = dtype_of_rows(dtype) != dtype;
   if ((from_interleaved || to_interleaved) && dtype != dtype_) {
     TE_CHECK(ndim() == 2 && shape_[0] % kInterleavedRows == 0 && shape_[1] % kQuantBlock == 0,
@@ -153,6 +171,8 @@ void Tensor::row_to_f32(int64_t i, float* out) const {
   const int64_t cols = shape_[1];
   if (dtype_of_rows(dtype_) == dtype_) {
     convert(dtype_, static_cast<const char*>(data_) + i * dtype_bytes(dtype_, cols), DType::F32, out, cols);
+  } else if (dtype_is_gemm_panels(dtype_)) {
+    gemm_panel_row_to_f32(dtype_, data_, cols, i, out);
   } else {
     dequantize_interleaved_row(dtype_, data_, cols / kQuantBlock, i, 0, cols / kQuantBlock, out);
   }

@@ -77,12 +77,13 @@ class Tensor {
 
   // Views sharing the buffer.
   Tensor reshape(Shape shape) const;
-  // Slice of the first dimension (in whole 16-row panels for Q8_0x16/Q4_0x16).
+  // Slice of the first dimension (in whole panels for Q8_0x16/Q4_0x16 (16 rows), F32x32/BF16x32 (32)).
   Tensor rows(int64_t begin, int64_t end) const;
-  Tensor row(int64_t i) const;  // index the first dimension (not for Q8_0x16/Q4_0x16)
+  Tensor row(int64_t i) const;  // index the first dimension (not for the panel layouts)
 
   // Copies. Converting to or from Q8_0x16/Q4_0x16 needs a [rows, cols] matrix
-  // with rows % 16 == 0 (to: rows are block-quantised first when needed).
+  // with rows % 16 == 0 (to: rows are block-quantised first when needed);
+  // to or from F32x32/BF16x32 one with rows % 32 == 0 and cols % 2 == 0.
   Tensor to(DType dtype) const;
   Tensor clone() const { return to(dtype_); }
   std::vector<float> to_f32_vector() const;

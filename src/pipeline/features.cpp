@@ -76,6 +76,10 @@ class Digest {
   void add(const std::vector<float>& v) { add(v.data(), v.size() * sizeof(float)); }
   void add(const Tensor& t) {
     if (!t.defined()) return add(std::string("undefined"));
+    // Weights packed for the GEMM digest as their row-major values: packing at
+    // load (F32x32) gives the same features as the stored matrix, so the same
+    // identity; bf16 compute's rounded weights give another.
+    if (dtype_is_gemm_panels(t.dtype())) return add(t.to(dtype_of_rows(t.dtype())));
     add(fmt::format("{}{}", dtype_name(t.dtype()), shape_str(t.shape())));
     add(t.raw(), t.nbytes());
   }

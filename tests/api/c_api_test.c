@@ -673,6 +673,30 @@ static void test_clip_text(const char *model_dir, const char *vocab, const char 
                TE_ERROR_INVALID_ARGUMENT, "values per row");
   CHECK_STATUS(te_zero_shot_classify(text, labels, 2, NULL, NULL, 1, (size_t)dim, NULL, NULL, NULL, NULL),
                TE_ERROR_INVALID_ARGUMENT, "image_embeddings");
+  {
+    /* te_clip_params.compute: the same embedding as stored, packed, and in bf16 within its rounding. */
+    const char *computes[3] = {"stored", "f32", "bf16"};
+    float *other = (float *)calloc((size_t)dim, sizeof(float));
+    te_clip *packed = NULL;
+    for (l = 0; l < 3; ++l) {
+      double e = 0.0, n = 0.0;
+      params.compute = computes[l];
+      CHECK_STATUS(te_clip_load(model_dir, &params, &packed), TE_OK, NULL);
+      CHECK_STATUS(te_clip_embed(packed, (const te_image *const *)&image, 1, other, (size_t)dim), TE_OK, NULL);
+      for (i = 0; i < dim; ++i) {
+        e += ((double)other[i] - image_row[i]) * ((double)other[i] - image_row[i]);
+        n += (double)image_row[i] * image_row[i];
+      }
+      CHECK(sqrt(e / n) < (l == 2 ? 1e-2 : 1e-5));
+      te_clip_free(packed);
+      packed = NULL;
+    }
+    params.compute = "f64";
+    CHECK_STATUS(te_clip_load(model_dir, &params, &packed), TE_ERROR_FAILED, "compute");
+    CHECK(packed == NULL);
+    params.compute = NULL;
+    free(other);
+  }
   image_row[0] = NAN;
   CHECK_STATUS(te_zero_shot_classify(text, labels, 2, NULL, image_row, 1, (size_t)dim, NULL, NULL, NULL, NULL),
                TE_ERROR_FAILED, "norm");

@@ -94,6 +94,36 @@ TEST_P(FixtureParity, SingleImageAndThreadCountsGiveSameResult) {
   EXPECT_LE(testing::rel_error(serial.last_hidden_state, batched.last_hidden_state), 1e-6);
 }
 
+// Weights packed once at load (what `auto` picks for f32 checkpoints): the
+// reference's tolerance; bf16 products (weights and activations rounded to
+// bf16): within the 16-bit files' tolerance. From f16 weights, F32 panels give
+// what the f16 file gives as stored.
+TEST_P(FixtureParity, PackedWeightsKeepParity) {
+  VisionModel f32 = VisionModel::load(testing::fixture(GetParam()));
+  clip::apply_compute(f32, "auto", "test");
+  ASSERT_EQ(f32.compute(), LinearCompute::F32);
+  EXPECT_EQ(f32.weights().layers[0].fc1.dtype(), DType::F32x32);
+  EXPECT_EQ(f32.weight_dtype(), DType::F32);
+  expect_parity(f32, GetParam(), 1e-4);
+  if (has_native_bf16_linear()) {
+    VisionModel bf16 = VisionModel::load(testing::fixture(GetParam()));
+    clip::apply_compute(bf16, "bf16", "test");
+    EXPECT_EQ(bf16.weights().layers[0].fc1.dtype(), DType::BF16x32);
+    EXPECT_NE(bf16.description().find("bf16 compute"), std::string::npos) << bf16.description();
+    expect_parity(bf16, GetParam(), 1e-2);
+  }
+  VisionModel f16 = VisionModel::load(testing::fixture(GetParam() + "/model.f16.safetensors"));
+  clip::apply_compute(f16, "auto", "test");  // 16-bit weights stay as stored
+  EXPECT_FALSE(f16.compute().has_value());
+  VisionModel f16_packed = VisionModel::load(testing::fixture(GetParam() + "/model.f16.safetensors"));
+  clip::apply_compute(f16_packed, "f32", "test");
+  const auto io = SafetensorsFile::open(testing::fixture(GetParam() + "/io.safetensors"));
+  const auto a = f16.forward(io.get("pixel_values")), b = f16_packed.forward(io.get("pixel_values"));
+  for (const char* name : kOutputs) EXPECT_LE(testing::rel_error(output(a, name), output(b, name)), 1e-5) << name;
+  expect_error_mentions([&] { clip::apply_compute(f16, "int8", "--compute"); }, {"--compute", "int8"});
+  expect_error_mentions([&] { f32.pack_weights(LinearCompute::BF16); }, {"packed already"});
+}
+
 INSTANTIATE_TEST_SUITE_P(Clip, FixtureParity, ::testing::Values("clip-vision-tiny", "clip-vision-small"));
 
 // Shapes the shared fixtures lack (tools/clip_vision_reference.py): exact GELU,

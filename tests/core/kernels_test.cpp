@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/attention.h"
+#include "core/finite.h"
 #include "core/matmul.h"
 #include "core/matmul_internal.h"
 #include "core/thread_pool.h"
@@ -332,6 +333,78 @@ TEST(Linear, TeamMatchesLinear) {
     }
   }
   set_num_threads(2);
+}
+
+// Weights packed once for the GEMM (pack_linear_weight). F32x32: the very
+// numbers of the row-major weight (same kernel, same sums). BF16x32: against
+// the reference fed bf16-rounded activations (vdpbf16ps sums pairs in f32),
+// and close to the f32 product. M covers one row, one tile (14), a tile edge
+// (15), several tiles split between tasks; K = 1056 spans three k blocks, 588
+// is CLIP's patch matrix (not a multiple of 32); N = 1056 is 33 panels.
+TEST(Linear, PackedWeightsMatchTheRowMajorKernelAndTheReference) {
+  for (const int64_t K : {int64_t{2}, int64_t{96}, int64_t{588}, int64_t{1056}}) {
+    for (const int64_t N : {int64_t{32}, int64_t{96}, int64_t{1056}}) {
+      const Tensor w32 = Tensor::from_vector<float>({N, K}, randn(N * K, 41));
+      const auto b = randn(N, 42);
+      for (const DType stored : {DType::F32, DType::BF16, DType::F16}) {
+        const Tensor w = w32.to(stored);
+        const Tensor wf = pack_linear_weight(w, LinearCompute::F32);
+        const Tensor wb = pack_linear_weight(w, LinearCompute::BF16);
+        ASSERT_EQ(wf.dtype(), DType::F32x32);
+        ASSERT_EQ(wb.dtype(), DType::BF16x32);
+        for (const int64_t M : {int64_t{1}, int64_t{14}, int64_t{15}, int64_t{57}}) {
+          const auto x = randn(M * K, 43);
+          std::vector<float> y_rows(M * N), y_f32(M * N), y_bf16(M * N), y_ref(M * N);
+          linear(x.data(), M, w, b.data(), y_rows.data());
+          linear(x.data(), M, wf, b.data(), y_f32.data());
+          linear(x.data(), M, wb, b.data(), y_bf16.data());
+          const std::string where = std::string(dtype_name(stored)) + " M=" + std::to_string(M) +
+                                    " N=" + std::to_string(N) + " K=" + std::to_string(K);
+          // Row-major weights take the dot path below 5 rows (other sums).
+          EXPECT_LT(testing::rel_error(y_f32, y_rows), M < detail::dot_path_max_rows(stored) ? 1e-5 : 1e-7) << where;
+          reference::linear(x.data(), M, wb, b.data(), y_ref.data());
+          EXPECT_LT(testing::rel_error(y_bf16, y_ref), 1e-5) << where;
+          EXPECT_LT(testing::rel_error(y_bf16, y_rows), 1e-2) << where;
+        }
+      }
+    }
+  }
+}
+
+TEST(Linear, PackedLayoutsRoundTripAndKeepWhatTheyCannotPack) {
+  const int64_t N = 64, K = 38;
+  const Tensor w = Tensor::from_vector<float>({N, K}, randn(N * K, 44));
+  const Tensor wf = pack_linear_weight(w, LinearCompute::F32), wb = pack_linear_weight(w, LinearCompute::BF16);
+  EXPECT_EQ(wf.to(DType::F32).to_f32_vector(), w.to_f32_vector());
+  EXPECT_EQ(wb.to(DType::F32).to_f32_vector(), w.to(DType::BF16).to_f32_vector());
+  EXPECT_EQ(w.to(DType::F32x32).to_f32_vector(), w.to_f32_vector());
+  std::vector<float> row(K);
+  wb.row_to_f32(37, row.data());
+  const std::vector<float> all = w.to(DType::BF16).to_f32_vector();
+  EXPECT_EQ(row, std::vector<float>(all.begin() + 37 * K, all.begin() + 38 * K));
+  // Whole panels slice; a panel's rows are not addressable one by one.
+  EXPECT_EQ(wf.rows(32, 64).to(DType::F32).to_f32_vector(), w.rows(32, 64).to_f32_vector());
+  EXPECT_THROW(wf.rows(0, 16), Error);
+  EXPECT_THROW(Tensor::zeros(DType::F32, {48, 8}).to(DType::F32x32), Error);
+  EXPECT_THROW(Tensor::zeros(DType::F32, {32, 7}).to(DType::BF16x32), Error);
+  // A NaN is reported at its row-major index.
+  std::vector<float> v = w.to_f32_vector();
+  v[45 * K + 11] = NAN;
+  const Tensor bad = Tensor::from_vector<float>({N, K}, v);
+  EXPECT_EQ(first_non_finite(pack_linear_weight(bad, LinearCompute::F32)), 45 * K + 11);
+  EXPECT_EQ(first_non_finite(pack_linear_weight(bad, LinearCompute::BF16)), 45 * K + 11);
+  // Matrices the panels do not fit stay as they are.
+  EXPECT_EQ(pack_linear_weight(Tensor::zeros(DType::F32, {33, 64}), LinearCompute::F32).dtype(), DType::F32);
+  EXPECT_EQ(pack_linear_weight(Tensor::zeros(DType::F32, {32, 63}), LinearCompute::BF16).dtype(), DType::F32);
+  EXPECT_EQ(pack_linear_weight(Tensor::zeros(DType::Q8_0, {32, 64}), LinearCompute::F32).dtype(), DType::Q8_0);
+  // A team multiplies packed weights too (in whole panels).
+  const auto x = randn(6 * K, 45);
+  std::vector<float> want(6 * N), got(6 * N);
+  for (const Tensor* p : {&wf, &wb}) {
+    linear(x.data(), 6, *p, nullptr, want.data());
+    run_team([&](Team& team) { linear(team, x.data(), 6, *p, nullptr, got.data()); });
+    EXPECT_EQ(got, want) << dtype_name(p->dtype());
+  }
 }
 
 TEST(Linear, StridedRowsAndNoBias) {

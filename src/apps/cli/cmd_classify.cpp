@@ -22,6 +22,7 @@ constexpr int kSomeImagesFailed = 2;
 constexpr int64_t kBatch = 8;
 
 struct Opts {
+  std::string compute = "auto";  // --compute: clip::apply_compute
   std::string clip, projector, labels, anchors;
   bool zero_shot = false;  // CLIP's text tower scores the labels instead of a projector
   std::string prompt_template = data::kDefaultPromptTemplate, vocab;
@@ -38,7 +39,8 @@ void emit(const std::string& line) {
 }
 
 void run_classify(const Opts& o) {
-  const auto model = clip::VisionModel::load(o.clip);
+  auto model = clip::VisionModel::load(o.clip);
+  clip::apply_compute(model, o.compute, "--compute");
   // The scorer of image embeddings: the Metric Projector, or (--zero-shot) CLIP's text tower.
   projector::ProjectorModel projector;
   std::optional<data::ZeroShotClassifier> zero_shot;
@@ -121,6 +123,7 @@ const CommandRegistration kClassify("classify", [](CLI::App& root) {
   auto o = std::make_shared<Opts>();
   auto* cmd = root.add_subcommand("classify", "classify images: CLIP embedding -> Metric Projector -> nearest label");
   cmd->add_option("--clip", o->clip, "CLIP model directory or weights file")->required();
+  add_clip_compute_option(*cmd, o->compute);
   cmd->add_option("--projector", o->projector, "projector model (.safetensors, `tinyemo projector train/import`)");
   cmd->add_flag("--zero-shot", o->zero_shot,
                 "no projector: cosine to CLIP text embeddings of the --labels prompts (a whole CLIP model as --clip)");

@@ -44,10 +44,11 @@ void add_preprocess(CLI::App& clip) {
 
 void add_encode(CLI::App& clip) {
   struct Opts {
-    std::string model, pixels, key = "pixel_values", out;
+    std::string model, pixels, key = "pixel_values", out, compute = "auto";
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = clip.add_subcommand("encode", "run the vision tower on preprocessed pixels");
+  add_clip_compute_option(*cmd, o->compute);
   cmd->add_option("--model", o->model, "model directory or weights file (HF or OpenAI)")->required();
   cmd->add_option("--pixels", o->pixels, "input .safetensors holding [B, 3, N, N] or [3, N, N] pixels")->required();
   cmd->add_option("--key", o->key, "tensor name in --pixels");
@@ -55,7 +56,8 @@ void add_encode(CLI::App& clip) {
                                    "penultimate_hidden_state")
       ->required();
   cmd->callback([o] {
-    const auto model = clip::VisionModel::load(o->model);
+    auto model = clip::VisionModel::load(o->model);
+    clip::apply_compute(model, o->compute, "--compute");
     const auto input = SafetensorsFile::open(o->pixels);
     TE_CHECK(input.contains(o->key), "{}: no tensor \"{}\" (use --key)", o->pixels, o->key);
     const clip::VisionOutputs out = model.forward(input.get(o->key));
@@ -73,13 +75,14 @@ void add_encode(CLI::App& clip) {
 
 void add_bench(CLI::App& clip) {
   struct Opts {
-    std::string arch = "vit-l-14", model, dtype = "f32";
+    std::string arch = "vit-l-14", model, dtype = "f32", compute = "auto";
     bool random_weights = false, json = false;
     int64_t batch = 1;
     double min_seconds = 3.0;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = clip.add_subcommand("bench", "time the vision tower: seconds per image and GFLOP/s");
+  add_clip_compute_option(*cmd, o->compute);
   cmd->add_option("--arch", o->arch, "vit-b-32, vit-b-16, vit-l-14 or vit-l-14-336");
   cmd->add_flag("--random-weights", o->random_weights, "random weights of --arch (no checkpoint needed)");
   cmd->add_option("--model", o->model, "time a checkpoint instead of random weights");
@@ -93,8 +96,9 @@ void add_bench(CLI::App& clip) {
     TE_CHECK(parse_dtype(o->dtype, &dtype) &&
                  (dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16),
              "--dtype: expected f32, bf16 or f16, got \"{}\"", o->dtype);
-    const auto model = o->random_weights ? clip::VisionModel::random(clip::named_vision_config(o->arch), dtype)
-                                         : clip::VisionModel::load(o->model);
+    auto model = o->random_weights ? clip::VisionModel::random(clip::named_vision_config(o->arch), dtype)
+                                   : clip::VisionModel::load(o->model);
+    clip::apply_compute(model, o->compute, "--compute");
     const clip::VisionConfig& cfg = model.config();
     Tensor pixels = Tensor::empty(DType::F32, {o->batch, cfg.num_channels, cfg.image_size, cfg.image_size});
     float* px = pixels.mutable_data<float>();
@@ -111,10 +115,12 @@ void add_bench(CLI::App& clip) {
     std::sort(runs.begin(), runs.end());
     const double per_image = runs[runs.size() / 2] / static_cast<double>(o->batch);
     const double gflop = cfg.flop_per_image() / 1e9;
-    const double peak = peak_gflops(dtype == DType::BF16 ? PeakKind::Bf16Dot : PeakKind::F32Fma, num_threads());
+    const bool bf16_compute = model.compute() == LinearCompute::BF16;
+    const double peak = peak_gflops(bf16_compute ? PeakKind::Bf16Dot : PeakKind::F32Fma, num_threads());
     nlohmann::json j = {{"arch", o->random_weights ? o->arch : o->model},
                         {"weights", model.description()},
                         {"dtype", dtype_name(model.weight_dtype())},
+                        {"compute", !model.compute() ? "stored" : bf16_compute ? "bf16" : "f32"},
                         {"image_size", cfg.image_size},
                         {"batch", o->batch},
                         {"threads", num_threads()},

@@ -14,6 +14,7 @@ namespace {
 constexpr int kSomeImagesFailed = 2;
 
 struct Opts {
+  std::string compute = "auto";  // --compute: clip::apply_compute
   std::string model, images, out, format = "auto";
   int64_t batch = 8;
   int64_t max_pixels = ImageLimits{}.max_pixels;
@@ -22,7 +23,8 @@ struct Opts {
 };
 
 void run_features(const Opts& o) {
-  const auto model = clip::VisionModel::load(o.model);
+  auto model = clip::VisionModel::load(o.model);
+  clip::apply_compute(model, o.compute, "--compute");
   pipeline::FeaturesOptions f;
   f.images = o.images;
   f.out = o.out;
@@ -91,6 +93,7 @@ const CommandRegistration kFeatures("features", [](CLI::App& root) {
   auto* cmd = root.add_subcommand("features",
                                   "CLIP image embeddings for a <label>/<image> folder (TinyEmo layout) or a dataset");
   cmd->add_option("--model", o->model, "CLIP model directory or weights file")->required();
+  add_clip_compute_option(*cmd, o->compute);
   cmd->add_option("--images", o->images, "folder of <label>/<image> files (JPEG, PNG, WebP), or a dataset's root")
       ->required();
   cmd->add_option("--out", o->out, "output folder, or a .safetensors file for one shard")->required();

@@ -55,6 +55,15 @@ inline CLI::Validator in_range(double min, double max = std::numeric_limits<doub
       bound);
 }
 inline CLI::Validator at_least(double min) { return in_range(min); }
+
+// --compute of the commands that run CLIP's vision tower (clip::apply_compute).
+inline void add_clip_compute_option(CLI::App& cmd, std::string& compute) {
+  cmd.add_option("--compute", compute,
+                 "CLIP tower's products: auto (f32 weights packed once at load, 16-bit ones as stored), f32, bf16 "
+                 "(weights and activations rounded to bf16, AVX512-BF16: faster, ~1e-3 relative on the "
+                 "embeddings) or stored (packed per call)")
+      ->check(CLI::IsMember({"auto", "f32", "bf16", "stored"}));
+}
 inline CLI::Validator positive() { return in_range(0.0, std::numeric_limits<double>::infinity(), true); }
 
 }  // namespace tinyemo::cli

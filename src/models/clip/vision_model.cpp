@@ -185,6 +185,7 @@ VisionModel VisionModel::from_checkpoint(const VisionConfig& config, const std::
       }
     }
   }
+  m.stored_dtype_ = m.weights_.patch.dtype();
   m.description_ = fmt::format("{} {} checkpoint ({}) {}, config from {}", hf ? "Hugging Face" : "OpenAI",
                                config.family == VisionFamily::Clip ? "CLIP" : "SigLIP",
                                dtype_name(wt.patch.dtype()), tensors.main_file(), config_source);
@@ -218,6 +219,36 @@ VisionModel VisionModel::load(const std::filesystem::path& model) {
   // A CLIPVisionModel checkpoint has no projection whatever projection_dim says.
   if (!tensors.contains(names_of(where).projection())) config.projection_dim = 0;
   return from_checkpoint(config, files.config->string(), tensors, where);
+}
+
+void VisionModel::pack_weights(LinearCompute compute) {
+  TE_CHECK(!compute_, "CLIP tower: the weights are packed already");
+  std::vector<Tensor*> matrices{&weights_.patch};
+  for (LayerWeights& l : weights_.layers) {
+    for (Tensor* t : {&l.q, &l.k, &l.v, &l.out, &l.fc1, &l.fc2}) matrices.push_back(t);
+  }
+  if (weights_.projection.defined()) matrices.push_back(&weights_.projection);
+  std::vector<Tensor> packed;
+  for (Tensor* t : matrices) packed.push_back(std::move(*t));
+  packed = pack_linear_weights(std::move(packed), compute);
+  for (size_t i = 0; i < matrices.size(); ++i) *matrices[i] = std::move(packed[i]);
+  // bf16 products give other features: what was loaded says so (feature files record it).
+  if (compute == LinearCompute::BF16 && compute_ != LinearCompute::BF16) description_ += ", bf16 compute";
+  compute_ = compute;
+}
+
+void apply_compute(VisionModel& model, const std::string& name, const std::string& where) {
+  if (name == "auto" || name.empty()) {
+    if (model.weight_dtype() == DType::F32) model.pack_weights(LinearCompute::F32);
+  } else if (name == "f32") {
+    model.pack_weights(LinearCompute::F32);
+  } else if (name == "bf16") {
+    TE_CHECK(has_native_bf16_linear(), "{}: bf16 compute needs a CPU with AVX512-BF16 and a build for it "
+             "(this one would multiply in scalar code); use f32", where);
+    model.pack_weights(LinearCompute::BF16);
+  } else {
+    TE_CHECK(name == "stored", "{}: unknown compute \"{}\" (auto, f32, bf16 or stored)", where, name);
+  }
 }
 
 VisionModel VisionModel::random(const VisionConfig& config, DType dtype, uint64_t seed) {
@@ -270,6 +301,7 @@ VisionModel VisionModel::random(const VisionConfig& config, DType dtype, uint64_
   }
   if (config.projection_dim > 0) wt.projection = fill({config.projection_dim, w});
   m.description_ = fmt::format("random weights ({})", dtype_name(dtype));
+  m.stored_dtype_ = dtype;
   return m;
 }
 

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/matmul.h"
 #include "core/tensor.h"
 #include "models/clip/checkpoint.h"
 #include "models/clip/config.h"
@@ -96,7 +97,17 @@ class VisionModel {
 
   const VisionConfig& config() const { return config_; }
   const VisionWeights& weights() const { return weights_; }
-  DType weight_dtype() const { return weights_.patch.dtype(); }
+  // The dtype the matrices were stored in (also after pack_weights).
+  DType weight_dtype() const { return stored_dtype_; }
+  // Packs the matrices once for core::linear (pack_linear_weights), so the
+  // forward stops re-packing them per call: F32 gives the same numbers, BF16
+  // rounds weights and activations to bf16 (vdpbf16ps; embeddings within ~1e-2
+  // relative, docs/clip.md). weights() then holds the packed layouts. Costs one
+  // pass over the weights and their size in memory (the mapped file is released
+  // when nothing else holds it).
+  void pack_weights(LinearCompute compute);
+  // What pack_weights was given; nullopt while the matrices are as stored.
+  std::optional<LinearCompute> compute() const { return compute_; }
   // What was loaded ("HF safetensors (F32) model.safetensors + config.json").
   const std::string& description() const { return description_; }
 
@@ -116,6 +127,16 @@ class VisionModel {
   VisionConfig config_;
   VisionWeights weights_;
   std::string description_;
+  DType stored_dtype_ = DType::F32;
+  std::optional<LinearCompute> compute_;
 };
+
+// How the tower multiplies, by name, as the CLI's --compute and the C API's
+// te_clip_params.compute take it: "auto" (the default: matrices stored in f32
+// packed as F32, the same numbers and memory; 16-bit ones kept as stored,
+// since F32 panels would double their memory), "f32", "bf16" (vdpbf16ps;
+// refused on a build whose CPU lacks AVX512-BF16, where it would run on
+// scalar code) or "stored" (re-packed per call). Throws naming `where`.
+void apply_compute(VisionModel& model, const std::string& name, const std::string& where);
 
 }  // namespace tinyemo::clip
