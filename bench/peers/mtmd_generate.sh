@@ -63,6 +63,19 @@ if [ ! -x "$bin" ] || [ "$repo/bench/peers/mtmd_generate.cpp" -nt "$bin" ]; then
     -l:libllama.v0.4.0.so -l:libggml.v0.4.0.so -l:libggml-base.so -Wl,-rpath,"$bins" -lpthread -ldl -o "$bin"
 fi
 
+# llama.cpp's own llama-mtmd-cli, linked against the prebuilt libllama-common
+# (built for pairs with a vocabulary; the fixtures' LMs have none, and
+# libllama aborts tokenizing its prompt). ggml_backend_load_all() looks for
+# the CPU backends beside the binary and in the working directory, so run it
+# from $bins: (cd "$bins" && "$work/llama-mtmd-cli" -m LM --mmproj MMPROJ --image X -p ... --temp 0).
+cli="$work/llama-mtmd-cli"
+if [ -f "$bins/libllama-common.so" ] && { [ ! -x "$cli" ] || [ "$src/tools/mtmd/mtmd-cli.cpp" -nt "$cli" ]; }; then
+  c++ -std=c++17 -O2 -w -I"$src/include" -I"$src/ggml/include" -I"$src/tools/mtmd" -I"$src/common" -I"$src/vendor" \
+    "$src/tools/mtmd/mtmd-cli.cpp" "$work"/obj/*.o "$clip_obj"/*.o -L"$bins" -l:libllama-common.so \
+    -l:libllama.v0.4.0.so -l:libggml.v0.4.0.so -l:libggml-base.so -Wl,-rpath,"$bins" -lpthread -ldl -o "$cli" ||
+    echo "mtmd_generate.sh: llama-mtmd-cli did not build (the driver does not need it)" >&2
+fi
+
 # Folders: the SigLIP fixture with cls_patch; the CLIP fixture as it is.
 REPO="$repo" /usr/bin/python3 - "$shared/fixtures" "$work" <<'EOF'
 import json, os, shutil, sys
