@@ -1,71 +1,27 @@
-// BF16 weights: the shipped path (linear(): bf16 widened to f32 while packing,
-// f32 FMAs, exact f32 activations) vs a native AVX512-BF16 prototype kept here
-// for the comparison (activations rounded to bf16, vdpbf16ps: two products per
-// lane per instruction). Speed in GFLOP/s against the measured f32 and bf16-dot
-// peaks, and accuracy against an f64 reference with the same bf16 weights.
+// BF16 weights three ways through linear(): as stored (bf16 widened to f32
+// while packed per call, f32 FMAs, exact f32 activations), packed once as f32
+// panels (pack_linear_weight F32: no per-call packing) and packed once as bf16
+// pairs (pack_linear_weight BF16: activations rounded to bf16, vdpbf16ps, two
+// products per lane per instruction). Speed in GFLOP/s against the measured
+// f32 and bf16-dot peaks, and accuracy against an f64 reference with the same
+// bf16 weights.
 // Usage: bf16_gemm_bench [threads]. Prints one JSON object.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "bench_util.h"
 #include "core/matmul.h"
-#include "core/simd.h"
 #include "core/thread_pool.h"
 
 using namespace tinyemo;
 
 namespace {
-
-#if defined(__AVX512BF16__) && TINYEMO_AVX512
-
-constexpr int64_t kMR = 14, kNR = 32;
-
-// y[M,N] = bf16(x)[M,K] W[N,K]^T, K even. Per 32-column panel (task): the panel
-// is packed as [K/2][32 columns][2] bf16 (a bf16 pair is one 32-bit word of a
-// weight row, so packing transposes 32-bit words); x rows are rounded to bf16
-// once and their pairs broadcast.
-void native_bf16_linear(const float* x, int64_t M, const uint16_t* w, int64_t N, int64_t K, float* y) {
-  std::vector<uint16_t> xb(static_cast<size_t>(M * K));
-  for (int64_t i = 0; i < M * K; ++i) xb[i] = f32_to_bf16(x[i]);
-  const int64_t panels = (N + kNR - 1) / kNR, kp = K / 2;
-  parallel_for(panels, 1, [&](int64_t p0, int64_t p1) {
-    std::vector<uint32_t> panel(static_cast<size_t>(kp * kNR));
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t n0 = p * kNR, nr = std::min(kNR, N - n0);
-      for (int64_t j = 0; j < kNR; ++j) {
-        const uint32_t* row = reinterpret_cast<const uint32_t*>(w + (n0 + std::min(j, nr - 1)) * K);
-        for (int64_t k = 0; k < kp; ++k) panel[k * kNR + j] = j < nr ? row[k] : 0u;
-      }
-      for (int64_t m0 = 0; m0 < M; m0 += kMR) {
-        const int64_t mr = std::min(kMR, M - m0);
-        __m512 acc[kMR][2];
-        for (auto& a : acc) a[0] = a[1] = _mm512_setzero_ps();
-        const uint32_t* xr[kMR];
-        for (int64_t i = 0; i < kMR; ++i) xr[i] = reinterpret_cast<const uint32_t*>(xb.data() + (m0 + std::min(i, mr - 1)) * K);
-        for (int64_t k = 0; k < kp; ++k) {
-          const __m512bh b0 = (__m512bh)_mm512_loadu_si512(panel.data() + k * kNR);
-          const __m512bh b1 = (__m512bh)_mm512_loadu_si512(panel.data() + k * kNR + 16);
-#pragma GCC unroll 14
-          for (int64_t i = 0; i < kMR; ++i) {
-            const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(xr[i][k]));
-            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, b0);
-            acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
-          }
-        }
-        const __mmask16 m0k = simd::first_lanes(nr), m1k = simd::first_lanes(nr - 16);
-        for (int64_t i = 0; i < mr; ++i) {
-          _mm512_mask_storeu_ps(y + (m0 + i) * N + n0, m0k, acc[i][0]);
-          _mm512_mask_storeu_ps(y + (m0 + i) * N + n0 + 16, m1k, acc[i][1]);
-        }
-      }
-    }
-  });
-}
-#endif
 
 double rel_error(const std::vector<float>& a, const std::vector<double>& ref) {
   double e = 0.0, n = 0.0;
@@ -109,23 +65,21 @@ int main(int argc, char** argv) {
       }
     const double flop = 2.0 * c.M * c.N * c.K;
     std::vector<float> y(c.M * c.N);
-    const double t_ours = bench::median_seconds(7, [&] { linear(x.data(), c.M, w, nullptr, y.data()); });
-    nlohmann::json r = {{"case", c.what},
-                        {"M", c.M},
-                        {"N", c.N},
-                        {"K", c.K},
-                        {"convert_in_packing_gflops", flop / t_ours / 1e9},
-                        {"convert_in_packing_fraction_of_f32_peak", flop / t_ours / 1e9 / peak_f32},
-                        {"convert_in_packing_rel_error", rel_error(std::vector<float>(y.begin(), y.begin() + ref_rows * c.N), ref)}};
-#if defined(__AVX512BF16__) && TINYEMO_AVX512
-    const double t_native = bench::median_seconds(7, [&] {
-      native_bf16_linear(x.data(), c.M, static_cast<const uint16_t*>(w.raw()), c.N, c.K, y.data());
-    });
-    r["native_bf16_gflops"] = flop / t_native / 1e9;
-    r["native_bf16_fraction_of_bf16_peak"] = flop / t_native / 1e9 / peak_bf16;
-    r["native_bf16_rel_error"] = rel_error(std::vector<float>(y.begin(), y.begin() + ref_rows * c.N), ref);
-    r["native_over_convert_speed"] = t_ours / t_native;
-#endif
+    const Tensor w_f32_panels = pack_linear_weight(w, LinearCompute::F32);
+    const Tensor w_bf16_panels = pack_linear_weight(w, LinearCompute::BF16);
+    nlohmann::json r = {{"case", c.what}, {"M", c.M}, {"N", c.N}, {"K", c.K}};
+    double t_stored = 0.0;
+    for (const auto& [name, weight] : {std::pair<const char*, const Tensor*>{"stored", &w},
+                                       {"f32_panels", &w_f32_panels}, {"bf16_panels", &w_bf16_panels}}) {
+      if (std::string(name) == "bf16_panels" && !has_native_bf16_linear()) continue;
+      const double t = bench::median_seconds(7, [&] { linear(x.data(), c.M, *weight, nullptr, y.data()); });
+      if (t_stored == 0.0) t_stored = t;
+      const double peak = std::string(name) == "bf16_panels" ? peak_bf16 : peak_f32;
+      r[name] = {{"gflops", flop / t / 1e9},
+                 {"fraction_of_peak", flop / t / 1e9 / peak},
+                 {"rel_error", rel_error(std::vector<float>(y.begin(), y.begin() + ref_rows * c.N), ref)},
+                 {"speed_over_stored", t_stored / t}};
+    }
     results.push_back(r);
   }
   const nlohmann::json out = {{"benchmark", "bf16_gemm"},       {"machine", bench::machine_info()},
