@@ -18,6 +18,7 @@
 #include "core/thread_pool.h"
 
 namespace tinyemo {
+TINYEMO_ISA_BEGIN
 
 namespace {
 
@@ -301,4 +302,5 @@ void attention(const AttentionShape& s, float scale, const float* q, int64_t q_s
 
 }  // namespace reference
 
+TINYEMO_ISA_END
 }  // namespace tinyemo
