@@ -57,7 +57,9 @@ function(tinyemo_isa_variants core)
     get_target_property(_deps ${core}_objects LINK_LIBRARIES)
     target_link_libraries(${_target} PRIVATE ${_deps})
     target_compile_definitions(${_target} PRIVATE TINYEMO_ISA_VARIANT=${_variant})
-    target_compile_options(${_target} PRIVATE ${TINYEMO_ISA_FLAGS_${_variant}})
+    # -fno-gnu-unique: GCC marks inline variables and the statics of inline
+    # functions STB_GNU_UNIQUE, which objcopy below cannot make local.
+    target_compile_options(${_target} PRIVATE ${TINYEMO_ISA_FLAGS_${_variant}} $<$<CXX_COMPILER_ID:GNU>:-fno-gnu-unique>)
     # The variant's objects become one object in which only its entry points
     # (tinyemo::isa_<name>::...) stay global: every other symbol, and in
     # particular the inline functions and template instantiations it shares
