@@ -18,6 +18,7 @@
 #include "core/thread_pool.h"
 
 namespace tinyemo {
+TINYEMO_ISA_BEGIN
 
 namespace {
 
@@ -156,6 +157,12 @@ void decode_scores(const float* q, int64_t rows, int64_t d, const float* k, int6
     case 8: return decode_scores_tiled<8>(q, rows, k, k_stride, kv, scores);
     default: break;
   }
+#else
+  // Without AVX-512 there is no mat-vec kernel (detail::linear_rows_dot has no
+  // f32 path there): dot products the compiler vectorises for the target.
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < kv; ++j) scores[r * kv + j] = dot(q + r * d, k + j * k_stride, d);
+  return;
 #endif
   detail::BOperand keys;  // key rows of d floats
   keys.layout = detail::BOperand::Layout::Rows;
@@ -301,4 +308,5 @@ void attention(const AttentionShape& s, float scale, const float* q, int64_t q_s
 
 }  // namespace reference
 
+TINYEMO_ISA_END
 }  // namespace tinyemo

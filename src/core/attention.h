@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "core/isa.h"
+
 namespace tinyemo {
 
 struct AttentionShape {
@@ -19,6 +21,7 @@ struct AttentionShape {
 };
 
 // out = softmax(scale * q k^T [+ mask]) v for each head. Row strides are in floats.
+TINYEMO_ISA_BEGIN
 void attention(const AttentionShape& s, float scale, const float* q, int64_t q_stride, const float* k,
                int64_t k_stride, const float* v, int64_t v_stride, float* out, int64_t out_stride);
 
@@ -26,5 +29,6 @@ namespace reference {
 void attention(const AttentionShape& s, float scale, const float* q, int64_t q_stride, const float* k,
                int64_t k_stride, const float* v, int64_t v_stride, float* out, int64_t out_stride);
 }  // namespace reference
+TINYEMO_ISA_END
 
 }  // namespace tinyemo

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "core/isa.h"
+
 namespace tinyemo {
 
 enum class DType : uint8_t {
@@ -80,6 +82,8 @@ uint16_t f32_to_f16(float f);
 
 // Bulk conversion between any two of F32, F16, BF16, F64, I64, I32, I16, I8, U8, Bool
 // (block types: dequantisation to F32 and quantisation from F32).
+TINYEMO_ISA_BEGIN
 void convert(DType from, const void* src, DType to, void* dst, int64_t n);
+TINYEMO_ISA_END
 
 }  // namespace tinyemo

@@ -9,7 +9,11 @@
 #include <bit>
 #include <cstdint>
 
-namespace tinyemo::fast {
+#include "core/isa.h"
+
+namespace tinyemo {
+TINYEMO_ISA_BEGIN
+namespace fast {
 
 // Cephes expf: ln 2 split in a high part exact in float and the remainder, and
 // the polynomial of e^r - 1 - r over r^2 (lowest degree first).
@@ -82,4 +86,6 @@ inline void gelu_with_grad(float x, float& value, float& grad) {
   grad = phi + x * density;
 }
 
-}  // namespace tinyemo::fast
+}  // namespace fast
+TINYEMO_ISA_END
+}  // namespace tinyemo

@@ -21,7 +21,9 @@
 #include "core/simd.h"
 #include "core/thread_pool.h"
 
-namespace tinyemo::detail {
+namespace tinyemo {
+TINYEMO_ISA_BEGIN
+namespace detail {
 
 namespace {
 
@@ -552,4 +554,6 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
   });
 }
 
-}  // namespace tinyemo::detail
+}  // namespace detail
+TINYEMO_ISA_END
+}  // namespace tinyemo

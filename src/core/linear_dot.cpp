@@ -23,7 +23,9 @@
 #include "core/linear_dot_tiles.h"
 #include "core/thread_pool.h"
 
-namespace tinyemo::detail {
+namespace tinyemo {
+TINYEMO_ISA_BEGIN
+namespace detail {
 
 namespace {
 
@@ -505,4 +507,6 @@ void linear_rows_dot(const float* x, int64_t M, int64_t ldx, const BOperand& w, 
   fail("linear: no dot-product kernel for {} weights in this build", dtype_name(w.dtype));
 }
 
-}  // namespace tinyemo::detail
+}  // namespace detail
+TINYEMO_ISA_END
+}  // namespace tinyemo

@@ -23,7 +23,9 @@
 #include "core/quant.h"
 #include "core/simd.h"
 
-namespace tinyemo::detail {
+namespace tinyemo {
+TINYEMO_ISA_BEGIN
+namespace detail {
 
 namespace {
 
@@ -248,4 +250,6 @@ void linear_rows_dot_kquant(const float* x, int64_t M, int64_t ldx, const BOpera
   fail("linear: no k-quant dot-product kernel for {} weights in this build", dtype_name(w.dtype));
 }
 
-}  // namespace tinyemo::detail
+}  // namespace detail
+TINYEMO_ISA_END
+}  // namespace tinyemo

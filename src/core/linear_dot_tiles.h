@@ -10,7 +10,9 @@
 #include "core/matmul_internal.h"
 #include "core/thread_pool.h"
 
-namespace tinyemo::detail {
+namespace tinyemo {
+TINYEMO_ISA_BEGIN
+namespace detail {
 
 inline constexpr int64_t kMaxDotRows = 4;  // activation rows per inner kernel call (more: another pass over L2)
 
@@ -83,4 +85,6 @@ void for_activation_groups(int64_t M, Body&& body) {
   }
 }
 
-}  // namespace tinyemo::detail
+}  // namespace detail
+TINYEMO_ISA_END
+}  // namespace tinyemo

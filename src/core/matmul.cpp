@@ -16,6 +16,7 @@
 #include "core/thread_pool.h"
 
 namespace tinyemo {
+TINYEMO_ISA_BEGIN
 
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
@@ -273,4 +274,5 @@ void linear(const float* x, int64_t M, const Tensor& W, const float* bias, float
 }
 
 }  // namespace reference
+TINYEMO_ISA_END
 }  // namespace tinyemo

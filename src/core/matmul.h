@@ -7,11 +7,14 @@
 #include <span>
 #include <vector>
 
+#include "core/isa.h"
 #include "core/tensor.h"
 
 namespace tinyemo {
 
 class Team;
+
+TINYEMO_ISA_BEGIN
 
 // C[M,N] = alpha * op(A) * op(B) + beta * C, row-major f32; op(X) = X or X^T.
 // beta == 0 never reads C. Multi-threaded on the global pool (serial inside a pool task).
@@ -35,11 +38,13 @@ void linear(const float* x, int64_t M, const Tensor& W, const float* bias, float
 // target i gets y_i = x W_i^T + b_i (ldx = K, ldy = N_i). With interleaved
 // quantised weights of one dtype and fewer than 8 rows, all mat-vecs run as one
 // pass of the thread pool (one synchronisation, one quantisation of x).
+TINYEMO_ISA_END
 struct LinearTarget {
   const Tensor* weight = nullptr;
   const float* bias = nullptr;
   float* y = nullptr;
 };
+TINYEMO_ISA_BEGIN
 void linear_shared_input(const float* x, int64_t M, std::span<const LinearTarget> targets);
 
 // The same computed by a team (run_team): every member calls it with the same
@@ -86,5 +91,6 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 void linear(const float* x, int64_t M, const Tensor& W, const float* bias, float* y);
 }  // namespace reference
+TINYEMO_ISA_END
 
 }  // namespace tinyemo

@@ -8,7 +8,10 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/isa.h"
 
+// Types shared by every instruction-set variant (core/isa.h); the functions
+// below are each variant's own.
 namespace tinyemo::detail {
 
 // The right-hand operand op(B) of C[M,N] = A[M,K] op(B)[K,N], as stored:
@@ -23,6 +26,11 @@ struct BOperand {
   const void* data = nullptr;
   int64_t ld = 0;
 };
+}  // namespace tinyemo::detail
+
+namespace tinyemo {
+TINYEMO_ISA_BEGIN
+namespace detail {
 
 // A: element (m, k) at a[m * a_row + k * a_col] (f32; either stride may be 1).
 // C: c[m * ldc + n] = alpha * sum_k A B + beta * c (+ bias[n] when bias is set).
@@ -37,6 +45,11 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
 void linear_rows_dot(const float* x, int64_t M, int64_t ldx, const BOperand& w, int64_t N, int64_t K,
                      const float* bias, float* y, int64_t ldy);
 
+}  // namespace detail
+TINYEMO_ISA_END
+}  // namespace tinyemo
+
+namespace tinyemo::detail {
 // linear_rows_dot for several Q8_0x16 or Q4_0x16 weights (all of one dtype) on
 // the same x: one quantisation of x and one pass of the pool for all of them.
 struct DotOutput {
@@ -51,6 +64,11 @@ struct DotOutput {
 // when every member of a team makes the call.
 using PieceSplitter =
     std::function<void(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn)>;
+}  // namespace tinyemo::detail
+
+namespace tinyemo {
+TINYEMO_ISA_BEGIN
+namespace detail {
 // The panels of all outputs form one index space split by `split` (null:
 // parallel_for_stealing on the pool).
 void linear_rows_dot_shared_input(const float* x, int64_t M, int64_t ldx, int64_t K,
@@ -74,4 +92,6 @@ bool has_interleaved_dot();
 // (0 where this build has no dot kernel for the dtype).
 int64_t dot_path_max_rows(DType weight_dtype);
 
-}  // namespace tinyemo::detail
+}  // namespace detail
+TINYEMO_ISA_END
+}  // namespace tinyemo

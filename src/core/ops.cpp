@@ -5,6 +5,7 @@
 #include "core/simd_math.h"
 
 namespace tinyemo {
+TINYEMO_ISA_BEGIN
 
 #if TINYEMO_AVX512
 
@@ -235,4 +236,5 @@ void silu(float* x, int64_t n) {
 
 }  // namespace reference
 
+TINYEMO_ISA_END
 }  // namespace tinyemo

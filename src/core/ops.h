@@ -3,7 +3,10 @@
 
 #include <cstdint>
 
+#include "core/isa.h"
+
 namespace tinyemo {
+TINYEMO_ISA_BEGIN
 
 // out[r,:] = (x[r,:] - mean) / sqrt(var + eps) * gamma + beta  (gamma/beta may be null)
 void layer_norm(const float* x, int64_t rows, int64_t cols, const float* gamma, const float* beta, float eps,
@@ -37,4 +40,5 @@ void add_inplace(float* y, const float* x, int64_t n);
 // dot product and squared L2 norm in f32 with wide accumulation
 float dot(const float* a, const float* b, int64_t n);
 
+TINYEMO_ISA_END
 }  // namespace tinyemo

@@ -3,6 +3,8 @@
 // core/attention.h, core/ops.h).
 #pragma once
 
+#include "core/isa.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 // GCC 12's AVX-512 headers trip -Wuninitialized inside their own casts
 // (_mm512_castps512_ps256 uses a self-initialised "undefined" vector).
@@ -21,7 +23,9 @@
 #define TINYEMO_AVX512 0
 #endif
 
-namespace tinyemo::simd {
+namespace tinyemo {
+TINYEMO_ISA_BEGIN
+namespace simd {
 
 #if TINYEMO_AVX512
 inline float hsum(__m512 v) {
@@ -61,4 +65,6 @@ inline __m512 maskz_load_f16(__mmask16 m, const uint16_t* p) {
 }
 #endif
 
-}  // namespace tinyemo::simd
+}  // namespace simd
+TINYEMO_ISA_END
+}  // namespace tinyemo

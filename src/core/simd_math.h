@@ -8,7 +8,9 @@
 
 #if TINYEMO_AVX512
 
-namespace tinyemo::simd {
+namespace tinyemo {
+TINYEMO_ISA_BEGIN
+namespace simd {
 
 // Polynomial p(t) = c[0] + c[1] t + ... by Horner's rule.
 template <size_t N>
@@ -79,6 +81,8 @@ inline __m512 gelu_erf(__m512 x_in) {
   return _mm512_mul_ps(x_in, _mm512_mask_blend_ps(small, phi_large, phi_small));
 }
 
-}  // namespace tinyemo::simd
+}  // namespace simd
+TINYEMO_ISA_END
+}  // namespace tinyemo
 
 #endif  // TINYEMO_AVX512
