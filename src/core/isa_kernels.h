@@ -38,6 +38,10 @@
   X(prepare_linear_weight, prepare_linear_weight, Tensor, (const Tensor& W), (W))                                   \
   X(prepare_linear_weights, prepare_linear_weights, std::vector<Tensor>, (std::vector<Tensor> weights),             \
     (std::move(weights)))                                                                                           \
+  X(has_native_bf16_linear, has_native_bf16_linear, bool, (), ())                                                  \
+  X(pack_linear_weight, pack_linear_weight, Tensor, (const Tensor& W, LinearCompute compute), (W, compute))         \
+  X(pack_linear_weights, pack_linear_weights, std::vector<Tensor>,                                                  \
+    (std::vector<Tensor> weights, LinearCompute compute), (std::move(weights), compute))                           \
   X(reference_gemm, reference::gemm, void,                                                                          \
     (bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,          \
      const float* B, int64_t ldb, float beta, float* C, int64_t ldc),                                               \

@@ -61,6 +61,14 @@ void linear_shared_input(Team& team, const float* x, int64_t M, std::span<const 
 // Tensor::row_to_f32.
 Tensor prepare_linear_weight(const Tensor& W);
 
+// The same for a model's matrices, in one buffer in the order given (the order
+// they are read in): every matrix whose layout changes is placed in one
+// allocation on 2 MiB pages (core::allocate_buffer), tails included. One
+// allocation per matrix left the matrices under 2 MiB and every tail on 4 KiB
+// pages (about a quarter of OpenELM-270M's q8_0 bytes), which stream slower
+// (docs/lm.md). Each input is released once copied.
+std::vector<Tensor> prepare_linear_weights(std::vector<Tensor> weights);
+
 // Weights packed once for the GEMM (M >= 5 rows: prefill, image towers), so
 // that linear() skips its per-call packing. F32: F32x32, the f32 values
 // (f16/bf16 widened exactly), the same results as the stored matrix. BF16:
@@ -70,19 +78,14 @@ Tensor prepare_linear_weight(const Tensor& W);
 // (docs/perf/kernels.md). Matrices with rows % 32 != 0 (BF16: or odd cols)
 // and dtypes other than F32/F16/BF16 are returned as they are. Few-row calls
 // (decode) on packed weights run the GEMM, not the dot path.
+TINYEMO_ISA_END
 enum class LinearCompute : uint8_t { F32, BF16 };
+TINYEMO_ISA_BEGIN
 // Whether BF16 compute runs on vdpbf16ps in this build (else on scalar code: slow).
 bool has_native_bf16_linear();
 Tensor pack_linear_weight(const Tensor& W, LinearCompute compute);
 // The same for several matrices, in one buffer on 2 MiB pages as prepare_linear_weights.
 std::vector<Tensor> pack_linear_weights(std::vector<Tensor> weights, LinearCompute compute);
-// The same for a model's matrices, in one buffer in the order given (the order
-// they are read in): every matrix whose layout changes is placed in one
-// allocation on 2 MiB pages (core::allocate_buffer), tails included. One
-// allocation per matrix left the matrices under 2 MiB and every tail on 4 KiB
-// pages (about a quarter of OpenELM-270M's q8_0 bytes), which stream slower
-// (docs/lm.md). Each input is released once copied.
-std::vector<Tensor> prepare_linear_weights(std::vector<Tensor> weights);
 
 // Scalar references kept beside the optimised kernels; tests compare the two.
 // reference::linear rounds x to bf16 for BF16x32 weights, as linear() does.
