@@ -5,7 +5,7 @@
 // prebuilt libraries.
 //
 //   llamacpp_bench MODEL.gguf [--threads N] [--prompt-tokens P] [--gen-tokens G]
-//                  [--flash-attn auto|on|off]
+//                  [--flash-attn auto|on|off] [--poll 0..100]
 //
 // Prints one JSON line: prefill_seconds / prefill_tokens_per_s (the faster of
 // two prefills of P tokens from an empty cache, the first of which also
@@ -15,7 +15,8 @@
 // (i * 7919 + 13) mod vocab. llama-bench's defaults otherwise: n_batch 2048,
 // n_ubatch 512 (both at least P), F16 KV cache, flash attention "auto", no GPU
 // layers, a ggml threadpool of N threads (n_threads and n_threads_batch)
-// polling at 50, attached to the context.
+// polling at 50 (--poll: how long a worker spins for the next graph node
+// before it sleeps; 0 sleeps at once), attached to the context.
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -73,9 +74,9 @@ int32_t argmax(const float* logits, int32_t n) {
 
 int main(int argc, char** argv) {
   if (argc < 2) return fail("usage: llamacpp_bench MODEL.gguf [--threads N] [--prompt-tokens P] [--gen-tokens G] "
-                            "[--flash-attn auto|on|off]");
+                            "[--flash-attn auto|on|off] [--poll 0..100]");
   const char* path = argv[1];
-  int threads = 2, prompt_tokens = 128, gen_tokens = 64;
+  int threads = 2, prompt_tokens = 128, gen_tokens = 64, poll = 50;
   std::string flash_attn = "auto";
   for (int i = 2; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -87,6 +88,8 @@ int main(int argc, char** argv) {
       prompt_tokens = std::atoi(value);
     } else if (arg == "--gen-tokens") {
       gen_tokens = std::atoi(value);
+    } else if (arg == "--poll") {
+      poll = std::atoi(value);
     } else if (arg == "--flash-attn") {
       flash_attn = value;
     } else {
@@ -94,6 +97,7 @@ int main(int argc, char** argv) {
     }
   }
   if (threads < 1 || prompt_tokens < 1 || gen_tokens < 1) return fail("threads and token counts must be positive");
+  if (poll < 0 || poll > 100) return fail("--poll: 0 to 100");
   if (flash_attn != "auto" && flash_attn != "on" && flash_attn != "off") return fail("--flash-attn: auto, on or off");
 
   llama_log_set(log_callback, nullptr);
@@ -130,7 +134,7 @@ int main(int argc, char** argv) {
   const double load_seconds = now_seconds() - load_t0;
 
   ggml_threadpool_params tpp = ggml_threadpool_params_default(threads);
-  tpp.poll = 50;
+  tpp.poll = static_cast<uint32_t>(poll);
   ggml_threadpool* pool = threadpool_new(&tpp);
   if (!pool) return fail("could not make the threadpool");
   llama_attach_threadpool(ctx, pool, nullptr);
@@ -160,13 +164,13 @@ int main(int argc, char** argv) {
   llama_model_desc(model, description, sizeof description);
   std::printf(
       "{\"engine\": \"llama.cpp\", \"model\": %s, \"description\": %s, \"parameters\": %llu, \"model_bytes\": %llu, "
-      "\"threads\": %d, \"prompt_tokens\": %d, \"gen_tokens\": %d, \"n_batch\": %u, \"n_ubatch\": %u, "
+      "\"threads\": %d, \"poll\": %d, \"prompt_tokens\": %d, \"gen_tokens\": %d, \"n_batch\": %u, \"n_ubatch\": %u, "
       "\"kv_type\": \"f16\", \"flash_attn\": %s, \"flash_attn_log\": %s, \"cpu_backend\": %s, \"system_info\": %s, "
       "\"load_seconds\": %.6f, \"prefill_seconds\": %.6f, \"prefill_tokens_per_s\": %.4f, "
       "\"decode_seconds\": %.6f, \"decode_tokens_per_s\": %.4f}\n",
       json_string(path).c_str(), json_string(description).c_str(),
       static_cast<unsigned long long>(llama_model_n_params(model)),
-      static_cast<unsigned long long>(llama_model_size(model)), threads, prompt_tokens, gen_tokens, cp.n_batch,
+      static_cast<unsigned long long>(llama_model_size(model)), threads, poll, prompt_tokens, gen_tokens, cp.n_batch,
       cp.n_ubatch, json_string(flash_attn).c_str(), json_string(g_flash_attn_log).c_str(),
       json_string(ggml_backend_dev_description(cpu_dev)).c_str(), json_string(llama_print_system_info()).c_str(),
       load_seconds, prefill, prompt_tokens / prefill, decode, gen_tokens / decode);

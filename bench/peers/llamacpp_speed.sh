@@ -33,7 +33,8 @@
 # Environment: TINYEMO (default build/tinyemo), LLAMA_BINS, LLAMA_CPP (as in
 # llamacpp_check.sh), CACHE, ARCHS (comma-separated), QUANTS (default
 # q8_0,f16), THREADS (2), ROUNDS (5), PROMPT_TOKENS (128), GEN_TOKENS (64),
-# FLASH_ATTN (llama.cpp's: auto, llama-bench's default; on; off), SLACK
+# FLASH_ATTN (llama.cpp's: auto, llama-bench's default; on; off), POLL
+# (llama.cpp's threadpool polling level, 0-100: llama-bench's 50), SLACK
 # (0.03 of the machine's CPU time), MAX_RETRIES (3), SEED (0).
 set -eu
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -79,5 +80,5 @@ done
 exec /usr/bin/python3 "$repo/bench/peers/llamacpp_speed_rounds.py" --out "$out_json" --tinyemo "$tinyemo" \
   --llamacpp-bench "$cache/llamacpp_bench" --llamacpp-logits "$cache/llamacpp_logits" --files "$files" \
   --work "$cache/work" --threads "${THREADS:-2}" --rounds "${ROUNDS:-5}" --prompt-tokens "${PROMPT_TOKENS:-128}" \
-  --gen-tokens "${GEN_TOKENS:-64}" --flash-attn "${FLASH_ATTN:-auto}" --slack "${SLACK:-0.03}" \
+  --gen-tokens "${GEN_TOKENS:-64}" --flash-attn "${FLASH_ATTN:-auto}" --poll "${POLL:-50}" --slack "${SLACK:-0.03}" \
   --max-retries "${MAX_RETRIES:-3}"

@@ -97,6 +97,7 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--gen-tokens", type=int, default=64)
     ap.add_argument("--flash-attn", default="auto", choices=["auto", "on", "off"])
+    ap.add_argument("--poll", type=int, default=50, help="llama.cpp's threadpool polling level (llama-bench's 50)")
     ap.add_argument("--slack", type=float, default=0.03)
     ap.add_argument("--max-retries", type=int, default=3)
     args = ap.parse_args()
@@ -124,7 +125,7 @@ def main():
         "llamacpp": {"binary": args.llamacpp_bench, "settings": {
             "n_threads": args.threads, "n_threads_batch": args.threads, "n_batch": max(2048, args.prompt_tokens),
             "n_ubatch": max(512, args.prompt_tokens), "kv_cache": "f16", "flash_attn": args.flash_attn,
-            "threadpool_poll": 50, "n_gpu_layers": 0}},
+            "threadpool_poll": args.poll, "n_gpu_layers": 0}},
     }
 
     checks = [cross_check(f, args, env) for f in files]
@@ -142,7 +143,7 @@ def main():
             te_cmd = [args.tinyemo, "--threads", str(args.threads), "lm", "bench", "--model", f["path"],
                       "--prompt-tokens", str(args.prompt_tokens), "--gen-tokens", str(args.gen_tokens), "--json"]
             lc_cmd = [args.llamacpp_bench, f["path"], "--threads", str(args.threads), "--prompt-tokens",
-                      str(args.prompt_tokens), "--gen-tokens", str(args.gen_tokens), "--flash-attn", args.flash_attn]
+                      str(args.prompt_tokens), "--gen-tokens", str(args.gen_tokens), "--flash-attn", args.flash_attn, "--poll", str(args.poll)]
             entry = {"file": f["name"], "arch": f["arch"], "quant": f["quant"], "rounds": []}
             series = {f"{e}_{k}": [] for e in ("tinyemo", "llamacpp") for k in ("prefill_tokens_per_s", "decode_tokens_per_s")}
             for rnd in range(args.rounds):
