@@ -9,12 +9,13 @@ user, nice, system, irq, softirq, steal) exceeds the run's own CPU time
 (getrusage of the waited child: every thread of it) by more than
 `--slack` x wall x CPUs + 0.1 s; it is discarded and repeated, at most
 `--max-retries` times, after which the least contended attempt is kept and
-marked `contended`. Needs only the standard library and numpy.
+marked `contended` (bench/peers/peer_runs.py). Needs only the standard
+library and numpy.
 """
 import argparse
+import functools
 import json
 import os
-import resource
 import shlex
 import statistics
 import struct
@@ -24,52 +25,11 @@ import time
 
 import numpy as np
 
-HZ = os.sysconf("SC_CLK_TCK")
+import peer_runs
 
-
-def busy_seconds():
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = v[:8]
-    return (user + nice + system + irq + softirq + steal) / HZ
-
-
-def children_cpu():
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def run_once(cmd, env):
-    """Runs cmd; returns (stdout, wall, own CPU seconds, others' CPU seconds)."""
-    c0, b0, t0 = children_cpu(), busy_seconds(), time.monotonic()
-    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wall, busy, own = time.monotonic() - t0, busy_seconds() - b0, children_cpu() - c0
-    if p.returncode != 0:
-        sys.exit(f"clip_ort: {shlex.join(cmd)} failed with exit code {p.returncode}:\n{p.stderr.strip()}")
-    return p.stdout, wall, own, max(0.0, busy - own)
-
-
-def measured(cmd, env, args, label):
-    """Repeats a contended run (up to --max-retries times); returns (parsed JSON, round record)."""
-    cpus = os.cpu_count()
-    best = None
-    for attempt in range(args.max_retries + 1):
-        out, wall, own, other = run_once(cmd, env)
-        allowed = args.slack * wall * cpus + 0.1
-        rec = {"wall_seconds": round(wall, 3), "cpu_seconds": round(own, 3), "others_cpu_seconds": round(other, 3),
-               "others_allowed_seconds": round(allowed, 3), "retries": attempt}
-        result = json.loads(out.strip().splitlines()[-1])
-        if best is None or other < best[1]["others_cpu_seconds"]:
-            best = (result, rec)
-        if other <= allowed:
-            rec["contended"] = False
-            return result, rec
-        print(f"clip_ort: {label}: others used {other:.2f} CPU s of {wall:.1f} s wall (allowed {allowed:.2f}); "
-              f"{'repeating' if attempt < args.max_retries else 'keeping the least contended attempt'}",
-              file=sys.stderr)
-    best[1]["contended"] = True
-    best[1]["retries"] = args.max_retries
-    return best
+# Fresh-process runs with the contention check (bench/peers/peer_runs.py), messages prefixed clip_ort.
+run_once = functools.partial(peer_runs.run_once, prog="clip_ort")
+measured = functools.partial(peer_runs.measured, prog="clip_ort")
 
 
 def read_safetensors_f32(path, key):

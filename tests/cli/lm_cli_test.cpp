@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -170,6 +172,34 @@ TEST(LmCli, BenchPrintsTheContractFields) {
               tps * bytes / (j["read_bandwidth_gb_s"].get<double>() * 1e9), 1e-9);
   expect_failure(run_cli({"lm", "bench", "--arch", "gpt-5", "--random-weights", "--json"}), "gpt-5");
   expect_failure(run_cli({"lm", "bench", "--arch", "phi-2", "--random-weights", "--dtype", "q2_k"}), "--dtype");
+}
+
+// --save-checkpoint writes the random model's F32 tensors under their Hugging Face names and the preset as
+// config.json (what bench/peers/llamacpp_speed.sh converts to GGUF), then benchmarks it loaded back.
+TEST(LmCli, BenchSavesTheRandomCheckpoint) {
+  testing::TempDir tmp;
+  const std::string dir = (tmp / "openelm").string();
+  auto r = run_cli({"lm", "bench", "--arch", "openelm-270m", "--random-weights", "--seed", "3", "--save-checkpoint", dir,
+                    "--dtype", "q8_0", "--prompt-tokens", "2", "--gen-tokens", "1", "--json", "--threads", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["checkpoint"], dir);
+  EXPECT_EQ(j["dtype"], "q8_0");
+  EXPECT_NE(r.err.find("wrote " + dir), std::string::npos) << r.err;
+  std::ifstream config_file(tmp / "openelm/config.json");
+  EXPECT_EQ(nlohmann::json::parse(config_file), lm::lm_preset_config("openelm-270m"));
+
+  const lm::LmModel expected = lm::random_lm(lm::lm_preset_config("openelm-270m"), DType::F32, /*seed=*/3);
+  const auto file = SafetensorsFile::open(tmp / "openelm/model.safetensors");
+  ASSERT_EQ(file.entries().size(), expected.tensors().size());
+  for (const auto& [name, t] : expected.tensors()) {
+    ASSERT_TRUE(file.contains(name)) << name;
+    const Tensor saved = file.get(name);
+    ASSERT_EQ(saved.dtype(), DType::F32) << name;
+    ASSERT_EQ(saved.shape(), t.shape()) << name;
+    ASSERT_EQ(std::memcmp(saved.raw(), t.raw(), t.nbytes()), 0) << name;
+  }
+  expect_failure(run_cli({"lm", "bench", "--model", dir, "--save-checkpoint", (tmp / "again").string()}), "not both");
 }
 
 // Bad input: clear error naming the problem, non-zero exit, no crash.

@@ -1,10 +1,12 @@
 // `tinyemo lm logits | generate | bench`: run the decoder LMs (LLaMA/TinyLlama,
 // Phi-2, OpenELM) from a Hugging Face folder or a tinyemo .gguf.
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 
 #include "apps/cli/command.h"
 #include "core/thread_pool.h"
+#include "io/file.h"
 #include "io/safetensors.h"
 #include "models/lm/benchmark.h"
 #include "models/lm/generate.h"
@@ -77,7 +79,7 @@ struct GenerateCliOptions {
 };
 
 struct BenchOptions {
-  std::string arch, model, dtype = "f32";
+  std::string arch, model, dtype = "f32", save;
   bool random_weights = false, json = false;
   int64_t prompt_tokens = 128, gen_tokens = 64;
   uint64_t seed = 0;
@@ -198,20 +200,41 @@ const CommandRegistration kLm("lm", [](CLI::App& root) {
   bench->add_option("--prompt-tokens", bo->prompt_tokens, "prompt length (default 128)");
   bench->add_option("--gen-tokens", bo->gen_tokens, "tokens to decode (default 64)");
   bench->add_option("--seed", bo->seed, "seed of the random weights");
+  bench->add_option("--save-checkpoint", bo->save,
+                    "write the random F32 model to this folder first (config.json + model.safetensors, e.g. for "
+                    "`tinyemo convert`), then benchmark it loaded back with --dtype");
   bench->add_flag("--json", bo->json, "print one JSON object");
   bench->callback([bo, bench_dtype] {
     const DType dtype = ModelOptions::parse_weight_dtype(bo->dtype, "--dtype");
     std::optional<lm::LmModel> model;
     nlohmann::json what;
     if (!bo->model.empty()) {
-      TE_CHECK(bo->arch.empty() && !bo->random_weights, "lm bench: give --model or --arch --random-weights, not both");
+      TE_CHECK(bo->arch.empty() && !bo->random_weights && bo->save.empty(),
+               "lm bench: give --model or --arch --random-weights, not both");
       lm::LoadOptions o;
       if (bench_dtype->count() > 0) o.weight_dtype = dtype;  // else the file's own types, as generate runs them
       model = lm::LmModel::load(bo->model, o);
       what["model"] = bo->model;
     } else {
       TE_CHECK(!bo->arch.empty() && bo->random_weights, "lm bench needs --arch NAME --random-weights (or --model PATH)");
-      model = lm::random_lm(lm::lm_preset_config(bo->arch), dtype, bo->seed);
+      const nlohmann::json config = lm::lm_preset_config(bo->arch);
+      if (!bo->save.empty()) {
+        // The F32 tensors under their Hugging Face names and the preset as config.json: a folder
+        // every loader (and `tinyemo convert`) reads like a published checkpoint.
+        {
+          const lm::LmModel random = lm::random_lm(config, DType::F32, bo->seed);
+          std::filesystem::create_directories(bo->save);
+          write_safetensors(std::filesystem::path(bo->save) / "model.safetensors", random.tensors(), {{"format", "pt"}});
+          write_file_atomic(std::filesystem::path(bo->save) / "config.json", random.hf_config().dump(2));
+        }
+        report_written(bo->save, "random F32 " + bo->arch + " checkpoint");
+        lm::LoadOptions o;
+        o.weight_dtype = dtype;
+        model = lm::LmModel::load(bo->save, o);
+        what["checkpoint"] = bo->save;
+      } else {
+        model = lm::random_lm(config, dtype, bo->seed);
+      }
       what["arch"] = bo->arch;
     }
     nlohmann::json r = benchmark_lm(*model, bo->prompt_tokens, bo->gen_tokens);
