@@ -52,6 +52,20 @@ class Scratch {
   size_t size_ = 0;
 };
 
+// c[i][0, n_valid) = alpha * acc[i] + bias (+ beta * c[i]): the store of the
+// scalar micro-kernels (the portable fallback, and bf16 without AVX512-BF16).
+template <int MR>
+void store_tile_scalar(const float (&acc)[MR][kNR], float* c, int64_t ldc, int64_t n_valid, float alpha, float beta,
+                       const float* bias) {
+  for (int i = 0; i < MR; ++i) {
+    for (int64_t j = 0; j < n_valid; ++j) {
+      float r = alpha * acc[i][j] + (bias ? bias[j] : 0.0f);
+      if (beta != 0.0f) r += beta * c[i * ldc + j];
+      c[i * ldc + j] = r;
+    }
+  }
+}
+
 // ---- Packing op(B) rows into f32 panels -------------------------------------------
 //
 // pack_rows_panel: `nr` (<= 32) weight rows starting at row n0, elements [k0, k0+kc),
@@ -299,13 +313,7 @@ void micro_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_
       for (int64_t j = 0; j < kNR; ++j) acc[i][j] += ap[k * MR + i] * bp[k * kNR + j];
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    for (int64_t j = 0; j < n_valid; ++j) {
-      float r = alpha * acc[i][j] + (bias ? bias[j] : 0.0f);
-      if (beta != 0.0f) r += beta * c[i * ldc + j];
-      c[i * ldc + j] = r;
-    }
-  }
+  store_tile_scalar<MR>(acc, c, ldc, n_valid, alpha, beta, bias);
 }
 
 #endif
@@ -437,13 +445,7 @@ void bf16_micro_kernel(int64_t pairs, const uint32_t* ap, const uint16_t* bp, fl
       }
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    for (int64_t j = 0; j < n_valid; ++j) {
-      float r = alpha * acc[i][j] + (bias ? bias[j] : 0.0f);
-      if (beta != 0.0f) r += beta * c[i * ldc + j];
-      c[i * ldc + j] = r;
-    }
-  }
+  store_tile_scalar<MR>(acc, c, ldc, n_valid, alpha, beta, bias);
 }
 #endif
 
