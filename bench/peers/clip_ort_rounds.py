@@ -18,7 +18,6 @@ import json
 import os
 import shlex
 import statistics
-import struct
 import subprocess
 import sys
 import time
@@ -33,21 +32,10 @@ measured = functools.partial(peer_runs.measured, prog="clip_ort")
 
 
 def read_safetensors_f32(path, key):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        e = header[key]
-        if e["dtype"] != "F32":
-            sys.exit(f"clip_ort: {path}: {key} is {e['dtype']}, expected F32")
-        b, end = e["data_offsets"]
-        f.seek(8 + n + b)
-        return np.frombuffer(f.read(end - b), dtype="<f4").reshape(e["shape"])
+    return peer_runs.read_safetensors_f32(path, key, prog="clip_ort")
 
 
-def worst_row(a, b):
-    """max over rows of ||a - b|| / ||b||, in float64."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    return float(max(np.linalg.norm(a[r] - b[r]) / np.linalg.norm(b[r]) for r in range(b.shape[0])))
+worst_row = peer_runs.worst_row
 
 
 def cross_check(shape, d, meta, args, env):

@@ -38,20 +38,10 @@ def write_ids(path, ids):
 
 
 def read_logits(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        e = json.loads(f.read(n))["logits"]
-        if e["dtype"] != "F32":
-            sys.exit(f"{PROG}: {path}: logits are {e['dtype']}, expected F32")
-        b, end = e["data_offsets"]
-        f.seek(8 + n + b)
-        return np.frombuffer(f.read(end - b), dtype="<f4").reshape(e["shape"])
+    return peer_runs.read_safetensors_f32(path, "logits", prog=PROG)
 
 
-def worst_row(a, b):
-    """max over rows of ||a - b|| / ||b||, in float64."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    return float(max(np.linalg.norm(a[r] - b[r]) / np.linalg.norm(b[r]) for r in range(b.shape[0])))
+worst_row = peer_runs.worst_row
 
 
 def cross_check(f, args, env):

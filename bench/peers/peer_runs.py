@@ -13,6 +13,7 @@ import json
 import os
 import resource
 import shlex
+import struct
 import subprocess
 import sys
 import time
@@ -85,3 +86,22 @@ def write_json_atomic(path, doc):
         f.write(text)
     os.replace(tmp, path)
     return text
+
+
+def read_safetensors_f32(path, key, prog="peer"):
+    """Tensor `key` of a .safetensors file as a float32 array (exits naming the file unless it is F32)."""
+    import numpy as np
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        e = json.loads(f.read(n))[key]
+        if e["dtype"] != "F32":
+            sys.exit(f"{prog}: {path}: {key} is {e['dtype']}, expected F32")
+        b, end = e["data_offsets"]
+        f.seek(8 + n + b)
+        return np.frombuffer(f.read(end - b), dtype="<f4").reshape(e["shape"])
+
+
+def worst_row(a, b):
+    """max over rows of ||a - b|| / ||b||, in float64."""
+    a, b = a.astype("float64"), b.astype("float64")
+    return float(max(((a[r] - b[r]) ** 2).sum() ** 0.5 / (b[r] ** 2).sum() ** 0.5 for r in range(b.shape[0])))
