@@ -1,8 +1,9 @@
-// BF16 weights three ways through linear(): as stored (bf16 widened to f32
-// while packed per call, f32 FMAs, exact f32 activations), packed once as f32
-// panels (pack_linear_weight F32: no per-call packing) and packed once as bf16
-// pairs (pack_linear_weight BF16: activations rounded to bf16, vdpbf16ps, two
-// products per lane per instruction). Speed in GFLOP/s against the measured
+// BF16 (and, for the LM prefill shape, Q8_0) weights four ways through
+// linear(): as stored (widened/dequantised to f32 while packed per call, f32
+// FMAs, exact f32 activations), as stored with LinearCompute::BF16 (packed per
+// call as bf16 pairs, activations rounded to bf16, vdpbf16ps), packed once as
+// f32 panels (pack_linear_weight F32: no per-call packing) and packed once as
+// bf16 pairs (pack_linear_weight BF16: two products per lane per instruction). Speed in GFLOP/s against the measured
 // f32 and bf16-dot peaks, and accuracy against an f64 reference with the same
 // bf16 weights.
 // Usage: bf16_gemm_bench [threads]. Prints one JSON object.
@@ -41,10 +42,12 @@ int main(int argc, char** argv) {
   struct Case {
     const char* what;
     int64_t M, N, K;
+    DType dtype;
   };
-  const Case cases[] = {{"clip-l14 fc1 257x1024 -> 4096", 257, 4096, 1024},
-                        {"clip-l14 q/k/v 257x1024 -> 1024", 257, 1024, 1024},
-                        {"lm prefill 128x2048 -> 5632", 128, 5632, 2048}};
+  const Case cases[] = {{"clip-l14 fc1 257x1024 -> 4096", 257, 4096, 1024, DType::BF16},
+                        {"clip-l14 q/k/v 257x1024 -> 1024", 257, 1024, 1024, DType::BF16},
+                        {"lm prefill 128x2048 -> 5632", 128, 5632, 2048, DType::BF16},
+                        {"lm prefill q8_0 128x2048 -> 5632", 128, 5632, 2048, DType::Q8_0}};
   std::mt19937 rng(0);
   std::normal_distribution<float> dist;
   nlohmann::json results = nlohmann::json::array();
@@ -52,9 +55,9 @@ int main(int argc, char** argv) {
     std::vector<float> x(c.M * c.K), w32(c.N * c.K);
     for (auto& v : x) v = dist(rng);
     for (auto& v : w32) v = dist(rng) * 0.03f;
-    const Tensor w = Tensor::from_vector<float>({c.N, c.K}, w32).to(DType::BF16);
+    const Tensor w = prepare_linear_weight(Tensor::from_vector<float>({c.N, c.K}, w32).to(c.dtype));
     const std::vector<float> wq = w.to_f32_vector();
-    // f64 reference on the first 8 rows, with the bf16 weights as stored.
+    // f64 reference on the first 8 rows, with the weights as stored.
     const int64_t ref_rows = 8;
     std::vector<double> ref(ref_rows * c.N);
     for (int64_t m = 0; m < ref_rows; ++m)
@@ -67,14 +70,24 @@ int main(int argc, char** argv) {
     std::vector<float> y(c.M * c.N);
     const Tensor w_f32_panels = pack_linear_weight(w, LinearCompute::F32);
     const Tensor w_bf16_panels = pack_linear_weight(w, LinearCompute::BF16);
-    nlohmann::json r = {{"case", c.what}, {"M", c.M}, {"N", c.N}, {"K", c.K}};
+    nlohmann::json r = {{"case", c.what}, {"dtype", dtype_name(c.dtype)}, {"M", c.M}, {"N", c.N}, {"K", c.K}};
     double t_stored = 0.0;
-    for (const auto& [name, weight] : {std::pair<const char*, const Tensor*>{"stored", &w},
-                                       {"f32_panels", &w_f32_panels}, {"bf16_panels", &w_bf16_panels}}) {
-      if (std::string(name) == "bf16_panels" && !has_native_bf16_linear()) continue;
-      const double t = bench::median_seconds(7, [&] { linear(x.data(), c.M, *weight, nullptr, y.data()); });
+    struct Method {
+      const char* name;
+      const Tensor* weight;
+      LinearCompute compute;
+    };
+    for (const Method& m : {Method{"stored", &w, LinearCompute::F32}, Method{"stored_bf16", &w, LinearCompute::BF16},
+                            Method{"f32_panels", &w_f32_panels, LinearCompute::F32},
+                            Method{"bf16_panels", &w_bf16_panels, LinearCompute::F32}}) {
+      const std::string name = m.name;
+      const bool bf16 = name == "bf16_panels" || name == "stored_bf16";
+      if (bf16 && !has_native_bf16_linear()) continue;
+      if (name != "stored" && name != "stored_bf16" && m.weight->dtype() == w.dtype()) continue;  // not packable
+      const double t =
+          bench::median_seconds(7, [&] { linear(x.data(), c.M, *m.weight, nullptr, y.data(), 0, 0, m.compute); });
       if (t_stored == 0.0) t_stored = t;
-      const double peak = std::string(name) == "bf16_panels" ? peak_bf16 : peak_f32;
+      const double peak = bf16 ? peak_bf16 : peak_f32;
       r[name] = {{"gflops", flop / t / 1e9},
                  {"fraction_of_peak", flop / t / 1e9 / peak},
                  {"rel_error", rel_error(std::vector<float>(y.begin(), y.begin() + ref_rows * c.N), ref)},

@@ -52,7 +52,7 @@
 #define TE_VERSION_MAJOR 0
 #define TE_VERSION_MINOR 2
 #define TE_VERSION_PATCH 0
-#define TE_API_VERSION 5
+#define TE_API_VERSION 6
 
 #ifdef __cplusplus
 extern "C" {
@@ -275,6 +275,8 @@ typedef struct te_lm_params {
   int32_t n_threads;       /* threads of this handle; 0: one per core */
   const char *weight_type; /* NULL: as stored; or "f32", "f16", "bf16", "q8_0", "q4_0" */
   const char *tokenizer;   /* NULL: the one in the model folder or .gguf; or a tokenizer file/folder */
+  const char *compute;     /* prefill's products: NULL or "f32", or "bf16" (AVX512-BF16 CPUs: faster, ~2e-3
+                              relative per product; refused elsewhere; decode unchanged; docs/lm.md) */
 } te_lm_params;
 
 TE_API te_lm_params te_lm_default_params(void);
@@ -391,6 +393,7 @@ typedef struct te_mm_params {
   const char *conversation;   /* NULL: the config's conv_version; or "llama", "phi", "gemma", "qwen2_base", ... */
   const char *mmproj;         /* NULL, or llama.cpp's mmproj .gguf: then `path` is the LM .gguf of the pair
                                  (docs/reasoning.md); the template defaults to the LM type's */
+  const char *compute;        /* the LM's prefill products: NULL or "f32", or "bf16" (as te_lm_params.compute) */
 } te_mm_params;
 
 TE_API te_mm_params te_mm_default_params(void);

@@ -35,7 +35,8 @@
 # q8_0,f16), THREADS (2), ROUNDS (5), PROMPT_TOKENS (128), GEN_TOKENS (64),
 # FLASH_ATTN (llama.cpp's: auto, llama-bench's default; on; off), POLL
 # (llama.cpp's threadpool polling level, 0-100: llama-bench's 50), SLACK
-# (0.03 of the machine's CPU time), MAX_RETRIES (3), SEED (0).
+# (0.03 of the machine's CPU time), MAX_RETRIES (3), SEED (0), TINYEMO_LM_ARGS
+# (extra `lm bench` options for the timed tinyemo runs, e.g. "--compute bf16").
 set -eu
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 tinyemo=${TINYEMO:-$repo/build/tinyemo}
@@ -81,4 +82,4 @@ exec /usr/bin/python3 "$repo/bench/peers/llamacpp_speed_rounds.py" --out "$out_j
   --llamacpp-bench "$cache/llamacpp_bench" --llamacpp-logits "$cache/llamacpp_logits" --files "$files" \
   --work "$cache/work" --threads "${THREADS:-2}" --rounds "${ROUNDS:-5}" --prompt-tokens "${PROMPT_TOKENS:-128}" \
   --gen-tokens "${GEN_TOKENS:-64}" --flash-attn "${FLASH_ATTN:-auto}" --poll "${POLL:-50}" --slack "${SLACK:-0.03}" \
-  --max-retries "${MAX_RETRIES:-3}"
+  --max-retries "${MAX_RETRIES:-3}" --tinyemo-args "${TINYEMO_LM_ARGS:-}"

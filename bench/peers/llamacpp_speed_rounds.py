@@ -90,6 +90,9 @@ def main():
     ap.add_argument("--poll", type=int, default=50, help="llama.cpp's threadpool polling level (llama-bench's 50)")
     ap.add_argument("--slack", type=float, default=0.03)
     ap.add_argument("--max-retries", type=int, default=3)
+    ap.add_argument("--tinyemo-args", default="",
+                    help="extra `tinyemo lm bench` options for the timed runs only, e.g. \"--compute bf16\" (the "
+                         "logits cross-check keeps the defaults)")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     env = dict(os.environ)
@@ -111,7 +114,7 @@ def main():
         "schedule": "both: the faster of two prefills of prompt_tokens ids (i * 7919 + 13) mod vocab from an empty "
                     "cache, then gen_tokens single-token decodes after the prompt, each fed the previous argmax",
         "contention": peer_runs.contention_rule(args),
-        "tinyemo": {"binary": args.tinyemo, "version": version},
+        "tinyemo": {"binary": args.tinyemo, "version": version, "lm_bench_args": args.tinyemo_args.split()},
         "llamacpp": {"binary": args.llamacpp_bench, "settings": {
             "n_threads": args.threads, "n_threads_batch": args.threads, "n_batch": max(2048, args.prompt_tokens),
             "n_ubatch": max(512, args.prompt_tokens), "kv_cache": "f16", "flash_attn": args.flash_attn,
@@ -131,7 +134,8 @@ def main():
     if not failed:
         for f in files:
             te_cmd = [args.tinyemo, "--threads", str(args.threads), "lm", "bench", "--model", f["path"],
-                      "--prompt-tokens", str(args.prompt_tokens), "--gen-tokens", str(args.gen_tokens), "--json"]
+                      "--prompt-tokens", str(args.prompt_tokens), "--gen-tokens", str(args.gen_tokens), "--json",
+                      *args.tinyemo_args.split()]
             lc_cmd = [args.llamacpp_bench, f["path"], "--threads", str(args.threads), "--prompt-tokens",
                       str(args.prompt_tokens), "--gen-tokens", str(args.gen_tokens), "--flash-attn", args.flash_attn, "--poll", str(args.poll)]
             entry = {"file": f["name"], "arch": f["arch"], "quant": f["quant"], "rounds": []}

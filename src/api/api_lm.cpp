@@ -93,6 +93,7 @@ te_lm_params te_lm_default_params(void) {
   p.n_threads = 0;
   p.weight_type = nullptr;
   p.tokenizer = nullptr;
+  p.compute = nullptr;
   return p;
 }
 
@@ -113,6 +114,7 @@ te_status te_lm_load(const char* path, const te_lm_params* params, te_lm** out) 
       }
       o.weight_dtype = d;
     }
+    o.prefill_compute = lm::parse_prefill_compute(p.compute ? p.compute : "", "te_lm_params.compute");
     ScopedThreadPool use(&lm->pool);
     lm->model = lm::LmModel::load(path, o);
     if (p.tokenizer != nullptr) {

@@ -64,6 +64,7 @@ te_mm_params te_mm_default_params(void) {
   p.language_model = nullptr;
   p.conversation = nullptr;
   p.mmproj = nullptr;
+  p.compute = nullptr;
   return p;
 }
 
@@ -88,6 +89,7 @@ te_status te_mm_load(const char* path, const te_mm_params* params, te_mm** out) 
     if (p.language_model != nullptr) o.language_model = p.language_model;
     if (p.conversation != nullptr) o.conversation = p.conversation;
     if (p.mmproj != nullptr) o.mmproj = p.mmproj;
+    o.lm.prefill_compute = lm::parse_prefill_compute(p.compute ? p.compute : "", "te_mm_params.compute");
     ScopedThreadPool use(&handle->pool);
     handle->model = std::make_unique<mm::TinyLlavaModel>(mm::TinyLlavaModel::load(path, o));
     log(LogLevel::Info, "loaded {} ({} threads)", handle->model->description(), handle->pool.size());

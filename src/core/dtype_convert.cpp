@@ -92,16 +92,9 @@ void f32_to_f16_n(const float* in, uint16_t* out, int64_t n) {
 void f32_to_bf16_n(const float* in, uint16_t* out, int64_t n) {
   int64_t i = 0;
 #if TINYEMO_AVX512
-  // Integer rounding as f32_to_bf16 does (vcvtneps2bf16 would flush subnormals).
-  const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
-  for (; i + 16 <= n; i += 16) {
-    const __m512i bits = _mm512_loadu_si512(in + i);
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
-    const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(bits, abs_mask), inf);
-    r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtepi32_epi16(r));
-  }
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                        _mm512_cvtepi32_epi16(simd::round_to_bf16_bits(_mm512_loadu_ps(in + i))));
 #endif
   for (; i < n; ++i) out[i] = f32_to_bf16(in[i]);
 }

@@ -372,6 +372,19 @@ Plan make_plan(int64_t M, int64_t N, int64_t K, int64_t block) {
 }
 
 
+// Panel [kc][32] f32 of rows [n0, n0 + nr) of a weight stored as rows or row-major.
+void pack_panel(const BOperand& b, int64_t n0, int64_t nr, int64_t k0, int64_t kc, float* panel) {
+  if (dtype_of_rows(b.dtype) != b.dtype) {
+    pack_interleaved_panel(b, n0, nr, k0, kc, panel);
+  } else if (dtype_is_kquant(b.dtype)) {
+    pack_kquant_panel(b, n0, nr, k0, kc, panel);
+  } else if (b.layout == BOperand::Layout::Rows) {
+    pack_rows_panel(b, n0, nr, k0, kc, panel);
+  } else {
+    pack_rowmajor_panel(b, n0, nr, k0, kc, panel);
+  }
+}
+
 // ---- BF16x32 weights: vdpbf16ps ---------------------------------------------------
 //
 // The weights are packed at load (core/panels.h): panel p is [K/2][32][2] bf16,
@@ -457,24 +470,64 @@ constexpr auto make_bf16_kernel_table(std::integer_sequence<int, MRs...>) {
 }
 constexpr auto kBf16Kernels = make_bf16_kernel_table(std::make_integer_sequence<int, kMaxMR>{});
 
-void gemm_bf16_panels(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t a_row, int64_t a_col,
-                      const BOperand& b, float beta, const float* bias, float* c, int64_t ldc) {
-  TE_CHECK(a_col == 1 && K % 2 == 0, "gemm: bf16x32 weights need row-major activations and an even K, got K={}", K);
+// f32 panel [kc][32] (kc even) -> bf16 pairs [kc/2][32][2], the BF16x32 layout,
+// rounded as convert() rounds.
+void panel_to_bf16_pairs(const float* panel, int64_t kc, uint16_t* out) {
+  for (int64_t k = 0; k < kc; k += 2) {
+    const float* even = panel + k * kNR;
+    const float* odd = even + kNR;
+    uint16_t* pair = out + k / 2 * 2 * kNR;
+#if TINYEMO_AVX512
+    for (int64_t h = 0; h < kNR; h += 16) {
+      const __m512i lo = simd::round_to_bf16_bits(_mm512_load_ps(even + h));
+      const __m512i hi = simd::round_to_bf16_bits(_mm512_load_ps(odd + h));
+      _mm512_store_si512(pair + 2 * h, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+#else
+    for (int64_t j = 0; j < kNR; ++j) {
+      pair[2 * j] = f32_to_bf16(even[j]);
+      pair[2 * j + 1] = f32_to_bf16(odd[j]);
+    }
+#endif
+  }
+}
+
+// BF16x32 weights (panels read in place), or any other weight with
+// b.bf16_products: each task packs its panels per k block as f32 (as
+// gemm_packed does) and rounds them to bf16 pairs.
+void gemm_bf16(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t a_row, int64_t a_col,
+               const BOperand& b, float beta, const float* bias, float* c, int64_t ldc) {
+  TE_CHECK(a_col == 1 && K % 2 == 0, "gemm: bf16 products need row-major activations and an even K, got K={}", K);
+  const bool prepacked = b.dtype == DType::BF16x32;
+  TE_CHECK(prepacked || !dtype_is_gemm_panels(b.dtype), "gemm: {} weights have no bf16 products",
+           dtype_name(b.dtype));
   Bf16Tiles tiling;
   tiling.tiles = (M + kMaxMR - 1) / kMaxMR;
   thread_local std::vector<uint32_t> a_words;  // the caller's: tasks read it through `ap` below
   a_words.resize(static_cast<size_t>(M * K / 2));
   pack_bf16_tiles(a, a_row, M, K, tiling, a_words.data());
   const uint32_t* ap = a_words.data();
-  const uint16_t* weights = static_cast<const uint16_t*>(b.data);
-  const Plan plan = make_plan(M, N, K, 1);
+  const Plan plan = make_plan(M, N, K, dtype_block_elems(b.dtype));
   thread_pool().run(plan.n_chunks * plan.m_splits, [&](int64_t task, int) {
+    thread_local Scratch f32_scratch, bf16_scratch;
     const int64_t chunk = task / plan.m_splits, split = task % plan.m_splits;
     const int64_t n0 = chunk * plan.nc, nc = std::min(plan.nc, N - n0);
     const int64_t panels = (nc + kNR - 1) / kNR;
     const int64_t t_begin = tiling.tiles * split / plan.m_splits, t_end = tiling.tiles * (split + 1) / plan.m_splits;
+    float* f32_panel = prepacked ? nullptr : f32_scratch.get(static_cast<size_t>(plan.kc * kNR));
+    uint16_t* bpack =
+        prepacked ? nullptr : reinterpret_cast<uint16_t*>(bf16_scratch.get(static_cast<size_t>(panels * plan.kc * kNR / 2)));
     for (int64_t k0 = 0; k0 < K; k0 += plan.kc) {
       const int64_t kc = std::min(plan.kc, K - k0);  // even: plan.kc is K or a multiple of 32
+      const auto panel_at = [&](int64_t p) -> const uint16_t* {
+        if (prepacked) return static_cast<const uint16_t*>(b.data) + (n0 + p * kNR) * K + k0 * kNR;
+        return bpack + p * kc * kNR;
+      };
+      for (int64_t p = 0; p < panels && !prepacked; ++p) {
+        const int64_t pn0 = n0 + p * kNR;
+        pack_panel(b, pn0, std::min(kNR, N - pn0), k0, kc, f32_panel);
+        panel_to_bf16_pairs(f32_panel, kc, bpack + p * kc * kNR);
+      }
       const bool first = k0 == 0;
       for (int64_t t = t_begin; t < t_end; ++t) {
         const int64_t m0 = tiling.row_begin(t, M), mr = tiling.row_begin(t + 1, M) - m0;
@@ -482,8 +535,8 @@ void gemm_bf16_panels(int64_t M, int64_t N, int64_t K, float alpha, const float*
         const uint32_t* tile = ap + m0 * (K / 2) + (k0 / 2) * mr;
         for (int64_t p = 0; p < panels; ++p) {
           const int64_t pn0 = n0 + p * kNR;
-          kBf16Kernels[mr - 1](kc / 2, tile, weights + pn0 * K + k0 * kNR, c + m0 * ldc + pn0, ldc,
-                               std::min(kNR, N - pn0), alpha, first ? beta : 1.0f, first && bias ? bias + pn0 : nullptr);
+          kBf16Kernels[mr - 1](kc / 2, tile, panel_at(p), c + m0 * ldc + pn0, ldc, std::min(kNR, N - pn0), alpha,
+                               first ? beta : 1.0f, first && bias ? bias + pn0 : nullptr);
         }
       }
     }
@@ -494,9 +547,6 @@ void gemm_bf16_panels(int64_t M, int64_t N, int64_t K, float alpha, const float*
 
 bool has_native_bf16_gemm() { return kNativeBf16; }
 
-namespace {
-}  // namespace
-
 void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t a_row, int64_t a_col,
                  const BOperand& b, float beta, const float* bias, float* c, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
@@ -504,7 +554,7 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
   TE_CHECK(K % block == 0, "gemm: {} weights need K % {} == 0, got K={}", dtype_name(b.dtype), block, K);
   TE_CHECK(N % dtype_panel_rows(b.dtype) == 0, "gemm: {} weights need N % {} == 0, got N={}", dtype_name(b.dtype),
            dtype_panel_rows(b.dtype), N);
-  if (b.dtype == DType::BF16x32) return gemm_bf16_panels(M, N, K, alpha, a, a_row, a_col, b, beta, bias, c, ldc);
+  if (b.dtype == DType::BF16x32 || b.bf16_products) return gemm_bf16(M, N, K, alpha, a, a_row, a_col, b, beta, bias, c, ldc);
   const bool prepacked = b.dtype == DType::F32x32;
   const Plan plan = make_plan(M, N, K, block);
   thread_pool().run(plan.n_chunks * plan.m_splits, [&](int64_t task, int) {
@@ -525,16 +575,7 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
       };
       for (int64_t p = 0; p < panels && !prepacked; ++p) {
         const int64_t pn0 = n0 + p * kNR, nr = std::min(kNR, N - pn0);
-        float* panel = bpack + p * kc * kNR;
-        if (dtype_of_rows(b.dtype) != b.dtype) {
-          pack_interleaved_panel(b, pn0, nr, k0, kc, panel);
-        } else if (dtype_is_kquant(b.dtype)) {
-          pack_kquant_panel(b, pn0, nr, k0, kc, panel);
-        } else if (b.layout == BOperand::Layout::Rows) {
-          pack_rows_panel(b, pn0, nr, k0, kc, panel);
-        } else {
-          pack_rowmajor_panel(b, pn0, nr, k0, kc, panel);
-        }
+        pack_panel(b, pn0, nr, k0, kc, bpack + p * kc * kNR);
       }
       const bool first = k0 == 0;
       const float beta_k = first ? beta : 1.0f;

@@ -25,10 +25,12 @@
      const float* B, int64_t ldb, float beta, float* C, int64_t ldc),                                               \
     (trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))                                               \
   X(linear, linear, void,                                                                                           \
-    (const float* x, int64_t M, const Tensor& W, const float* bias, float* y, int64_t ldx, int64_t ldy),            \
-    (x, M, W, bias, y, ldx, ldy))                                                                                   \
+    (const float* x, int64_t M, const Tensor& W, const float* bias, float* y, int64_t ldx, int64_t ldy,             \
+     LinearCompute compute),                                                                                        \
+    (x, M, W, bias, y, ldx, ldy, compute))                                                                          \
   X(linear_shared_input, linear_shared_input, void,                                                                 \
-    (const float* x, int64_t M, std::span<const LinearTarget> targets), (x, M, targets))                            \
+    (const float* x, int64_t M, std::span<const LinearTarget> targets, LinearCompute compute),                      \
+    (x, M, targets, compute))                                                                                       \
   X(team_linear, linear, void,                                                                                      \
     (Team & team, const float* x, int64_t M, const Tensor& W, const float* bias, float* y, int64_t ldx,             \
      int64_t ldy),                                                                                                  \

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -71,12 +72,15 @@ detail::DotOutput output_rows(const Tensor& W, const float* bias, float* y, int6
 }
 
 // y rows [n0, n1) of linear() (all of them on the pool; inside a task, serially).
-void linear_rows(const float* x, int64_t M, int64_t ldx, const Tensor& W, const detail::DotOutput& o) {
+void linear_rows(const float* x, int64_t M, int64_t ldx, const Tensor& W, const detail::DotOutput& o,
+                 LinearCompute compute = LinearCompute::F32) {
   const int64_t K = W.dim(1);
   if (M < detail::dot_path_max_rows(W.dtype())) {
     detail::linear_rows_dot(x, M, ldx, o.w, o.N, K, o.bias, o.y, o.ldy);
   } else {
-    detail::gemm_packed(M, o.N, K, 1.0f, x, ldx, 1, o.w, 0.0f, o.bias, o.y, o.ldy);
+    detail::BOperand w = o.w;
+    w.bf16_products = compute == LinearCompute::BF16 && !dtype_is_gemm_panels(W.dtype()) && K % 2 == 0;
+    detail::gemm_packed(M, o.N, K, 1.0f, x, ldx, 1, w, 0.0f, o.bias, o.y, o.ldy);
   }
 }
 
@@ -93,19 +97,20 @@ bool joint_dot(int64_t M, std::span<const LinearTarget> targets) {
 
 }  // namespace
 
-void linear(const float* x, int64_t M, const Tensor& W, const float* bias, float* y, int64_t ldx, int64_t ldy) {
+void linear(const float* x, int64_t M, const Tensor& W, const float* bias, float* y, int64_t ldx, int64_t ldy,
+            LinearCompute compute) {
   check_weight(W);
   const int64_t N = W.dim(0);
   if (ldx == 0) ldx = W.dim(1);
   if (ldy == 0) ldy = N;
   if (M <= 0 || N <= 0) return;
-  linear_rows(x, M, ldx, W, output_rows(W, bias, y, ldy, 0, N));
+  linear_rows(x, M, ldx, W, output_rows(W, bias, y, ldy, 0, N), compute);
 }
 
-void linear_shared_input(const float* x, int64_t M, std::span<const LinearTarget> targets) {
+void linear_shared_input(const float* x, int64_t M, std::span<const LinearTarget> targets, LinearCompute compute) {
   if (targets.empty()) return;
   if (!joint_dot(M, targets)) {
-    for (const LinearTarget& target : targets) linear(x, M, *target.weight, target.bias, target.y);
+    for (const LinearTarget& target : targets) linear(x, M, *target.weight, target.bias, target.y, 0, 0, compute);
     return;
   }
   std::vector<detail::DotOutput> outputs;
@@ -187,16 +192,22 @@ DType packed_dtype(const Tensor& W, LinearCompute compute) {
 }
 
 // The weights whose dtype `layout_of` changes, copied into that layout in one
-// buffer on 2 MiB pages, in the order given (the order they are read in). One
+// buffer on 2 MiB pages, in the order given (the order they are read in); with
+// `move_kept`, the 2-D weights it keeps as they are too (same bytes). One
 // allocation per matrix left the matrices under 2 MiB and every tail on 4 KiB
 // pages (about a quarter of OpenELM-270M's q8_0 bytes), which stream slower
-// (docs/lm.md). Each input is released once copied.
-std::vector<Tensor> relayout(std::vector<Tensor> weights, const std::function<DType(const Tensor&)>& layout_of) {
+// (docs/lm.md); so do matrices read in place from a mapped file (a GGUF's f16
+// decoded 7-23 % slower than the same weights in this buffer). Each input is
+// released once copied.
+std::vector<Tensor> relayout(std::vector<Tensor> weights, const std::function<DType(const Tensor&)>& layout_of,
+                             bool move_kept) {
   std::vector<size_t> offset(weights.size());
+  std::vector<bool> moved(weights.size());
   size_t total = 0;
   for (size_t i = 0; i < weights.size(); ++i) {
     const DType d = layout_of(weights[i]);
-    if (d == weights[i].dtype()) continue;
+    moved[i] = d != weights[i].dtype() || (move_kept && weights[i].ndim() == 2 && weights[i].numel() > 0);
+    if (!moved[i]) continue;
     offset[i] = total;
     total += round_up(dtype_bytes(d, weights[i].numel()), 64);
   }
@@ -207,10 +218,12 @@ std::vector<Tensor> relayout(std::vector<Tensor> weights, const std::function<DT
   TE_CHECK(arena != nullptr, "out of memory allocating {} bytes for the weights in their compute layout", total);
   const std::shared_ptr<const void> owner(arena, [](const void* p) { std::free(const_cast<void*>(p)); });
   for (size_t i = 0; i < weights.size(); ++i) {
+    if (!moved[i]) continue;
     const DType d = layout_of(weights[i]);
-    if (d == weights[i].dtype()) continue;
     void* slot = static_cast<char*>(arena) + offset[i];
-    if (dtype_is_gemm_panels(d)) {
+    if (d == weights[i].dtype()) {
+      std::memcpy(slot, weights[i].raw(), weights[i].nbytes());
+    } else if (dtype_is_gemm_panels(d)) {
       const Tensor rows = weights[i].dtype() == dtype_of_rows(d) ? weights[i] : weights[i].to(dtype_of_rows(d));
       pack_gemm_panels(d, rows.raw(), rows.dim(0), rows.dim(1), slot);
     } else {
@@ -225,11 +238,11 @@ std::vector<Tensor> relayout(std::vector<Tensor> weights, const std::function<DT
 }  // namespace
 
 std::vector<Tensor> prepare_linear_weights(std::vector<Tensor> weights) {
-  return relayout(std::move(weights), compute_dtype);
+  return relayout(std::move(weights), compute_dtype, true);
 }
 
 std::vector<Tensor> pack_linear_weights(std::vector<Tensor> weights, LinearCompute compute) {
-  return relayout(std::move(weights), [compute](const Tensor& W) { return packed_dtype(W, compute); });
+  return relayout(std::move(weights), [compute](const Tensor& W) { return packed_dtype(W, compute); }, false);
 }
 
 bool has_native_bf16_linear() { return detail::has_native_bf16_gemm(); }

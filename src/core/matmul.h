@@ -14,6 +14,10 @@ namespace tinyemo {
 
 class Team;
 
+// How linear() multiplies on the GEMM path (prefill, image towers): F32, or
+// x and W rounded to bf16 with f32 sums (vdpbf16ps on AVX512-BF16 CPUs).
+enum class LinearCompute : uint8_t { F32, BF16 };
+
 TINYEMO_ISA_BEGIN
 
 // C[M,N] = alpha * op(A) * op(B) + beta * C, row-major f32; op(X) = X or X^T.
@@ -31,8 +35,12 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
 // For Q8_0/Q4_0 with fewer than 8 rows (decode) x is quantised to 8 bits per
 // block of 32 and multiplied with integer dot products (ggml's scheme); with 8
 // rows or more x stays f32. Multi-threaded on the global pool.
+// compute BF16: on the GEMM path (the rows where x stays f32 above; any rows for
+// f32/16-bit weights) x and W (dequantised) are rounded to bf16 per call and
+// multiplied with f32 sums, as for BF16x32 weights; few-row calls (decode) and
+// F32x32 weights are unchanged, and so are weights with an odd K.
 void linear(const float* x, int64_t M, const Tensor& W, const float* bias, float* y, int64_t ldx = 0,
-            int64_t ldy = 0);
+            int64_t ldy = 0, LinearCompute compute = LinearCompute::F32);
 
 // linear() for several weights on the same x (q/k/v projections, gate and up):
 // target i gets y_i = x W_i^T + b_i (ldx = K, ldy = N_i). With interleaved
@@ -45,7 +53,8 @@ struct LinearTarget {
   float* y = nullptr;
 };
 TINYEMO_ISA_BEGIN
-void linear_shared_input(const float* x, int64_t M, std::span<const LinearTarget> targets);
+void linear_shared_input(const float* x, int64_t M, std::span<const LinearTarget> targets,
+                         LinearCompute compute = LinearCompute::F32);
 
 // The same computed by a team (run_team): every member calls it with the same
 // arguments, computes its share of the output rows (shares start at multiples
@@ -62,11 +71,12 @@ void linear_shared_input(Team& team, const float* x, int64_t M, std::span<const 
 Tensor prepare_linear_weight(const Tensor& W);
 
 // The same for a model's matrices, in one buffer in the order given (the order
-// they are read in): every matrix whose layout changes is placed in one
-// allocation on 2 MiB pages (core::allocate_buffer), tails included. One
+// they are read in): every 2-D matrix, its layout changed or not, is placed in
+// one allocation on 2 MiB pages (core::allocate_buffer), tails included. One
 // allocation per matrix left the matrices under 2 MiB and every tail on 4 KiB
 // pages (about a quarter of OpenELM-270M's q8_0 bytes), which stream slower
-// (docs/lm.md). Each input is released once copied.
+// (docs/lm.md), and so do matrices read in place from a mapped file (a GGUF's
+// f16). Each input is released once copied.
 std::vector<Tensor> prepare_linear_weights(std::vector<Tensor> weights);
 
 // Weights packed once for the GEMM (M >= 5 rows: prefill, image towers), so
@@ -78,9 +88,6 @@ std::vector<Tensor> prepare_linear_weights(std::vector<Tensor> weights);
 // (docs/perf/kernels.md). Matrices with rows % 32 != 0 (BF16: or odd cols)
 // and dtypes other than F32/F16/BF16 are returned as they are. Few-row calls
 // (decode) on packed weights run the GEMM, not the dot path.
-TINYEMO_ISA_END
-enum class LinearCompute : uint8_t { F32, BF16 };
-TINYEMO_ISA_BEGIN
 // Whether BF16 compute runs on vdpbf16ps in this build (else on scalar code: slow).
 bool has_native_bf16_linear();
 Tensor pack_linear_weight(const Tensor& W, LinearCompute compute);

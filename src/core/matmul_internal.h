@@ -25,6 +25,9 @@ struct BOperand {
   DType dtype = DType::F32;
   const void* data = nullptr;
   int64_t ld = 0;
+  // GEMM only: round A and this operand to bf16 and multiply with vdpbf16ps
+  // (LinearCompute::BF16 on weights not packed for it; BF16x32 always does).
+  bool bf16_products = false;
 };
 }  // namespace tinyemo::detail
 

@@ -60,6 +60,17 @@ inline __m512 load_f16(const uint16_t* p) {
 inline __m512 maskz_load_bf16(__mmask16 m, const uint16_t* p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
 }
+// f32 -> bf16 bits (in the low half of each 32-bit lane), rounded to nearest
+// even as dtype.h's f32_to_bf16 does, NaNs kept quiet (vcvtneps2bf16 would
+// flush subnormals, so the rounding is done on the integer bits).
+inline __m512i round_to_bf16_bits(__m512 v) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  const __mmask16 nan =
+      _mm512_cmpgt_epi32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+  return _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
+}
 inline __m512 maskz_load_f16(__mmask16 m, const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
 }

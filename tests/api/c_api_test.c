@@ -333,6 +333,10 @@ static void test_lm(const char *lm_dir, const char *tokenizer) {
   params.weight_type = "q7";
   CHECK_STATUS(te_lm_load(lm_dir, &params, &lm), TE_ERROR_INVALID_ARGUMENT, "q7");
   params.weight_type = NULL;
+  CHECK(params.compute == NULL);
+  params.compute = "fp8";
+  CHECK_STATUS(te_lm_load(lm_dir, &params, &lm), TE_ERROR_FAILED, "compute");
+  params.compute = "f32";
   CHECK_STATUS(te_lm_load(lm_dir, &params, &lm), TE_OK, NULL);
   CHECK(!te_lm_has_tokenizer(lm));
   CHECK_STATUS(te_lm_tokenize(lm, "hi", 2, true, tokens, 256, &n), TE_ERROR_FAILED, "tokenizer");
@@ -520,6 +524,10 @@ static void test_mm(const char *mm_dir, const char *clip_dir, const char *projec
   params.conversation = "klingon";
   CHECK_STATUS(te_mm_load(mm_dir, &params, &mm), TE_ERROR_FAILED, "klingon");
   params.conversation = NULL;
+  CHECK(params.compute == NULL);
+  params.compute = "fp8";
+  CHECK_STATUS(te_mm_load(mm_dir, &params, &mm), TE_ERROR_FAILED, "compute");
+  params.compute = NULL;
   params.n_threads = 2;
   CHECK_STATUS(te_mm_load(mm_dir, &params, &mm), TE_OK, NULL);
   CHECK(strcmp(te_mm_conversation(mm), "llama") == 0);

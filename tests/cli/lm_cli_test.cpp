@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../lm/tokenizer_spm_training.h"
+#include "core/matmul.h"
 #include "io/safetensors.h"
 #include "models/lm/presets.h"
 #include "testing/testing.h"
@@ -172,6 +173,15 @@ TEST(LmCli, BenchPrintsTheContractFields) {
               tps * bytes / (j["read_bandwidth_gb_s"].get<double>() * 1e9), 1e-9);
   expect_failure(run_cli({"lm", "bench", "--arch", "gpt-5", "--random-weights", "--json"}), "gpt-5");
   expect_failure(run_cli({"lm", "bench", "--arch", "phi-2", "--random-weights", "--dtype", "q2_k"}), "--dtype");
+  expect_failure(run_cli({"lm", "bench", "--arch", "phi-2", "--random-weights", "--compute", "fp8"}), "--compute");
+  // bf16 prefill products where the CPU has them: the field says which ran.
+  if (has_native_bf16_linear()) {
+    r = run_cli({"lm", "bench", "--arch", "openelm-270m", "--random-weights", "--dtype", "q8_0", "--prompt-tokens",
+                 "16", "--gen-tokens", "2", "--json", "--threads", "1", "--compute", "bf16"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(nlohmann::json::parse(r.out)["prefill_compute"], "bf16");
+  }
+  EXPECT_EQ(j["prefill_compute"], "f32");
 }
 
 // --save-checkpoint writes the random model's F32 tensors under their Hugging Face names and the preset as

@@ -371,6 +371,53 @@ TEST(Linear, PackedWeightsMatchTheRowMajorKernelAndTheReference) {
   }
 }
 
+// LinearCompute::BF16 on weights as stored (packed per call as bf16 pairs):
+// the reference fed x and the dequantised weights rounded to bf16 (products
+// exact in f32, sums in another order), for every stored dtype, rows not a
+// multiple of 32 (f32/16-bit), several k blocks and m tiles. Below the dot
+// path's row count, and on F32x32 weights, the request changes nothing.
+TEST(Linear, Bf16ComputeOnStoredWeightsMatchesTheReference) {
+  const auto round_bf16 = [](const std::vector<float>& v) {
+    return Tensor::from_vector<float>({static_cast<int64_t>(v.size())}, v).to(DType::BF16).to_f32_vector();
+  };
+  for (const DType stored : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q8_0x16, DType::Q4_0x16,
+                             DType::Q4_K}) {
+    const bool block = dtype_is_quantized(stored);
+    for (const int64_t K : {int64_t{256}, int64_t{1280}}) {
+      for (const int64_t N : {int64_t{48}, int64_t{96}, int64_t{40}}) {
+        if (N == 40 && block) continue;
+        const Tensor w = Tensor::from_vector<float>({N, K}, randn(N * K, 51)).to(stored);
+        const Tensor w_bf16 = Tensor::from_vector<float>({N, K}, round_bf16(w.to_f32_vector())).to(DType::BF16);
+        const auto b = randn(N, 52);
+        for (const int64_t M : {int64_t{1}, int64_t{8}, int64_t{15}, int64_t{57}}) {
+          const auto x = randn(M * K, 53);
+          const auto x_bf16 = round_bf16(x);
+          std::vector<float> y(M * N), y_f32(M * N), y_ref(M * N);
+          linear(x.data(), M, w, b.data(), y.data(), 0, 0, LinearCompute::BF16);
+          linear(x.data(), M, w, b.data(), y_f32.data());
+          const std::string where = std::string(dtype_name(stored)) + " M=" + std::to_string(M) +
+                                    " N=" + std::to_string(N) + " K=" + std::to_string(K);
+          if (M < detail::dot_path_max_rows(stored)) {
+            EXPECT_EQ(y, y_f32) << where;
+            continue;
+          }
+          reference::linear(x_bf16.data(), M, w_bf16, b.data(), y_ref.data());
+          EXPECT_LT(testing::rel_error(y, y_ref), 1e-5) << where;
+          EXPECT_LT(testing::rel_error(y, y_f32), 1e-2) << where;
+          EXPECT_NE(y, y_f32) << where << ": bf16 products were asked for";
+        }
+      }
+    }
+  }
+  // Packed f32 panels keep f32 products whatever is asked.
+  const Tensor w = pack_linear_weight(Tensor::from_vector<float>({64, 96}, randn(64 * 96, 54)), LinearCompute::F32);
+  const auto x = randn(20 * 96, 55);
+  std::vector<float> y(20 * 64), y_f32(20 * 64);
+  linear(x.data(), 20, w, nullptr, y.data(), 0, 0, LinearCompute::BF16);
+  linear(x.data(), 20, w, nullptr, y_f32.data());
+  EXPECT_EQ(y, y_f32);
+}
+
 TEST(Linear, PackedLayoutsRoundTripAndKeepWhatTheyCannotPack) {
   const int64_t N = 64, K = 38;
   const Tensor w = Tensor::from_vector<float>({N, K}, randn(N * K, 44));

@@ -9,8 +9,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <ostream>
 
+#include "core/matmul.h"
+#include "core/matmul_internal.h"
 #include "core/thread_pool.h"
 #include "io/json.h"
 #include "io/safetensors.h"
@@ -209,6 +212,38 @@ TEST_P(LmParity, Bf16Weights) {
     std::partial_sort(v.begin(), v.begin() + 2, v.end(), std::greater<>());
     EXPECT_LT(v[0] - v[1], 1e-3) << "greedy id " << i << " differs without a near tie";
     break;
+  }
+}
+
+// Prefill with bf16 products (LoadOptions::prefill_compute): x and the
+// weights rounded to bf16 on the GEMM path only, so the logits stay near the
+// F32 reference (bounds as for BF16 weights; q8_0's own), differ from the F32
+// prefill wherever a GEMM ran, and the decode steps after it are the F32 ones.
+TEST_P(LmParity, Bf16PrefillCompute) {
+  if (!has_native_bf16_linear()) GTEST_SKIP() << "no AVX512-BF16 in this build";
+  for (const std::optional<DType> weights : {std::optional<DType>{}, std::optional<DType>{DType::Q8_0}}) {
+    lm::LoadOptions o;
+    o.weight_dtype = weights;
+    const lm::LmModel f32 = lm::LmModel::load(GetParam().dir, o);
+    o.prefill_compute = LinearCompute::BF16;
+    const lm::LmModel bf16 = lm::LmModel::load(GetParam().dir, o);
+    EXPECT_EQ(bf16.prefill_compute(), LinearCompute::BF16);
+    const std::string what = weights ? "q8_0 weights" : "stored weights";
+    lm::LmSession a(f32), b(bf16);
+    const Tensor want = a.forward(ids_, true), got = b.forward(ids_, true);
+    const double against_ref = worst_row_error(got, logits_), against_f32 = worst_row_error(got, want);
+    std::printf("[ bf16 pre ] %s %s: worst row error %.2e against the F32 reference, %.2e against F32 prefill\n",
+                GetParam().name.c_str(), what.c_str(), against_ref, against_f32);
+    EXPECT_LE(against_f32, 1e-2) << what;
+    EXPECT_LE(against_ref, weights ? 0.03 : 1e-2) << what;
+    const DType stored = f32.layers()[0].down.weight.dtype();
+    if (static_cast<int64_t>(ids_.size()) >= detail::dot_path_max_rows(stored)) {
+      EXPECT_GT(against_f32, 0.0) << what << ": the prefill took the GEMM path, so bf16 products change the logits";
+    }
+    // One-row calls take the dot path: the same bits as the F32 model's.
+    lm::LmSession one_f32(f32), one_bf16(bf16);
+    const std::vector<int32_t> first(ids_.begin(), ids_.begin() + 1);
+    EXPECT_EQ(one_bf16.forward(first).to_f32_vector(), one_f32.forward(first).to_f32_vector()) << what;
   }
 }
 

@@ -27,6 +27,8 @@ struct ServerOptions {
   int parallel = 1;             // generation slots
   int threads = 0;              // threads per model handle (0: one per core)
   int batch = 8;                // images per CLIP forward
+  std::string clip_compute;     // --clip's products (te_clip_params.compute); empty: "auto"
+  std::string lm_compute;       // prefill's products of --lm and --mm (te_lm_params.compute); empty: "f32"
   int queue = 64;               // requests that may wait, per queue (CLIP, generation)
   int http_threads = 0;         // 0: parallel + queue + 8
   int64_t max_body_mb = 20;

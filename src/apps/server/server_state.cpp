@@ -58,6 +58,7 @@ void load_models(ServerState& state) {
   clip_params.n_threads = o.threads;
   clip_params.batch = o.batch;
   clip_params.max_pixels = o.max_pixels;
+  if (!o.clip_compute.empty()) clip_params.compute = o.clip_compute.c_str();
   te_clip* clip = nullptr;
   check(te_clip_load(o.clip.c_str(), &clip_params, &clip), "--clip", o.clip);
   m.clip.reset(clip);
@@ -107,6 +108,7 @@ void load_models(ServerState& state) {
   if (!o.mm.empty()) {
     te_mm_params p = te_mm_default_params();
     p.n_threads = o.threads;
+    if (!o.lm_compute.empty()) p.compute = o.lm_compute.c_str();
     if (!o.mmproj.empty()) p.mmproj = o.mmproj.c_str();
     if (!o.mm_template.empty()) p.conversation = o.mm_template.c_str();
     te_mm* mm = nullptr;
@@ -146,6 +148,7 @@ void load_models(ServerState& state) {
   if (!o.lm.empty()) {
     te_lm_params p = te_lm_default_params();
     p.n_threads = o.threads;
+    if (!o.lm_compute.empty()) p.compute = o.lm_compute.c_str();
     te_lm* lm = nullptr;
     check(te_lm_load(o.lm.c_str(), &p, &lm), "--lm", o.lm);
     m.lm.reset(lm);

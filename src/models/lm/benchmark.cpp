@@ -103,6 +103,7 @@ nlohmann::json benchmark_lm(const LmModel& model, int64_t prompt_tokens, int64_t
   return {{"architecture", c.architecture},
           {"weight_dtype", dtype_name(model.layers().front().down.weight.dtype())},
           {"threads", num_threads()},
+          {"prefill_compute", model.prefill_compute() == LinearCompute::BF16 ? "bf16" : "f32"},
           {"parameters", model.parameter_count()},
           {"prompt_tokens", prompt_tokens},
           {"gen_tokens", gen_tokens},

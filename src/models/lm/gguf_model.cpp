@@ -53,6 +53,7 @@ LmModel load_lm_gguf(const std::filesystem::path& path, const LoadOptions& optio
   if (!file.has(kConfigKey)) {
     LmModel m = detail::load_lm_gguf_llamacpp(file, options);
     m.source_ = path;
+    m.prefill_compute_ = options.prefill_compute;
     return m;
   }
   const std::string where = w + ": " + kConfigKey;

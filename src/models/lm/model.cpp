@@ -84,6 +84,14 @@ std::vector<std::pair<std::string, Shape>> lm_weight_shapes(const LmConfig& conf
   return out;
 }
 
+LinearCompute parse_prefill_compute(const std::string& name, const std::string& where) {
+  if (name.empty() || name == "f32") return LinearCompute::F32;
+  TE_CHECK(name == "bf16", "{} \"{}\": expected f32 or bf16", where, name);
+  TE_CHECK(has_native_bf16_linear(),
+           "{} bf16: this CPU or build has no AVX512-BF16 (vdpbf16ps); bf16 would run on scalar code, use f32", where);
+  return LinearCompute::BF16;
+}
+
 LmModel LmModel::load(const std::filesystem::path& path, const LoadOptions& options) {
   if (std::filesystem::is_regular_file(path) && path.extension() == ".gguf") return load_lm_gguf(path, options);
   TE_CHECK(std::filesystem::is_directory(path), "{}: not a model folder (config.json + safetensors) or a .gguf file",
@@ -115,6 +123,7 @@ LmModel LmModel::bind(LmConfig config, nlohmann::json hf_config, const WeightSou
   LmModel m;
   m.config_ = std::move(config);
   m.hf_config_ = std::move(hf_config);
+  m.prefill_compute_ = options.prefill_compute;
   const LmConfig& c = m.config_;
   m.layers_.resize(c.layers.size());
   for (size_t i = 0; i < c.layers.size(); ++i) m.layers_[i].shape = c.layers[i];

@@ -126,18 +126,18 @@ void LmSession::attention_block(const LmLayer& L, LayerCache& cache, int64_t T) 
   float* v_new = cache.v.data() + length_ * kvdim;
   if (L.qkv.defined()) {
     qkv_.resize(static_cast<size_t>(T * (qdim + 2 * kvdim)));
-    linear(h_.data(), T, L.qkv.weight, L.qkv.bias_data(), qkv_.data());
+    linear(h_.data(), T, L.qkv.weight, L.qkv.bias_data(), qkv_.data(), 0, 0, model_.prefill_compute());
   } else {
     const LinearTarget qkv[] = {{&L.q.weight, L.q.bias_data(), q_.data()},
                                 {&L.k.weight, L.k.bias_data(), k_new},
                                 {&L.v.weight, L.v.bias_data(), v_new}};
-    linear_shared_input(h_.data(), T, qkv);
+    linear_shared_input(h_.data(), T, qkv, model_.prefill_compute());
   }
   prepare_heads(L, T, 0, nkv, k_new, v_new);
   attn_.resize(static_cast<size_t>(T * qdim));
   attend(L, cache, T, 0, nkv);
   attn_out_.resize(static_cast<size_t>(T * c.hidden));
-  linear(attn_.data(), T, L.o.weight, L.o.bias_data(), attn_out_.data());
+  linear(attn_.data(), T, L.o.weight, L.o.bias_data(), attn_out_.data(), 0, 0, model_.prefill_compute());
 }
 
 void LmSession::mlp_block(const LmLayer& L, int64_t T, const float* in, float* out) {
@@ -146,9 +146,9 @@ void LmSession::mlp_block(const LmLayer& L, int64_t T, const float* in, float* o
   if (L.gate_up.defined()) {
     // OpenELM's proj_1: act(first half) * second half, in place in the first half.
     mlp_.resize(static_cast<size_t>(T * 2 * F));
-    linear(in, T, L.gate_up.weight, L.gate_up.bias_data(), mlp_.data());
+    linear(in, T, L.gate_up.weight, L.gate_up.bias_data(), mlp_.data(), 0, 0, model_.prefill_compute());
     for (int64_t t = 0; t < T; ++t) glu(c.activation, mlp_.data() + t * 2 * F, mlp_.data() + t * 2 * F + F, F);
-    linear(mlp_.data(), T, L.down.weight, L.down.bias_data(), out, 2 * F);
+    linear(mlp_.data(), T, L.down.weight, L.down.bias_data(), out, 2 * F, 0, model_.prefill_compute());
     return;
   }
   mlp_.resize(static_cast<size_t>(T * F));
@@ -156,13 +156,13 @@ void LmSession::mlp_block(const LmLayer& L, int64_t T, const float* in, float* o
     mlp_up_.resize(static_cast<size_t>(T * F));
     const LinearTarget gate_up[] = {{&L.gate.weight, L.gate.bias_data(), mlp_.data()},
                                     {&L.up.weight, L.up.bias_data(), mlp_up_.data()}};
-    linear_shared_input(in, T, gate_up);
+    linear_shared_input(in, T, gate_up, model_.prefill_compute());
     glu(c.activation, mlp_.data(), mlp_up_.data(), T * F);
   } else {
-    linear(in, T, L.up.weight, L.up.bias_data(), mlp_.data());
+    linear(in, T, L.up.weight, L.up.bias_data(), mlp_.data(), 0, 0, model_.prefill_compute());
     glu(c.activation, mlp_.data(), nullptr, T * F);
   }
-  linear(mlp_.data(), T, L.down.weight, L.down.bias_data(), out);
+  linear(mlp_.data(), T, L.down.weight, L.down.bias_data(), out, 0, 0, model_.prefill_compute());
 }
 
 void LmSession::decode_attention(Team& team, const LmLayer& L, LayerCache& cache, const float* h) {

@@ -226,6 +226,7 @@ nlohmann::json benchmark_tinyllava(const TinyLlavaModel& model, const MmBenchOpt
       {"image", {{"width", o.image_width}, {"height", o.image_height}}}};
   const Run& cold = runs.front();
   return {{"threads", num_threads()},
+          {"lm_prefill_compute", model.lm().prefill_compute() == LinearCompute::BF16 ? "bf16" : "f32"},
           {"runs", o.runs},
           {"shapes", shapes},
           {"preprocess_s", pick(&Run::preprocess)},

@@ -71,6 +71,8 @@ class TinyLlavaModel {
   const clip::VisionModel& vision() const { return vision_; }
   const Connector& connector() const { return connector_; }
   const lm::LmModel& lm() const { return *lm_; }
+  // lm::LoadOptions::prefill_compute, for a model built from parts.
+  void set_lm_prefill_compute(LinearCompute compute) { lm_->set_prefill_compute(compute); }
   const clip::ImageProcessorConfig& image_processor() const { return processor_; }
   const ConversationTemplate& conversation() const { return *conversation_; }
   // Where the template choice came from ("--template", "config.json conv_version", "LM model_type").
