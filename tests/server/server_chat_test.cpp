@@ -169,6 +169,24 @@ TEST(ServerChat, PromptPastTheContextIs400) {
   EXPECT_EQ(json::parse(r->body)["error"]["code"], "context_length_exceeded");
 }
 
+// --lm-compute reaches the LM: bf16 prefill loads where the CPU has it;
+// a name it does not know stops the server before it serves.
+TEST(ServerChat, LmComputeOption) {
+  try {
+    ServerProcess unknown(base_args({"--lm", Workspace::get().lm.string(), "--lm-compute", "fp8"}));
+    ADD_FAILURE() << "the server started with --lm-compute fp8";
+  } catch (const std::exception& e) {  // it exits before it listens
+    EXPECT_NE(std::string(e.what()).find("--lm-compute"), std::string::npos) << e.what();
+  }
+  ServerProcess bf16(base_args({"--lm", Workspace::get().lm.string(), "--lm-compute", "bf16"}));
+  if (bf16.wait_ready()) {
+    EXPECT_EQ(bf16.stop(), 0) << bf16.log();
+  } else {  // a CPU without AVX512-BF16 refuses it by name
+    EXPECT_NE(bf16.stop(), 0);
+    EXPECT_NE(bf16.log().find("AVX512-BF16"), std::string::npos) << bf16.log();
+  }
+}
+
 TEST(ServerChat, WithoutALanguageModelIs422) {
   ServerProcess s(base_args());
   ASSERT_TRUE(s.wait_ready()) << s.log();

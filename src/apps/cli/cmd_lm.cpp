@@ -25,7 +25,7 @@ struct ModelOptions {
     cmd->add_option("--model", model, "model folder (config.json + safetensors) or .gguf file")->required();
     cmd->add_option("--weights", weights, "safetensors file or index in the model folder to read instead of model.safetensors");
     cmd->add_option("--dtype", dtype, "convert weight matrices on load: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k");
-    cmd->add_option("--compute", compute, "prefill products: f32 (default) or bf16 (AVX512-BF16 CPUs: x and weights rounded to bf16, ~1.8x the GEMM speed; decode unchanged)");
+    add_lm_compute_option(*cmd, compute);
   }
   lm::LmModel load() const {
     lm::LoadOptions o;
@@ -202,7 +202,7 @@ const CommandRegistration kLm("lm", [](CLI::App& root) {
   bench->add_option("--prompt-tokens", bo->prompt_tokens, "prompt length (default 128)");
   bench->add_option("--gen-tokens", bo->gen_tokens, "tokens to decode (default 64)");
   bench->add_option("--seed", bo->seed, "seed of the random weights");
-  bench->add_option("--compute", bo->compute, "prefill products: f32 (default) or bf16 (AVX512-BF16 CPUs: x and weights rounded to bf16, ~1.8x the GEMM speed; decode unchanged)");
+  add_lm_compute_option(*bench, bo->compute);
   bench->add_option("--save-checkpoint", bo->save,
                     "write the random F32 model to this folder first (config.json + model.safetensors, e.g. for "
                     "`tinyemo convert`), then benchmark it loaded back with --dtype");

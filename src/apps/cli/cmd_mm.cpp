@@ -147,7 +147,7 @@ const CommandRegistration kMm("mm", [](CLI::App& root) {
                     "write the random F32 model to this folder first (for tools/tinyllava_torch_bench.py), then "
                     "benchmark it loaded back with --dtype");
   bench->add_option("--seed", bo->seed, "seed of the random weights");
-  bench->add_option("--compute", bo->compute, "the language model's ""prefill products: f32 (default) or bf16 (AVX512-BF16 CPUs: x and weights rounded to bf16, ~1.8x the GEMM speed; decode unchanged)");
+  add_lm_compute_option(*bench, bo->compute);
   bench->add_flag("--json", bo->json, "print one JSON object");
   bench->callback([bo] {
     const DType lm_dtype = MmModelOptions::parse_weight_dtype(bo->dtype, "--dtype");

@@ -33,9 +33,11 @@ const CommandRegistration kServe("serve", [](CLI::App& root) {
   cmd->add_option("--chat-template", o->chat_template, "prompt format of --lm: plain, zephyr, chatml")
       ->capture_default_str();
   cmd->add_option("--clip-compute", o->clip_compute,
-                  "--clip's products: auto (default), f32, bf16 (AVX512-BF16 CPUs), stored (docs/clip.md)");
+                  "--clip's products: auto (default), f32, bf16 (AVX512-BF16 CPUs), stored (docs/clip.md)")
+      ->check(CLI::IsMember({"auto", "f32", "bf16", "stored"}));
   cmd->add_option("--lm-compute", o->lm_compute,
-                  "prefill's products of --lm and --mm: f32 (default) or bf16 (AVX512-BF16 CPUs; docs/lm.md)");
+                  "prefill's products of --lm and --mm: f32 (default) or bf16 (AVX512-BF16 CPUs; docs/lm.md)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   cmd->add_option("--api-key", o->api_key, "require \"Authorization: Bearer KEY\" (not on /health and the page)");
   cmd->add_option("--parallel", o->parallel, "generation slots, each with its own session")
       ->check(in_range(1, 64))

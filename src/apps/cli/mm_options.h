@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "apps/cli/command.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "models/lm/generate.h"
@@ -25,7 +26,7 @@ struct MmModelOptions {
     cmd->add_option("--mmproj", mmproj,
                     "llama.cpp mmproj .gguf (vision tower + LLaVA projector) paired with the LM .gguf given as --model");
     cmd->add_option("--dtype", dtype, "convert the language model's weights on load: f32, f16, bf16, q8_0, q4_0");
-    cmd->add_option("--compute", compute, "the language model's ""prefill products: f32 (default) or bf16 (AVX512-BF16 CPUs: x and weights rounded to bf16, ~1.8x the GEMM speed; decode unchanged)");
+    add_lm_compute_option(*cmd, compute);
     cmd->add_option("--language-model", language_model,
                     "use this LM (.gguf from `tinyemo convert`, or a folder) instead of the checkpoint's language_model.*");
     cmd->add_option("--template", conversation,
