@@ -245,11 +245,7 @@ const CommandRegistration kLm("lm", [](CLI::App& root) {
     nlohmann::json r = benchmark_lm(*model, bo->prompt_tokens, bo->gen_tokens);
     r.update(what);
     r["dtype"] = dtype_name(dtype_of_rows(model->layers().front().down.weight.dtype()));
-    if (bo->json) {
-      print_json(r);
-    } else {
-      std::printf("%s\n", r.dump(2).c_str());
-    }
+    print_report(r, bo->json);
   });
 });
 

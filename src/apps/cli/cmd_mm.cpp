@@ -185,11 +185,7 @@ const CommandRegistration kMm("mm", [](CLI::App& root) {
     nlohmann::json r = mm::benchmark_tinyllava(*model, bo->bench);
     r.update(what);
     r["dtype"] = bo->dtype;
-    if (bo->json) {
-      print_json(r);
-    } else {
-      std::printf("%s\n", r.dump(2).c_str());
-    }
+    print_report(r, bo->json);
   });
 });
 

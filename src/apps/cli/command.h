@@ -21,6 +21,8 @@ struct CommandRegistration {
 
 // Prints a JSON document on stdout (one line, as scripts expect).
 void print_json(const nlohmann::json& j);
+// A benchmark's report: one line with --json, else indented for people.
+void print_report(const nlohmann::json& j, bool json);
 
 // "MAJOR.MINOR.PATCH" (include/tinyemo.h).
 std::string version_string();

@@ -26,6 +26,13 @@ void print_json(const nlohmann::json& j) {
   std::fflush(stdout);
 }
 
+void print_report(const nlohmann::json& j, bool json) {
+  if (json) return print_json(j);
+  std::fputs(j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
 std::string version_string() {
   return std::to_string(TE_VERSION_MAJOR) + "." + std::to_string(TE_VERSION_MINOR) + "." +
          std::to_string(TE_VERSION_PATCH);

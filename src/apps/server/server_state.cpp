@@ -14,6 +14,16 @@ void check(te_status status, const std::string& option, const std::string& path)
   if (status != TE_OK) throw std::runtime_error(option + " " + path + ": " + te_last_error());
 }
 
+// An LM given by `option`, with its tokenizer (both LM options need one).
+te::lm_ptr load_lm_with_tokenizer(const std::string& path, const std::string& option, const te_lm_params& params,
+                                  const std::string& why) {
+  te_lm* lm = nullptr;
+  check(te_lm_load(path.c_str(), &params, &lm), option, path);
+  te::lm_ptr owned(lm);
+  if (!te_lm_has_tokenizer(lm)) throw std::runtime_error(option + " " + path + ": the model has no tokenizer files" + why);
+  return owned;
+}
+
 RequestLimits limits_of(const ServerOptions& o) {
   RequestLimits l;
   l.max_images = static_cast<size_t>(o.max_images);
@@ -85,13 +95,9 @@ void load_models(ServerState& state) {
   if (!o.anchors_lm.empty()) {
     te_lm_params p = te_lm_default_params();
     p.n_threads = o.threads;
-    te_lm* lm = nullptr;
-    check(te_lm_load(o.anchors_lm.c_str(), &p, &lm), "--anchors-lm", o.anchors_lm);
-    m.anchors_lm.reset(lm);
+    m.anchors_lm = load_lm_with_tokenizer(o.anchors_lm, "--anchors-lm", p, "");
     m.anchors_lm_id = model_id(o.anchors_lm);
-    if (!te_lm_has_tokenizer(lm)) {
-      throw std::runtime_error("--anchors-lm " + o.anchors_lm + ": the model has no tokenizer files");
-    }
+    const te_lm* lm = m.anchors_lm.get();
     if (static_cast<size_t>(te_lm_n_embd(lm)) != out_dim) {
       throw std::runtime_error("--anchors-lm " + o.anchors_lm + ": its hidden size is " +
                                std::to_string(te_lm_n_embd(lm)) + ", the projector's output has " +
@@ -149,14 +155,9 @@ void load_models(ServerState& state) {
     te_lm_params p = te_lm_default_params();
     p.n_threads = o.threads;
     if (!o.lm_compute.empty()) p.compute = o.lm_compute.c_str();
-    te_lm* lm = nullptr;
-    check(te_lm_load(o.lm.c_str(), &p, &lm), "--lm", o.lm);
-    m.lm.reset(lm);
+    m.lm = load_lm_with_tokenizer(o.lm, "--lm", p, " (chat needs one)");
     m.lm_id = model_id(o.lm);
-    if (!te_lm_has_tokenizer(lm)) {
-      throw std::runtime_error("--lm " + o.lm + ": the model has no tokenizer files (chat needs one)");
-    }
-    m.text = std::make_unique<TextSlots>(lm, static_cast<size_t>(o.parallel), static_cast<size_t>(o.queue));
+    m.text = std::make_unique<TextSlots>(m.lm.get(), static_cast<size_t>(o.parallel), static_cast<size_t>(o.queue));
   }
 }
 
