@@ -58,7 +58,8 @@ struct LoadOptions {
   // (prepare_linear_weight: Q8_0 -> Q8_0x16, Q4_0 -> Q4_0x16). Off for a model
   // that is only written back to a file.
   bool compute_layout = true;
-  // How prefill (calls of 8 rows or more) multiplies: F32, or BF16 (x and the
+  // How prefill (linear()'s GEMM path: 8 rows or more for quantised weights,
+  // 5 for f32/16-bit) multiplies: F32, or BF16 (x and the
   // weights rounded to bf16 per call, f32 sums: ~1.8x the GEMM speed on
   // AVX512-BF16 CPUs, ~2e-3 relative per product; docs/lm.md). Decode is unchanged.
   LinearCompute prefill_compute = LinearCompute::F32;
