@@ -318,14 +318,13 @@ void micro_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_
 
 #endif
 
-using MicroKernel = void (*)(int64_t, const float*, const float*, float*, int64_t, int64_t, float, float,
-                             const float*);
-
-template <int... MRs>
-constexpr auto make_kernel_table(std::integer_sequence<int, MRs...>) {
-  return std::array<MicroKernel, sizeof...(MRs)>{micro_kernel<MRs + 1>...};
+// A micro-kernel per tile height 1..kMaxMR: table[mr - 1] = pick(mr)'s instance.
+template <typename Pick, int... MRs>
+constexpr auto kernel_table(Pick pick, std::integer_sequence<int, MRs...>) {
+  return std::array{pick(std::integral_constant<int, MRs + 1>{})...};
 }
-constexpr auto kKernels = make_kernel_table(std::make_integer_sequence<int, kMaxMR>{});
+constexpr auto kKernels =
+    kernel_table([](auto mr) { return &micro_kernel<decltype(mr)::value>; }, std::make_integer_sequence<int, kMaxMR>{});
 
 // A tile of `mr` rows x kc columns as ap[k * mr + i].
 void pack_a(const float* a, int64_t a_row, int64_t a_col, int64_t mr, int64_t kc, float* ap) {
@@ -370,7 +369,6 @@ Plan make_plan(int64_t M, int64_t N, int64_t K, int64_t block) {
   p.m_splits = std::max<int64_t>(1, p.m_splits);
   return p;
 }
-
 
 // Panel [kc][32] f32 of rows [n0, n0 + nr) of a weight stored as rows or row-major.
 void pack_panel(const BOperand& b, int64_t n0, int64_t nr, int64_t k0, int64_t kc, float* panel) {
@@ -462,13 +460,8 @@ void bf16_micro_kernel(int64_t pairs, const uint32_t* ap, const uint16_t* bp, fl
 }
 #endif
 
-using Bf16MicroKernel = void (*)(int64_t, const uint32_t*, const uint16_t*, float*, int64_t, int64_t, float, float,
-                                 const float*);
-template <int... MRs>
-constexpr auto make_bf16_kernel_table(std::integer_sequence<int, MRs...>) {
-  return std::array<Bf16MicroKernel, sizeof...(MRs)>{bf16_micro_kernel<MRs + 1>...};
-}
-constexpr auto kBf16Kernels = make_bf16_kernel_table(std::make_integer_sequence<int, kMaxMR>{});
+constexpr auto kBf16Kernels = kernel_table([](auto mr) { return &bf16_micro_kernel<decltype(mr)::value>; },
+                                           std::make_integer_sequence<int, kMaxMR>{});
 
 // f32 panel [kc][32] (kc even) -> bf16 pairs [kc/2][32][2], the BF16x32 layout,
 // rounded as convert() rounds.
@@ -515,8 +508,9 @@ void gemm_bf16(int64_t M, int64_t N, int64_t K, float alpha, const float* a, int
     const int64_t panels = (nc + kNR - 1) / kNR;
     const int64_t t_begin = tiling.tiles * split / plan.m_splits, t_end = tiling.tiles * (split + 1) / plan.m_splits;
     float* f32_panel = prepacked ? nullptr : f32_scratch.get(static_cast<size_t>(plan.kc * kNR));
-    uint16_t* bpack =
-        prepacked ? nullptr : reinterpret_cast<uint16_t*>(bf16_scratch.get(static_cast<size_t>(panels * plan.kc * kNR / 2)));
+    // bf16 pairs [kc/2][32][2] per panel: half the floats of an f32 panel.
+    const size_t bf16_floats = static_cast<size_t>(panels * plan.kc * kNR / 2);
+    uint16_t* bpack = prepacked ? nullptr : reinterpret_cast<uint16_t*>(bf16_scratch.get(bf16_floats));
     for (int64_t k0 = 0; k0 < K; k0 += plan.kc) {
       const int64_t kc = std::min(plan.kc, K - k0);  // even: plan.kc is K or a multiple of 32
       const auto panel_at = [&](int64_t p) -> const uint16_t* {
@@ -554,7 +548,9 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
   TE_CHECK(K % block == 0, "gemm: {} weights need K % {} == 0, got K={}", dtype_name(b.dtype), block, K);
   TE_CHECK(N % dtype_panel_rows(b.dtype) == 0, "gemm: {} weights need N % {} == 0, got N={}", dtype_name(b.dtype),
            dtype_panel_rows(b.dtype), N);
-  if (b.dtype == DType::BF16x32 || b.bf16_products) return gemm_bf16(M, N, K, alpha, a, a_row, a_col, b, beta, bias, c, ldc);
+  if (b.dtype == DType::BF16x32 || b.bf16_products) {
+    return gemm_bf16(M, N, K, alpha, a, a_row, a_col, b, beta, bias, c, ldc);
+  }
   const bool prepacked = b.dtype == DType::F32x32;
   const Plan plan = make_plan(M, N, K, block);
   thread_pool().run(plan.n_chunks * plan.m_splits, [&](int64_t task, int) {
@@ -586,7 +582,7 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, float alpha, const float* a, i
         const int64_t m0 = m_begin + rows * t / tiles, mr = m_begin + rows * (t + 1) / tiles - m0;
         if (mr == 0) continue;
         pack_a(a + m0 * a_row + k0 * a_col, a_row, a_col, mr, kc, apack);
-        const MicroKernel kernel = kKernels[mr - 1];
+        const auto kernel = kKernels[mr - 1];
         for (int64_t p = 0; p < panels; ++p) {
           const int64_t pn0 = n0 + p * kNR;
           kernel(kc, apack, panel_at(p), c + m0 * ldc + pn0, ldc, std::min(kNR, N - pn0), alpha, beta_k,
